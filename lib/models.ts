@@ -1,0 +1,88 @@
+/**
+ * CNN architectures for 48x48 (or cropped) grayscale faces, in a small
+ * registry: `buildModel("compact")`, `buildModel("vgg")`.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { NUM_CLASSES } from "./labels.ts";
+
+/** What an architecture is: convolution blocks, then a dense head. */
+export interface ArchSpec {
+  description: string;
+  /** Filters of each block; every block is `convsPerBlock` 3x3 convs + BN + ReLU, then 2x2 max-pool and dropout. */
+  blockFilters: number[];
+  convsPerBlock: number;
+  /** Units of the hidden dense layer(s) before the 7-way softmax. */
+  denseUnits: number[];
+  /** Dropout after each conv block and before the output layer. */
+  blockDropout: number;
+  denseDropout: number;
+}
+
+export const ARCHITECTURES: Record<string, ArchSpec> = {
+  compact: {
+    description: "4 VGG blocks of two 3x3 convs (16-32-64-128), BN, global average pooling, dense 128",
+    blockFilters: [16, 32, 64, 128],
+    convsPerBlock: 2,
+    denseUnits: [128],
+    blockDropout: 0.1,
+    denseDropout: 0.4,
+  },
+  vgg: {
+    description: "4 VGG blocks of two 3x3 convs (32-64-128-256), BN, global average pooling, dense 256",
+    blockFilters: [32, 64, 128, 256],
+    convsPerBlock: 2,
+    denseUnits: [256],
+    blockDropout: 0.15,
+    denseDropout: 0.5,
+  },
+};
+
+/** Names of the registered architectures. */
+export function architectureNames(): string[] {
+  return Object.keys(ARCHITECTURES);
+}
+
+/** Build an uncompiled model for inputs of `inputSize` x `inputSize` x 1. */
+export function buildModel(arch: string, inputSize = 48, seed = 1): tf.LayersModel {
+  const spec = ARCHITECTURES[arch];
+  if (!spec) {
+    throw new Error(`unknown architecture "${arch}"; choose one of: ${architectureNames().join(", ")}`);
+  }
+  let s = seed;
+  const init = () => tf.initializers.heNormal({ seed: s++ });
+  const input = tf.input({ shape: [inputSize, inputSize, 1], name: "image" });
+  let x: tf.SymbolicTensor = input;
+  spec.blockFilters.forEach((filters, b) => {
+    for (let c = 0; c < spec.convsPerBlock; c++) {
+      x = tf.layers.conv2d({
+        filters,
+        kernelSize: 3,
+        padding: "same",
+        useBias: false,
+        kernelInitializer: init(),
+        name: `block${b + 1}_conv${c + 1}`,
+      }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.batchNormalization({ name: `block${b + 1}_bn${c + 1}` }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.reLU({ name: `block${b + 1}_relu${c + 1}` }).apply(x) as tf.SymbolicTensor;
+    }
+    x = tf.layers.maxPooling2d({ poolSize: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.dropout({ rate: spec.blockDropout, seed: s++, name: `block${b + 1}_dropout` })
+      .apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(x) as tf.SymbolicTensor;
+  spec.denseUnits.forEach((units, i) => {
+    x = tf.layers.dense({ units, activation: "relu", kernelInitializer: init(), name: `dense${i + 1}` })
+      .apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.dropout({ rate: spec.denseDropout, seed: s++, name: "head_dropout" }).apply(x) as tf.SymbolicTensor;
+  const output = tf.layers.dense({ units: NUM_CLASSES, activation: "softmax", name: "emotion" })
+    .apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: output, name: arch });
+}
+
+/** `model.summary()` as text, ending with the parameter count. */
+export function modelSummary(model: tf.LayersModel): string {
+  const lines: string[] = [];
+  model.summary(100, undefined, (line) => lines.push(line));
+  return lines.join("\n");
+}

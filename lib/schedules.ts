@@ -1,0 +1,130 @@
+/**
+ * Early stopping and reduce-learning-rate-on-plateau, as small state
+ * machines over the monitored metric (no tfjs callbacks). Their state is
+ * plain JSON so an interrupted run can resume them.
+ */
+
+export type Mode = "min" | "max";
+
+export interface MonitorOptions {
+  /** Name of the metric watched, e.g. "val_loss" or "val_accuracy". */
+  monitor: string;
+  /** "min" for losses, "max" for accuracies; inferred from the name when omitted. */
+  mode?: Mode;
+  /** Epochs without improvement tolerated. */
+  patience: number;
+  /** Smallest change that counts as an improvement. */
+  minDelta?: number;
+}
+
+/** "max" for accuracy-like names, "min" otherwise. */
+export function inferMode(monitor: string): Mode {
+  return /acc|f1|auc/i.test(monitor) ? "max" : "min";
+}
+
+function improves(value: number, best: number, mode: Mode, minDelta: number): boolean {
+  return mode === "min" ? value < best - minDelta : value > best + minDelta;
+}
+
+export interface EarlyStoppingState {
+  best: number;
+  bestEpoch: number;
+  wait: number;
+  stopped: boolean;
+}
+
+/** Stops training when the monitored metric has not improved for `patience` epochs. */
+export class EarlyStopping {
+  readonly monitor: string;
+  readonly mode: Mode;
+  readonly patience: number;
+  readonly minDelta: number;
+  /** Whether the loop should put back the best epoch's weights at the end. */
+  readonly restoreBestWeights: boolean;
+  state: EarlyStoppingState;
+
+  constructor(options: MonitorOptions & { restoreBestWeights?: boolean }, state?: EarlyStoppingState) {
+    this.monitor = options.monitor;
+    this.mode = options.mode ?? inferMode(options.monitor);
+    this.patience = options.patience;
+    this.minDelta = options.minDelta ?? 0;
+    this.restoreBestWeights = options.restoreBestWeights ?? true;
+    this.state = state ?? {
+      best: this.mode === "min" ? Infinity : -Infinity,
+      bestEpoch: -1,
+      wait: 0,
+      stopped: false,
+    };
+  }
+
+  /** Record an epoch's metric; says whether it is a new best and whether to stop. */
+  update(epoch: number, value: number): { improved: boolean; stop: boolean } {
+    if (!Number.isFinite(value)) {
+      throw new Error(`EarlyStopping: ${this.monitor} is ${value} at epoch ${epoch}`);
+    }
+    const improved = improves(value, this.state.best, this.mode, this.minDelta);
+    if (improved) {
+      this.state = { ...this.state, best: value, bestEpoch: epoch, wait: 0 };
+    } else {
+      this.state = { ...this.state, wait: this.state.wait + 1 };
+      if (this.state.wait >= this.patience) this.state.stopped = true;
+    }
+    return { improved, stop: this.state.stopped };
+  }
+}
+
+export interface ReduceLROnPlateauState {
+  best: number;
+  wait: number;
+  cooldownLeft: number;
+}
+
+/** Multiplies the learning rate by `factor` when the metric stalls for `patience` epochs. */
+export class ReduceLROnPlateau {
+  readonly monitor: string;
+  readonly mode: Mode;
+  readonly patience: number;
+  readonly minDelta: number;
+  readonly factor: number;
+  readonly minLr: number;
+  /** Epochs after a reduction during which stalls are not counted. */
+  readonly cooldown: number;
+  state: ReduceLROnPlateauState;
+
+  constructor(
+    options: MonitorOptions & { factor: number; minLr?: number; cooldown?: number },
+    state?: ReduceLROnPlateauState,
+  ) {
+    if (!(options.factor > 0 && options.factor < 1)) {
+      throw new Error(`ReduceLROnPlateau: factor must be in (0, 1), got ${options.factor}`);
+    }
+    this.monitor = options.monitor;
+    this.mode = options.mode ?? inferMode(options.monitor);
+    this.patience = options.patience;
+    this.minDelta = options.minDelta ?? 0;
+    this.factor = options.factor;
+    this.minLr = options.minLr ?? 0;
+    this.cooldown = options.cooldown ?? 0;
+    this.state = state ?? { best: this.mode === "min" ? Infinity : -Infinity, wait: 0, cooldownLeft: 0 };
+  }
+
+  /** Record an epoch's metric and return the learning rate to use next. */
+  update(value: number, lr: number): number {
+    if (improves(value, this.state.best, this.mode, this.minDelta)) {
+      this.state = { ...this.state, best: value, wait: 0 };
+      if (this.state.cooldownLeft > 0) this.state.cooldownLeft--;
+      return lr;
+    }
+    if (this.state.cooldownLeft > 0) {
+      this.state = { ...this.state, cooldownLeft: this.state.cooldownLeft - 1 };
+      return lr;
+    }
+    const wait = this.state.wait + 1;
+    if (wait >= this.patience && lr > this.minLr) {
+      this.state = { ...this.state, wait: 0, cooldownLeft: this.cooldown };
+      return Math.max(lr * this.factor, this.minLr);
+    }
+    this.state = { ...this.state, wait };
+    return lr;
+  }
+}
