@@ -24,7 +24,13 @@ export const DEFAULT_AUGMENT: AugmentOptions = { shift: 0.1, rotateDegrees: 10, 
  */
 export function augmentMatrix(
   size: number,
-  { flip, degrees, scale, shiftX, shiftY }: { flip: boolean; degrees: number; scale: number; shiftX: number; shiftY: number },
+  { flip, degrees, scale, shiftX, shiftY }: {
+    flip: boolean;
+    degrees: number;
+    scale: number;
+    shiftX: number;
+    shiftY: number;
+  },
 ): number[] {
   const c = (size - 1) / 2;
   const theta = (degrees * Math.PI) / 180;

@@ -47,7 +47,11 @@ export function learningCurvesSpec(history: EpochRecord[], title = "Learning cur
 }
 
 /** Confusion matrix heatmap; `normalized` shows each row as fractions of the true class. */
-export function confusionMatrixSpec(matrix: number[][], labels: readonly string[] = EMOTIONS, normalized = false): VegaLiteSpec {
+export function confusionMatrixSpec(
+  matrix: number[][],
+  labels: readonly string[] = EMOTIONS,
+  normalized = false,
+): VegaLiteSpec {
   const values = matrix.flatMap((row, t) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
     return row.map((count, p) => ({
@@ -91,7 +95,10 @@ export function confusionMatricesSpec(matrix: number[][], labels: readonly strin
 }
 
 /** Images per class in each split, as grouped bars. */
-export function classDistributionSpec(countsBySplit: Record<string, number[]>, labels: readonly string[] = EMOTIONS): VegaLiteSpec {
+export function classDistributionSpec(
+  countsBySplit: Record<string, number[]>,
+  labels: readonly string[] = EMOTIONS,
+): VegaLiteSpec {
   const values = Object.entries(countsBySplit).flatMap(([split, counts]) =>
     counts.map((count, c) => ({ split, emotion: labels[c], count }))
   );
@@ -113,7 +120,9 @@ export function classDistributionSpec(countsBySplit: Record<string, number[]>, l
 }
 
 /** Precision, recall and F1 per class as grouped bars. */
-export function perClassSpec(perClass: Record<string, { precision: number; recall: number; f1: number }>): VegaLiteSpec {
+export function perClassSpec(
+  perClass: Record<string, { precision: number; recall: number; f1: number }>,
+): VegaLiteSpec {
   const values = Object.entries(perClass).flatMap(([emotion, m]) =>
     (["precision", "recall", "f1"] as const).map((metric) => ({ emotion, metric, value: m[metric] }))
   );

@@ -10,6 +10,7 @@ import { parse } from "csv-parse";
 import { EMOTIONS, NUM_CLASSES, type Split, SPLITS } from "./labels.ts";
 import { decodeImage, resizeGray, toGray } from "./images.ts";
 import { seededRandom, shuffleInPlace } from "./random.ts";
+import { displayPath, projectPath } from "./paths.ts";
 
 /** Side of the square FER2013 images. */
 export const IMAGE_SIZE = 48;
@@ -48,6 +49,7 @@ export interface LoadOptions {
   onProgress?: (message: string) => void;
 }
 
+/** Where the data is looked for when no path is given, in order (relative to the project root). */
 export const DEFAULT_DATA_PATHS = [
   "data/fer2013.csv",
   "data/fer2013.csv.gz",
@@ -64,9 +66,9 @@ export function resolveDataPath(flag?: string): string {
     if (!exists(flag)) throw new Error(`--data ${flag}: no such file or folder. ${WHERE_TO_GET}`);
     return flag;
   }
-  const found = DEFAULT_DATA_PATHS.find(exists);
+  const found = DEFAULT_DATA_PATHS.map((p) => projectPath(p)).find(exists);
   if (!found) throw new Error(`${WHERE_TO_GET} Looked in: ${DEFAULT_DATA_PATHS.join(", ")}.`);
-  return found;
+  return displayPath(found);
 }
 
 function exists(path: string): boolean {
@@ -156,7 +158,11 @@ export async function loadCsv(path: string, onProgress?: (message: string) => vo
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!columns) {
         const header = record.map((h) => h.trim().toLowerCase());
-        columns = { emotion: header.indexOf("emotion"), pixels: header.indexOf("pixels"), usage: header.indexOf("usage") };
+        columns = {
+          emotion: header.indexOf("emotion"),
+          pixels: header.indexOf("pixels"),
+          usage: header.indexOf("usage"),
+        };
         if (Object.values(columns).some((i) => i < 0)) {
           throw new Error(`${path}: line 1: expected a header with emotion,pixels,Usage, found "${record.join(",")}"`);
         }
@@ -204,7 +210,7 @@ export function cachePath(source: string, cacheDir: string): string {
 }
 
 async function loadCsvCached(path: string, options: LoadOptions): Promise<FerData> {
-  const cacheDir = options.cacheDir === undefined ? "data/cache" : options.cacheDir;
+  const cacheDir = options.cacheDir === undefined ? projectPath("data", "cache") : options.cacheDir;
   const cacheFile = cacheDir ? cachePath(path, cacheDir) : undefined;
   if (cacheFile && exists(cacheFile)) {
     try {
@@ -385,6 +391,16 @@ export function stratifiedSplit(set: FaceSet, fraction: number, seed: number): {
   validationRows.forEach((r) => (isValidation[r] = 1));
   const trainRows = Array.from({ length: set.n }, (_, i) => i).filter((i) => !isValidation[i]);
   return { train: selectRows(set, trainRows), validation: selectRows(set, validationRows) };
+}
+
+/** The first `k` rows of each class (fewer where a class has fewer). */
+export function firstRowsPerClass(labels: Uint8Array, k: number): number[][] {
+  return indicesByClass(labels).map((rows) => rows.slice(0, k));
+}
+
+/** The 48x48 pixels of one image of a set (a view, not a copy). */
+export function facePixels(set: FaceSet, row: number): Uint8Array {
+  return set.pixels.subarray(row * PIXELS, (row + 1) * PIXELS);
 }
 
 /** Per-class counts of a label array. */

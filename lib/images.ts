@@ -106,3 +106,15 @@ export function encodeGrayPng(image: GrayImage): Uint8Array {
   }
   return new Uint8Array(PNG.sync.write(png));
 }
+
+/** Lay square gray images of side `size` out in a grid, `columns` wide, with a white `gap`. */
+export function tileGray(images: Uint8Array[], size: number, columns: number, gap = 2): GrayImage {
+  const rows = Math.ceil(images.length / columns);
+  const width = columns * size + (columns - 1) * gap, height = rows * size + (rows - 1) * gap;
+  const data = new Uint8Array(width * height).fill(255);
+  images.forEach((image, k) => {
+    const x0 = (k % columns) * (size + gap), y0 = Math.floor(k / columns) * (size + gap);
+    for (let y = 0; y < size; y++) data.set(image.subarray(y * size, (y + 1) * size), (y0 + y) * width + x0);
+  });
+  return { width, height, data };
+}

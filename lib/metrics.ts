@@ -21,7 +21,11 @@ export interface Report {
 }
 
 /** K x K counts; rows are true labels, columns predictions. */
-export function confusionMatrix(truth: ArrayLike<number>, predicted: ArrayLike<number>, k = NUM_CLASSES): number[][] {
+export function confusionMatrix(
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  k: number = NUM_CLASSES,
+): number[][] {
   if (truth.length !== predicted.length) {
     throw new Error(`confusionMatrix: ${truth.length} labels but ${predicted.length} predictions`);
   }
@@ -81,7 +85,9 @@ export function formatReport(report: Report): string {
   const pct = (v: number) => (100 * v).toFixed(1).padStart(9);
   const lines = [
     `${report.split}: ${report.n} images`,
-    `${"class".padEnd(10)}${"precision".padStart(10)}${"recall".padStart(10)}${"f1".padStart(10)}${"support".padStart(9)}`,
+    `${"class".padEnd(10)}${"precision".padStart(10)}${"recall".padStart(10)}${"f1".padStart(10)}${
+      "support".padStart(9)
+    }`,
   ];
   for (const label of report.labels) {
     const m = report.per_class[label];
@@ -89,4 +95,17 @@ export function formatReport(report: Report): string {
   }
   lines.push(`accuracy ${(100 * report.accuracy).toFixed(2)}%   macro-F1 ${(100 * report.macro_f1).toFixed(2)}%`);
   return lines.join("\n");
+}
+
+/** Rows whose prediction is wrong, at most `limit`, most confident mistakes first when probabilities are given. */
+export function misclassifiedRows(
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  limit: number,
+  confidence?: ArrayLike<number>,
+): number[] {
+  const rows: number[] = [];
+  for (let i = 0; i < truth.length; i++) if (truth[i] !== predicted[i]) rows.push(i);
+  if (confidence) rows.sort((a, b) => confidence[b] - confidence[a]);
+  return rows.slice(0, limit);
 }

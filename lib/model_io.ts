@@ -118,9 +118,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   };
   const modelJson = JSON.parse(new TextDecoder().decode(read("model.json")));
   const metadata = JSON.parse(new TextDecoder().decode(read("metadata.json"))) as ModelMetadata;
-  const weightSpecs = modelJson.weightsManifest.flatMap((group: tf.io.WeightsManifestGroupConfig) => group.weights);
+  const weightSpecs = modelJson.weightsManifest.flatMap((group: tf.io.WeightsManifestConfig[number]) => group.weights);
   const weightData = modelJson.weightsManifest
-    .flatMap((group: tf.io.WeightsManifestGroupConfig) => group.paths)
+    .flatMap((group: tf.io.WeightsManifestConfig[number]) => group.paths)
     .map((path: string) => read(path));
   const model = await tf.loadLayersModel(tf.io.fromMemory({
     modelTopology: modelJson.modelTopology,

@@ -4,6 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { NUM_CLASSES } from "./labels.ts";
+import { batchNormalization } from "./batchnorm.ts";
 
 /** What an architecture is: convolution blocks, then a dense head. */
 export interface ArchSpec {
@@ -62,11 +63,11 @@ export function buildModel(arch: string, inputSize = 48, seed = 1): tf.LayersMod
         kernelInitializer: init(),
         name: `block${b + 1}_conv${c + 1}`,
       }).apply(x) as tf.SymbolicTensor;
-      x = tf.layers.batchNormalization({ name: `block${b + 1}_bn${c + 1}` }).apply(x) as tf.SymbolicTensor;
+      x = batchNormalization({ momentum: 0.9, name: `block${b + 1}_bn${c + 1}` }).apply(x) as tf.SymbolicTensor;
       x = tf.layers.reLU({ name: `block${b + 1}_relu${c + 1}` }).apply(x) as tf.SymbolicTensor;
     }
     x = tf.layers.maxPooling2d({ poolSize: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
-    x = tf.layers.dropout({ rate: spec.blockDropout, seed: s++, name: `block${b + 1}_dropout` })
+    x = tf.layers.dropout({ rate: spec.blockDropout, name: `block${b + 1}_dropout` })
       .apply(x) as tf.SymbolicTensor;
   });
   x = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(x) as tf.SymbolicTensor;
@@ -74,7 +75,7 @@ export function buildModel(arch: string, inputSize = 48, seed = 1): tf.LayersMod
     x = tf.layers.dense({ units, activation: "relu", kernelInitializer: init(), name: `dense${i + 1}` })
       .apply(x) as tf.SymbolicTensor;
   });
-  x = tf.layers.dropout({ rate: spec.denseDropout, seed: s++, name: "head_dropout" }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: spec.denseDropout, name: "head_dropout" }).apply(x) as tf.SymbolicTensor;
   const output = tf.layers.dense({ units: NUM_CLASSES, activation: "softmax", name: "emotion" })
     .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: arch });

@@ -1,0 +1,119 @@
+/**
+ * Evaluation: predict a split, build the report (accuracy, macro-F1,
+ * per-class metrics, confusion matrix) and write it with its charts.
+ *
+ *   deno task evaluate --model DIR [--split PrivateTest] [--out DIR] [--data PATH] [--tta]
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { initBackend } from "./backend.ts";
+import { batchPixels, type FaceSet, IMAGE_SIZE, loadDataset, resolveDataPath } from "./data.ts";
+import { type Split, SPLITS } from "./labels.ts";
+import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
+import { confusionMatricesSpec, saveChart } from "./charts.ts";
+import { loadModel } from "./model_io.ts";
+import { ProgressBar } from "./progress.ts";
+
+export interface PredictOptions {
+  batchSize?: number;
+  /** Average with the horizontally flipped image's prediction. */
+  tta?: boolean;
+  /** Show a progress bar with this label. */
+  progressLabel?: string;
+}
+
+/** Class probabilities for every image of a set, row-major [n, classes]. */
+export async function predictSet(
+  model: tf.LayersModel,
+  set: FaceSet,
+  options: PredictOptions = {},
+): Promise<Float32Array> {
+  const batchSize = options.batchSize ?? 256;
+  const classes = model.outputs[0].shape[1] as number;
+  const out = new Float32Array(set.n * classes);
+  const bar = options.progressLabel ? new ProgressBar(set.n, options.progressLabel) : undefined;
+  for (let start = 0; start < set.n; start += batchSize) {
+    const rows = Array.from({ length: Math.min(batchSize, set.n - start) }, (_, i) => start + i);
+    const probs = tf.tidy(() => {
+      const x = tf.tensor4d(batchPixels(set, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
+      const p = model.predict(x) as tf.Tensor;
+      return options.tta ? p.add(model.predict(tf.image.flipLeftRight(x)) as tf.Tensor).div(2) : p;
+    });
+    out.set(await probs.data(), start * classes);
+    probs.dispose();
+    bar?.update(start + rows.length);
+  }
+  return out;
+}
+
+/** Mean cross-entropy of predicted probabilities against true labels. */
+export function crossEntropy(probabilities: Float32Array, labels: Uint8Array, classes: number): number {
+  let sum = 0;
+  for (let i = 0; i < labels.length; i++) sum -= Math.log(Math.max(probabilities[i * classes + labels[i]], 1e-7));
+  return sum / Math.max(labels.length, 1);
+}
+
+/** Predict a split and build its report. */
+export async function evaluateSet(
+  model: tf.LayersModel,
+  set: FaceSet,
+  split: string,
+  options: PredictOptions = {},
+): Promise<Report> {
+  const classes = model.outputs[0].shape[1] as number;
+  const probabilities = await predictSet(model, set, options);
+  return buildReport(split, set.labels, argmaxRows(probabilities, classes));
+}
+
+/** Write `report.json` and `confusion_matrix.png|svg` into `dir`. */
+export async function writeReport(dir: string, report: Report, extra: Record<string, unknown> = {}): Promise<void> {
+  Deno.mkdirSync(dir, { recursive: true });
+  Deno.writeTextFileSync(join(dir, "report.json"), JSON.stringify({ ...report, ...extra }, null, 2) + "\n");
+  await saveChart(confusionMatricesSpec(report.confusion_matrix, report.labels), join(dir, "confusion_matrix"));
+}
+
+/** Command line: evaluate a saved model on one split. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: "string" },
+      split: { type: "string", default: "PrivateTest" },
+      out: { type: "string" },
+      data: { type: "string" },
+      tta: { type: "boolean", default: false },
+      "batch-size": { type: "string", default: "256" },
+      "skip-bad-rows": { type: "boolean", default: false },
+    },
+  });
+  if (!values.model) throw new Error("usage: deno task evaluate --model DIR [--split PrivateTest] [--out DIR] [--tta]");
+  const split = values.split as Split;
+  if (!SPLITS.includes(split)) throw new Error(`--split ${split}: choose one of ${SPLITS.join(", ")}`);
+  await initBackend();
+  const { model, metadata } = await loadModel(values.model);
+  const data = await loadDataset(resolveDataPath(values.data), {
+    skipBadRows: values["skip-bad-rows"],
+    onProgress: console.error,
+  });
+  const set = data.splits[split];
+  if (set.n === 0) throw new Error(`${data.source} has no ${split} images`);
+  const report = await evaluateSet(model, set, split, {
+    batchSize: Number(values["batch-size"]),
+    tta: values.tta,
+    progressLabel: `evaluate ${split}${values.tta ? " +TTA" : ""}`,
+  });
+  console.log(formatReport(report));
+  const out = values.out ?? join(values.model, values.tta ? `eval-${split}-tta` : `eval-${split}`);
+  await writeReport(out, report, { model: values.model, architecture: metadata.architecture, tta: values.tta });
+  console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}

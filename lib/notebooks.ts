@@ -1,0 +1,68 @@
+/**
+ * Execute every notebook in notebooks/ headless with the Deno kernel, in
+ * order, and fail if any cell errors. Executed copies go to outputs/notebooks/.
+ *
+ *   deno task notebooks          quick settings (2 epochs on 2,000 images)
+ *   deno task notebooks --full   the notebooks' own settings
+ */
+import { join } from "node:path";
+import { projectPath } from "./paths.ts";
+
+const PYTHON = "/usr/bin/python3";
+
+async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+  const { code } = await new Deno.Command(command, { args, env, stdout: "inherit", stderr: "inherit" }).output();
+  return code;
+}
+
+/** Quick settings so the notebooks run in a few minutes (CI). */
+export function quickEnvironment(runDir: string): Record<string, string> {
+  return { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir };
+}
+
+async function main(args: string[]) {
+  const full = args.includes("--full");
+  try {
+    Deno.statSync(PYTHON);
+  } catch {
+    throw new Error(`${PYTHON} not found: install Debian's python3-nbconvert and python3-jupyter-client`);
+  }
+  if (await run(Deno.execPath(), ["jupyter", "--install", "--force"]) !== 0) {
+    throw new Error("deno jupyter --install failed");
+  }
+  const notebooks = [...Deno.readDirSync(projectPath("notebooks"))]
+    .map((e) => e.name).filter((n) => n.endsWith(".ipynb")).sort();
+  const outDir = projectPath("outputs", "notebooks");
+  const env = full ? {} : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run");
+  const failed: string[] = [];
+  for (const name of notebooks) {
+    const started = performance.now();
+    console.error(`running notebooks/${name} ...`);
+    const code = await run(PYTHON, [
+      "-m",
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.timeout=3600",
+      "--ExecutePreprocessor.kernel_name=deno",
+      "--output-dir",
+      outDir,
+      join(projectPath("notebooks"), name),
+    ], env);
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    console.error(`${code === 0 ? "ok" : "FAILED"}: notebooks/${name} (${seconds}s)`);
+    if (code !== 0) failed.push(name);
+  }
+  console.log(`notebooks: ${notebooks.length - failed.length} passed, ${failed.length} failed`);
+  if (failed.length) throw new Error(`notebook(s) failed: ${failed.join(", ")}`);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}

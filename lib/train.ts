@@ -1,0 +1,369 @@
+/**
+ * Training: Adam on categorical cross-entropy (optional label smoothing),
+ * augmented batches, our own early stopping and reduce-LR-on-plateau, with
+ * a run folder holding config, history, checkpoints, report and charts.
+ *
+ *   deno task train [--data PATH] [--arch compact] [--epochs 60] [--batch-size 64]
+ *                   [--lr 0.001] [--subset N] [--out DIR] [--resume] [--seed 1]
+ *
+ * Run folder (`--out`, default outputs/runs/<arch>-<time>):
+ *   config.json  history.csv  best/  last/  curves.png|svg
+ *   report.json  confusion_matrix.png|svg   (PublicTest, best weights)
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { initBackend } from "./backend.ts";
+import {
+  batchPixels,
+  type FaceSet,
+  type FerData,
+  IMAGE_SIZE,
+  loadDataset,
+  resolveDataPath,
+  selectRows,
+  stratifiedSample,
+} from "./data.ts";
+import { NUM_CLASSES } from "./labels.ts";
+import { buildModel, modelSummary } from "./models.ts";
+import { augmentBatch, DEFAULT_AUGMENT } from "./augment.ts";
+import { EarlyStopping, type EarlyStoppingState, ReduceLROnPlateau, type ReduceLROnPlateauState } from "./schedules.ts";
+import { crossEntropy, evaluateSet, predictSet, writeReport } from "./evaluate.ts";
+import { argmaxRows, formatReport, type Report } from "./metrics.ts";
+import { type EpochRecord, learningCurvesSpec, saveChart } from "./charts.ts";
+import {
+  loadModel,
+  makeMetadata,
+  modelFiles,
+  optimizerFiles,
+  restoreOptimizer,
+  saveModel,
+  writeFolderAtomic,
+} from "./model_io.ts";
+import { ProgressBar } from "./progress.ts";
+import { seededRandom, shuffleInPlace } from "./random.ts";
+import { displayPath, projectPath } from "./paths.ts";
+
+/** Everything that defines a training run; saved as `config.json`. */
+export interface TrainConfig {
+  data?: string;
+  arch: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Train on a stratified subset of this many Training images. */
+  subset?: number;
+  out: string;
+  seed: number;
+  labelSmoothing: number;
+  augment: boolean;
+  /** Metric for early stopping, LR reduction and the best checkpoint. */
+  monitor: "val_accuracy" | "val_loss";
+  earlyStoppingPatience: number;
+  lrPatience: number;
+  lrFactor: number;
+  minLr: number;
+  minDelta: number;
+  skipBadRows: boolean;
+}
+
+export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
+  arch: "compact",
+  epochs: 60,
+  batchSize: 64,
+  lr: 1e-3,
+  seed: 1,
+  labelSmoothing: 0,
+  augment: true,
+  monitor: "val_accuracy",
+  earlyStoppingPatience: 12,
+  lrPatience: 4,
+  lrFactor: 0.5,
+  minLr: 1e-5,
+  minDelta: 1e-4,
+  skipBadRows: false,
+};
+
+/** Saved with `last/` so an interrupted run resumes where it stopped. */
+interface TrainState {
+  epoch: number;
+  lr: number;
+  earlyStopping: EarlyStoppingState;
+  plateau: ReduceLROnPlateauState;
+  elapsedSeconds: number;
+}
+
+/** What a finished run returns. */
+export interface TrainResult {
+  model: tf.LayersModel;
+  history: EpochRecord[];
+  report: Report;
+  bestEpoch: number;
+  stoppedEarly: boolean;
+}
+
+export interface TrainHooks {
+  /** Called after every epoch (e.g. to redraw live curves in a notebook). */
+  onEpochEnd?: (history: EpochRecord[]) => void | Promise<void>;
+  log?: (message: string) => void;
+  /** Data already in memory (skips loading `config.data`). */
+  data?: FerData;
+}
+
+/** Categorical cross-entropy on probabilities, with optional label smoothing. */
+export function smoothedCrossEntropy(smoothing: number) {
+  return (yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor =>
+    tf.tidy(() => {
+      const k = yTrue.shape[yTrue.rank - 1] as number;
+      const target = smoothing > 0 ? yTrue.mul(1 - smoothing).add(smoothing / k) : yTrue;
+      return target.mul(yPred.clipByValue(1e-7, 1).log()).sum(-1).neg().mean();
+    });
+}
+
+/** history.csv text for a list of epochs. */
+export function historyCsv(history: EpochRecord[]): string {
+  const columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"] as const;
+  return [columns.join(","), ...history.map((h) => columns.map((c) => h[c]).join(","))].join("\n") + "\n";
+}
+
+/** Parse history.csv back into records. */
+export function parseHistoryCsv(text: string): EpochRecord[] {
+  const [header, ...lines] = text.trim().split("\n");
+  const columns = header.split(",");
+  return lines.filter((l) => l.trim()).map((line) => {
+    const cells = line.split(",").map(Number);
+    return Object.fromEntries(columns.map((c, i) => [c, cells[i]])) as unknown as EpochRecord;
+  });
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
+export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  await initBackend();
+  const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
+  if (!resume && exists(lastDir)) {
+    throw new Error(`${config.out} already holds a run; pass --resume to continue it, or choose another --out`);
+  }
+  if (resume && !exists(join(lastDir, "train_state.json"))) {
+    throw new Error(`--resume: ${config.out} has no checkpoint (${lastDir}/train_state.json)`);
+  }
+  Deno.mkdirSync(config.out, { recursive: true });
+  Deno.writeTextFileSync(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+
+  const data = hooks.data ?? await loadDataset(resolveDataPath(config.data), {
+    skipBadRows: config.skipBadRows,
+    seed: config.seed,
+    onProgress: log,
+  });
+  let train: FaceSet = data.splits.Training;
+  if (config.subset) train = selectRows(train, stratifiedSample(train.labels, config.subset, config.seed));
+  const validation = data.splits.PublicTest;
+  log(`data: ${data.source}: ${train.n} training, ${validation.n} validation (PublicTest) images`);
+
+  let model: tf.LayersModel;
+  let state: TrainState | undefined;
+  let history: EpochRecord[] = [];
+  if (resume) {
+    model = (await loadModel(lastDir)).model;
+    state = JSON.parse(Deno.readTextFileSync(join(lastDir, "train_state.json")));
+    history = parseHistoryCsv(Deno.readTextFileSync(join(config.out, "history.csv"))).slice(0, state!.epoch);
+    log(`resuming ${config.out} after epoch ${state!.epoch} (lr ${state!.lr})`);
+  } else {
+    model = buildModel(config.arch, IMAGE_SIZE, config.seed);
+    log(modelSummary(model));
+  }
+  const optimizer = tf.train.adam(state?.lr ?? config.lr);
+  model.compile({ optimizer, loss: smoothedCrossEntropy(config.labelSmoothing), metrics: ["accuracy"] });
+  if (resume) await restoreOptimizer(lastDir, optimizer);
+
+  const monitor = { monitor: config.monitor, minDelta: config.minDelta };
+  const stopper = new EarlyStopping({ ...monitor, patience: config.earlyStoppingPatience }, state?.earlyStopping);
+  const plateau = new ReduceLROnPlateau(
+    { ...monitor, patience: config.lrPatience, factor: config.lrFactor, minLr: config.minLr },
+    state?.plateau,
+  );
+  let lr = state?.lr ?? config.lr;
+  let elapsed = state?.elapsedSeconds ?? 0;
+  const metadata = (metrics: Record<string, unknown>) =>
+    makeMetadata(model, config.arch, {
+      data: data.source,
+      trainImages: train.n,
+      epochs: history.length,
+      config,
+    }, metrics);
+
+  for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
+    const started = performance.now();
+    (optimizer as unknown as { learningRate: number }).learningRate = lr;
+    const { loss, accuracy } = await trainEpoch(model, train, config, epoch);
+    const probabilities = await predictSet(model, validation, { batchSize: 256 });
+    const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
+    const predicted = argmaxRows(probabilities, NUM_CLASSES);
+    const valAccuracy = predicted.filter((p, i) => p === validation.labels[i]).length / validation.n;
+    const seconds = (performance.now() - started) / 1000;
+    elapsed += seconds;
+    const record: EpochRecord = { epoch, loss, accuracy, val_loss: valLoss, val_accuracy: valAccuracy, lr, seconds };
+    history.push(record);
+    Deno.writeTextFileSync(join(config.out, "history.csv"), historyCsv(history));
+
+    const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
+    const { improved } = stopper.update(epoch, monitored);
+    lr = plateau.update(monitored, lr);
+    log(
+      `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
+        `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s` +
+        (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
+    );
+    if (improved) {
+      await saveModel(bestDir, model, metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }));
+    }
+    const trainState: TrainState = {
+      epoch,
+      lr,
+      earlyStopping: stopper.state,
+      plateau: plateau.state,
+      elapsedSeconds: elapsed,
+    };
+    writeFolderAtomic(lastDir, {
+      ...(await modelFiles(model)),
+      "metadata.json": metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }),
+      ...(await optimizerFiles(optimizer)),
+      "train_state.json": trainState,
+    });
+    await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
+    await hooks.onEpochEnd?.(history);
+  }
+  if (stopper.state.stopped) {
+    log(`early stopping: no ${config.monitor} improvement for ${config.earlyStoppingPatience} epochs`);
+  }
+
+  // Restore the best epoch's weights, then report PublicTest with them.
+  const best = (await loadModel(bestDir)).model;
+  model.setWeights(best.getWeights());
+  best.dispose();
+  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "evaluate PublicTest" });
+  log(formatReport(report));
+  await writeReport(config.out, report, { model: bestDir, trainingSeconds: elapsed });
+  await saveModel(
+    bestDir,
+    model,
+    metadata({ PublicTest: { accuracy: report.accuracy, macro_f1: report.macro_f1, epoch: stopper.state.bestEpoch } }),
+  );
+  return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
+}
+
+/** One pass over the shuffled, augmented training set; mean loss and accuracy. */
+async function trainEpoch(
+  model: tf.LayersModel,
+  train: FaceSet,
+  config: TrainConfig,
+  epoch: number,
+): Promise<{ loss: number; accuracy: number }> {
+  const random = seededRandom(config.seed * 100_003 + epoch);
+  const order = Array.from({ length: train.n }, (_, i) => i);
+  shuffleInPlace(order, random);
+  const bar = new ProgressBar(train.n, `epoch ${epoch}/${config.epochs}`);
+  let lossSum = 0, correctSum = 0, seen = 0;
+  for (let start = 0; start < train.n; start += config.batchSize) {
+    const rows = order.slice(start, start + config.batchSize);
+    if (rows.length < 2) break; // BatchNorm needs more than one image
+    const [x, y] = tf.tidy(() => {
+      const images = tf.tensor4d(batchPixels(train, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
+      const labels = tf.oneHot(tf.tensor1d(rows.map((r) => train.labels[r]), "int32"), NUM_CLASSES);
+      return [config.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images, labels];
+    });
+    const [loss, accuracy] = await model.trainOnBatch(x, y) as number[];
+    tf.dispose([x, y]);
+    lossSum += loss * rows.length;
+    correctSum += accuracy * rows.length;
+    seen += rows.length;
+    bar.update(seen, { loss: (lossSum / seen).toFixed(4), acc: (correctSum / seen).toFixed(4) });
+  }
+  return { loss: lossSum / seen, accuracy: correctSum / seen };
+}
+
+/** Parse command-line flags into a config (and whether to resume). */
+export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: boolean } {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: "string" },
+      arch: { type: "string" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      lr: { type: "string" },
+      subset: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "boolean", default: false },
+      seed: { type: "string" },
+      "label-smoothing": { type: "string" },
+      "no-augment": { type: "boolean", default: false },
+      monitor: { type: "string" },
+      patience: { type: "string" },
+      "lr-patience": { type: "string" },
+      "skip-bad-rows": { type: "boolean", default: false },
+    },
+  });
+  const number = (flag: string, value: string | undefined, fallback: number, integer = false) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+      throw new Error(`--${flag} ${value}: expected a ${integer ? "whole " : ""}number >= 0`);
+    }
+    return n;
+  };
+  const resume = values.resume;
+  if (resume && !values.out) throw new Error("--resume needs --out DIR (the run folder to continue)");
+  const saved: Partial<TrainConfig> = resume && exists(join(values.out!, "config.json"))
+    ? JSON.parse(Deno.readTextFileSync(join(values.out!, "config.json")))
+    : {};
+  const base = { ...DEFAULT_CONFIG, ...saved };
+  const arch = values.arch ?? base.arch;
+  const monitor = (values.monitor ?? base.monitor) as TrainConfig["monitor"];
+  if (monitor !== "val_accuracy" && monitor !== "val_loss") {
+    throw new Error(`--monitor ${monitor}: choose val_accuracy or val_loss`);
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  const config: TrainConfig = {
+    ...base,
+    data: values.data ?? base.data,
+    arch,
+    epochs: number("epochs", values.epochs, base.epochs, true),
+    batchSize: number("batch-size", values["batch-size"], base.batchSize, true),
+    lr: number("lr", values.lr, base.lr),
+    subset: values.subset === undefined ? base.subset : number("subset", values.subset, 0, true),
+    out: values.out ?? displayPath(projectPath("outputs", "runs", `${arch}-${stamp}`)),
+    seed: number("seed", values.seed, base.seed, true),
+    labelSmoothing: number("label-smoothing", values["label-smoothing"], base.labelSmoothing),
+    augment: values["no-augment"] ? false : base.augment,
+    monitor,
+    earlyStoppingPatience: number("patience", values.patience, base.earlyStoppingPatience, true),
+    lrPatience: number("lr-patience", values["lr-patience"], base.lrPatience, true),
+    skipBadRows: values["skip-bad-rows"] || base.skipBadRows,
+  };
+  if (config.batchSize < 2) throw new Error("--batch-size must be at least 2 (BatchNorm)");
+  return { config, resume };
+}
+
+if (import.meta.main) {
+  try {
+    const { config, resume } = parseTrainArgs(Deno.args);
+    const result = await trainModel(config, resume);
+    console.log(
+      `done: best epoch ${result.bestEpoch}, PublicTest accuracy ${(100 * result.report.accuracy).toFixed(2)}%; ` +
+        `run folder ${config.out}`,
+    );
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,81 @@
+import { assert } from "./assert.ts";
+import { initBackend, tf } from "../lib/backend.ts";
+
+/** dx and dw of sum(conv2d(x, w) * dy) on the active backend. */
+type Shape4 = [number, number, number, number];
+
+function convGrads(
+  x: Float32Array,
+  xs: Shape4,
+  w: Float32Array,
+  ws: Shape4,
+  dy: Float32Array,
+  stride: number,
+  pad: "same" | "valid",
+) {
+  return tf.tidy(() => {
+    const dyT = tf.tensor(dy, tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).mul(dyT).sum();
+    return tf.grads(f)([tf.tensor(x, xs), tf.tensor(w, ws)]).map((g) => g.dataSync());
+  });
+}
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1);
+}
+
+// Shapes the architectures use (3x3, same, stride 1) and the other cases the kernels must handle.
+const CASES: [number, number, number, number, number, "same" | "valid"][] = [
+  // batch, size, channels in, channels out, stride, padding
+  [3, 48, 1, 16, 1, "same"],
+  [2, 12, 16, 32, 1, "same"],
+  [2, 6, 8, 8, 1, "valid"],
+  [2, 11, 4, 6, 2, "same"],
+  [2, 12, 4, 6, 2, "same"],
+  [2, 11, 4, 6, 2, "valid"],
+  [2, 12, 4, 6, 2, "valid"],
+];
+
+for (const [n, size, cin, cout, stride, pad] of CASES) {
+  Deno.test(`conv2d gradients on wasm match the cpu backend: ${n}x${size}x${size}x${cin}->${cout}, stride ${stride}, ${pad}`, async () => {
+    await initBackend();
+    const xs: Shape4 = [n, size, size, cin], ws: Shape4 = [3, 3, cin, cout];
+    const x = random(xs.reduce((a, b) => a * b), 1), w = random(ws.reduce((a, b) => a * b), 2);
+    const outShape = tf.tidy(() =>
+      tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape
+    );
+    const dy = random(outShape.reduce((a, b) => a * b), 3);
+    const [dxWasm, dwWasm] = convGrads(x, xs, w, ws, dy, stride, pad);
+    await tf.setBackend("cpu");
+    const [dxCpu, dwCpu] = convGrads(x, xs, w, ws, dy, stride, pad);
+    await tf.setBackend("wasm");
+    for (const [got, want, name] of [[dxWasm, dxCpu, "dx"], [dwWasm, dwCpu, "dw"]] as const) {
+      assert.equal(got.length, want.length, `${name} size`);
+      const scale = Math.max(...Array.from(want, Math.abs), 1);
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `${name}[${i}]: ${got[i]} vs ${want[i]}`);
+      }
+    }
+  });
+}
+
+Deno.test("conv2d filter gradient matches finite differences", async () => {
+  await initBackend();
+  const xs: Shape4 = [2, 7, 7, 2], ws: Shape4 = [3, 3, 2, 3];
+  const x = tf.tensor(random(196, 5), xs) as tf.Tensor4D;
+  const w = random(54, 6);
+  const loss = (wv: Float32Array) =>
+    tf.tidy(() => tf.conv2d(x, tf.tensor(wv, ws) as tf.Tensor4D, 2, "same").square().sum().dataSync()[0]);
+  const grad = tf.tidy(() =>
+    tf.grad((wt: tf.Tensor) => tf.conv2d(x, wt as tf.Tensor4D, 2, "same").square().sum())(tf.tensor(w, ws)).dataSync()
+  );
+  for (const i of [0, 7, 20, 33, 53]) {
+    const h = 1e-2;
+    const plus = w.slice(), minus = w.slice();
+    plus[i] += h;
+    minus[i] -= h;
+    const numeric = (loss(plus) - loss(minus)) / (2 * h);
+    assert.ok(Math.abs(numeric - grad[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `w[${i}]: ${grad[i]} vs ${numeric}`);
+  }
+});

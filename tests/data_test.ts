@@ -1,0 +1,144 @@
+import { assert } from "./assert.ts";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { PNG } from "pngjs";
+import jpeg from "jpeg-js";
+import {
+  batchPixels,
+  cachePath,
+  classCounts,
+  loadDataset,
+  parsePixels,
+  resolveDataPath,
+  stratifiedSample,
+  stratifiedSplit,
+} from "../lib/data.ts";
+
+const pixels = (v: number) => Array(2304).fill(v).join(" ");
+
+/** A small FER2013-style CSV: `rows` of [label, pixel value, usage], plus raw extra lines. */
+function csvText(rows: [number, number, string][], extra: string[] = []): string {
+  return ["emotion,pixels,Usage", ...rows.map(([l, v, u]) => `${l},${pixels(v)},${u}`), ...extra].join("\n") + "\n";
+}
+
+function sampleRows(): [number, number, string][] {
+  const rows: [number, number, string][] = [];
+  for (let i = 0; i < 70; i++) rows.push([i % 7, i, "Training"]);
+  for (let i = 0; i < 14; i++) rows.push([i % 7, 100 + i, "PublicTest"]);
+  for (let i = 0; i < 7; i++) rows.push([i, 200 + i, "PrivateTest"]);
+  return rows;
+}
+
+Deno.test("parsePixels accepts 2304 values and explains what is wrong otherwise", () => {
+  assert.equal((parsePixels(pixels(7)) as Uint8Array)[2303], 7);
+  assert.match(parsePixels("1 2 3") as string, /expected 2304 pixel values, found 3/);
+  assert.match(parsePixels(pixels(1).replace(/^1/, "x")) as string, /pixel 1 is "x"/);
+  assert.match(parsePixels(pixels(300)) as string, /not an integer 0\.\.255/);
+});
+
+Deno.test("loadDataset reads a gzipped CSV into splits, and the second load comes from the cache", async () => {
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "fer.csv.gz");
+  Deno.writeFileSync(file, gzipSync(new TextEncoder().encode(csvText(sampleRows()))));
+  const cacheDir = join(dir, "cache");
+  const first = await loadDataset(file, { cacheDir });
+  assert.deepEqual([first.splits.Training.n, first.splits.PublicTest.n, first.splits.PrivateTest.n], [70, 14, 7]);
+  assert.deepEqual(classCounts(first.splits.Training.labels), [10, 10, 10, 10, 10, 10, 10]);
+  assert.equal(first.splits.Training.pixels[5 * 2304 + 100], 5);
+  assert.ok(Deno.statSync(cachePath(file, cacheDir)).isFile);
+  const second = await loadDataset(file, { cacheDir });
+  assert.deepEqual(second.splits.PrivateTest.pixels, first.splits.PrivateTest.pixels);
+  assert.deepEqual(second.splits.Training.labels, first.splits.Training.labels);
+});
+
+Deno.test("bad rows are reported with line numbers; --skip-bad-rows leaves them out", async () => {
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "bad.csv");
+  const extra = [
+    `9,${pixels(1)},Training`, // line 93: label out of range
+    `1,1 2 3,Training`, // line 94: wrong pixel count
+    `2,${pixels(1)},Validation`, // line 95: unknown usage
+    `3,${pixels(1).replace(/1$/, "a")},PublicTest`, // line 96: non-numeric pixel
+  ];
+  Deno.writeTextFileSync(file, csvText(sampleRows(), extra));
+  const error = await loadDataset(file, { cacheDir: null }).catch((e) => e as Error);
+  assert.ok(error instanceof Error);
+  assert.match(error.message, /bad\.csv: 4 bad row\(s\)/);
+  assert.match(error.message, /line 93: emotion "9"/);
+  assert.match(error.message, /line 94: expected 2304 pixel values, found 3/);
+  assert.match(error.message, /line 95: Usage "Validation"/);
+  assert.match(error.message, /line 96: pixel 2304 is "a"/);
+  assert.match(error.message, /--skip-bad-rows/);
+  const messages: string[] = [];
+  const data = await loadDataset(file, { cacheDir: null, skipBadRows: true, onProgress: (m) => messages.push(m) });
+  assert.equal(data.skipped.length, 4);
+  assert.equal(data.splits.Training.n, 70);
+  assert.ok(messages.some((m) => m.includes("skipped 4 bad row(s)")));
+});
+
+Deno.test("a CSV without the expected header, and a missing data file, give clear errors", async () => {
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "wrong.csv");
+  Deno.writeTextFileSync(file, "a,b,c\n1,2,3\n");
+  await assert.rejects(
+    () => loadDataset(file, { cacheDir: null }),
+    /line 1: expected a header with emotion,pixels,Usage/,
+  );
+  assert.throws(() => resolveDataPath(join(dir, "nope.csv")), /no such file.*Kaggle/s);
+});
+
+Deno.test("a dataset without PublicTest gets a stratified validation split", async () => {
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "train_only.csv");
+  Deno.writeTextFileSync(file, csvText(sampleRows().filter(([, , u]) => u === "Training")));
+  const data = await loadDataset(file, { cacheDir: null });
+  assert.equal(data.splits.PublicTest.n, 7);
+  assert.equal(data.splits.Training.n, 63);
+  assert.deepEqual(classCounts(data.splits.PublicTest.labels), [1, 1, 1, 1, 1, 1, 1]);
+  assert.match(data.validationNote!, /stratified 10%/);
+});
+
+Deno.test("image folders: any size or colour becomes 48x48 gray; unreadable files are reported", async () => {
+  const root = Deno.makeTempDirSync();
+  const write = (split: string, cls: string, name: string, bytes: Uint8Array) => {
+    Deno.mkdirSync(join(root, split, cls), { recursive: true });
+    Deno.writeFileSync(join(root, split, cls, name), bytes);
+  };
+  const png = new PNG({ width: 96, height: 96 });
+  png.data.fill(200);
+  const jpg = jpeg.encode({ width: 60, height: 40, data: new Uint8Array(60 * 40 * 4).fill(90) }, 95).data;
+  write("train", "happy", "a.png", new Uint8Array(PNG.sync.write(png)));
+  write("train", "sad", "b.jpg", new Uint8Array(jpg));
+  write("train", "sad", "broken.jpg", new Uint8Array([0xff, 0xd8, 0xff, 0, 1, 2]));
+  write("test", "angry", "c.png", new Uint8Array(PNG.sync.write(png)));
+  const data = await loadDataset(root, { skipBadRows: true });
+  assert.equal(data.splits.Training.n + data.splits.PublicTest.n, 2);
+  assert.equal(data.splits.PrivateTest.n, 1);
+  assert.equal(data.splits.PrivateTest.labels[0], 0);
+  assert.equal(data.splits.PrivateTest.pixels.length, 2304);
+  assert.ok(Math.abs(data.splits.PrivateTest.pixels[1000] - 200) <= 1);
+  assert.equal(data.skipped.length, 1);
+  assert.match(data.skipped[0].reason, /broken\.jpg: cannot decode jpeg/);
+  await assert.rejects(() => loadDataset(root), /1 bad row/);
+  write("train", "bored", "d.png", new Uint8Array(PNG.sync.write(png)));
+  await assert.rejects(() => loadDataset(root, { skipBadRows: true }), /bored: unknown class folder/);
+});
+
+Deno.test("stratifiedSample keeps class proportions and is seeded", () => {
+  const labels = Uint8Array.from({ length: 1000 }, (_, i) => (i < 500 ? 3 : i < 800 ? 6 : i < 990 ? 0 : 1));
+  const a = stratifiedSample(labels, 100, 7);
+  assert.equal(a.length, 100);
+  assert.deepEqual(classCounts(Uint8Array.from(a, (i) => labels[i])), [19, 1, 0, 50, 0, 0, 30]);
+  assert.deepEqual(stratifiedSample(labels, 100, 7), a);
+  assert.notDeepEqual(stratifiedSample(labels, 100, 8), a);
+  const split = stratifiedSplit({ n: 1000, labels, pixels: new Uint8Array(1000 * 2304) }, 0.1, 1);
+  assert.equal(split.train.n + split.validation.n, 1000);
+});
+
+Deno.test("batchPixels scales bytes to [0, 1]", () => {
+  const set = { n: 2, labels: new Uint8Array(2), pixels: new Uint8Array(2 * 2304).fill(255) };
+  set.pixels[2304] = 51;
+  const x = batchPixels(set, [1, 0]);
+  assert.equal(x[0], Math.fround(0.2));
+  assert.equal(x[2304], 1);
+});
