@@ -130,16 +130,55 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   return { model, metadata, dir };
 }
 
-/** The optimizer's state (moments, iteration count) as files for a checkpoint. */
-export async function optimizerFiles(optimizer: tf.Optimizer): Promise<Record<string, Uint8Array | unknown>> {
-  const { data, specs } = await tf.io.encodeWeights(await optimizer.getWeights());
-  return { "optimizer.json": specs, "optimizer.bin": new Uint8Array(data) };
+/** A named array of weights, as plain data (for files and messages between workers). */
+export interface NamedWeightData {
+  name: string;
+  data: Float32Array;
+  shape: number[];
 }
 
-/** Restore optimizer state saved by `optimizerFiles` from a checkpoint folder. */
-export async function restoreOptimizer(dir: string, optimizer: tf.Optimizer): Promise<void> {
-  const specs = JSON.parse(Deno.readTextFileSync(join(dir, "optimizer.json")));
-  const data = Deno.readFileSync(join(dir, "optimizer.bin"));
-  const tensors = tf.io.decodeWeights(data.slice().buffer, specs);
-  await optimizer.setWeights(specs.map((s: { name: string }) => ({ name: s.name, tensor: tensors[s.name] })));
+/** The optimizer's state (iteration count, moments) as plain data. */
+export async function readOptimizerWeights(optimizer: tf.Optimizer): Promise<NamedWeightData[]> {
+  const weights = await optimizer.getWeights();
+  const out = weights.map((w) => ({
+    name: w.name,
+    data: Float32Array.from(w.tensor.dataSync()),
+    shape: w.tensor.shape,
+  }));
+  // getWeights() makes a new tensor for the iteration count; the moments are the optimizer's own variables.
+  for (const w of weights) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
+  return out;
+}
+
+/** Set an optimizer's state from `readOptimizerWeights` data. */
+export async function writeOptimizerWeights(optimizer: tf.Optimizer, weights: NamedWeightData[]): Promise<void> {
+  const tensors = weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.data, w.shape) }));
+  await optimizer.setWeights(tensors); // copies them into the optimizer's variables
+  tf.dispose(tensors.map((t) => t.tensor));
+}
+
+/** Optimizer state as checkpoint files: `optimizer.json` (names, shapes) and `optimizer.bin` (float32). */
+export function optimizerFiles(weights: NamedWeightData[]): Record<string, Uint8Array | unknown> {
+  const specs = weights.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" }));
+  const bin = new Float32Array(weights.reduce((n, w) => n + w.data.length, 0));
+  let offset = 0;
+  for (const w of weights) {
+    bin.set(w.data, offset);
+    offset += w.data.length;
+  }
+  return { "optimizer.json": specs, "optimizer.bin": new Uint8Array(bin.buffer) };
+}
+
+/** Read optimizer state written by `optimizerFiles` from a checkpoint folder. */
+export function loadOptimizerFiles(dir: string): NamedWeightData[] {
+  const specs = JSON.parse(Deno.readTextFileSync(join(dir, "optimizer.json"))) as { name: string; shape: number[] }[];
+  const bytes = Deno.readFileSync(join(dir, "optimizer.bin"));
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  let offset = 0;
+  return specs.map(({ name, shape }) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = all.slice(offset, offset + size);
+    offset += size;
+    return { name, shape, data };
+  });
 }

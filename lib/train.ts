@@ -15,7 +15,6 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend } from "./backend.ts";
 import {
-  batchPixels,
   type FaceSet,
   type FerData,
   IMAGE_SIZE,
@@ -26,21 +25,21 @@ import {
 } from "./data.ts";
 import { NUM_CLASSES } from "./labels.ts";
 import { buildModel, modelSummary } from "./models.ts";
-import { augmentBatch, DEFAULT_AUGMENT } from "./augment.ts";
 import { EarlyStopping, type EarlyStoppingState, ReduceLROnPlateau, type ReduceLROnPlateauState } from "./schedules.ts";
 import { crossEntropy, evaluateSet, predictSet, writeReport } from "./evaluate.ts";
 import { argmaxRows, formatReport, type Report } from "./metrics.ts";
 import { type EpochRecord, learningCurvesSpec, saveChart } from "./charts.ts";
 import {
   loadModel,
+  loadOptimizerFiles,
   makeMetadata,
   modelFiles,
   optimizerFiles,
-  restoreOptimizer,
   saveModel,
   writeFolderAtomic,
 } from "./model_io.ts";
 import { ProgressBar } from "./progress.ts";
+import { DataParallelTrainer } from "./parallel.ts";
 import { seededRandom, shuffleInPlace } from "./random.ts";
 import { displayPath, projectPath } from "./paths.ts";
 
@@ -65,6 +64,8 @@ export interface TrainConfig {
   minLr: number;
   minDelta: number;
   skipBadRows: boolean;
+  /** Training workers, one per core (data-parallel, see parallel.ts). */
+  workers: number;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
@@ -82,6 +83,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   minLr: 1e-5,
   minDelta: 1e-4,
   skipBadRows: false,
+  workers: Math.min(2, navigator.hardwareConcurrency || 1),
 };
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
@@ -108,16 +110,6 @@ export interface TrainHooks {
   log?: (message: string) => void;
   /** Data already in memory (skips loading `config.data`). */
   data?: FerData;
-}
-
-/** Categorical cross-entropy on probabilities, with optional label smoothing. */
-export function smoothedCrossEntropy(smoothing: number) {
-  return (yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor =>
-    tf.tidy(() => {
-      const k = yTrue.shape[yTrue.rank - 1] as number;
-      const target = smoothing > 0 ? yTrue.mul(1 - smoothing).add(smoothing / k) : yTrue;
-      return target.mul(yPred.clipByValue(1e-7, 1).log()).sum(-1).neg().mean();
-    });
 }
 
 /** history.csv text for a list of epochs. */
@@ -181,9 +173,6 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
     model = buildModel(config.arch, IMAGE_SIZE, config.seed);
     log(modelSummary(model));
   }
-  const optimizer = tf.train.adam(state?.lr ?? config.lr);
-  model.compile({ optimizer, loss: smoothedCrossEntropy(config.labelSmoothing), metrics: ["accuracy"] });
-  if (resume) await restoreOptimizer(lastDir, optimizer);
 
   const monitor = { monitor: config.monitor, minDelta: config.minDelta };
   const stopper = new EarlyStopping({ ...monitor, patience: config.earlyStoppingPatience }, state?.earlyStopping);
@@ -201,46 +190,56 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       config,
     }, metrics);
 
-  for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
-    const started = performance.now();
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
-    const { loss, accuracy } = await trainEpoch(model, train, config, epoch);
-    const probabilities = await predictSet(model, validation, { batchSize: 256 });
-    const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
-    const predicted = argmaxRows(probabilities, NUM_CLASSES);
-    const valAccuracy = predicted.filter((p, i) => p === validation.labels[i]).length / validation.n;
-    const seconds = (performance.now() - started) / 1000;
-    elapsed += seconds;
-    const record: EpochRecord = { epoch, loss, accuracy, val_loss: valLoss, val_accuracy: valAccuracy, lr, seconds };
-    history.push(record);
-    Deno.writeTextFileSync(join(config.out, "history.csv"), historyCsv(history));
+  const trainer = await DataParallelTrainer.start(model, train, {
+    workers: config.workers,
+    lr: state?.lr ?? config.lr,
+    labelSmoothing: config.labelSmoothing,
+    augment: config.augment,
+  }, resume ? loadOptimizerFiles(lastDir) : undefined);
+  try {
+    for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
+      const started = performance.now();
+      const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, lr);
+      const optimizerState = await trainer.syncTo(model);
+      const probabilities = await predictSet(model, validation, { batchSize: 256 });
+      const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
+      const predicted = argmaxRows(probabilities, NUM_CLASSES);
+      const valAccuracy = predicted.filter((p, i) => p === validation.labels[i]).length / validation.n;
+      const seconds = (performance.now() - started) / 1000;
+      elapsed += seconds;
+      const record: EpochRecord = { epoch, loss, accuracy, val_loss: valLoss, val_accuracy: valAccuracy, lr, seconds };
+      history.push(record);
+      Deno.writeTextFileSync(join(config.out, "history.csv"), historyCsv(history));
 
-    const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
-    const { improved } = stopper.update(epoch, monitored);
-    lr = plateau.update(monitored, lr);
-    log(
-      `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
-        `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s` +
-        (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
-    );
-    if (improved) {
-      await saveModel(bestDir, model, metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }));
+      const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
+      const { improved } = stopper.update(epoch, monitored);
+      lr = plateau.update(monitored, lr);
+      log(
+        `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
+          `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s` +
+          (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
+      );
+      if (improved) {
+        await saveModel(bestDir, model, metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }));
+      }
+      const trainState: TrainState = {
+        epoch,
+        lr,
+        earlyStopping: stopper.state,
+        plateau: plateau.state,
+        elapsedSeconds: elapsed,
+      };
+      writeFolderAtomic(lastDir, {
+        ...(await modelFiles(model)),
+        "metadata.json": metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }),
+        ...optimizerFiles(optimizerState),
+        "train_state.json": trainState,
+      });
+      await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
+      await hooks.onEpochEnd?.(history);
     }
-    const trainState: TrainState = {
-      epoch,
-      lr,
-      earlyStopping: stopper.state,
-      plateau: plateau.state,
-      elapsedSeconds: elapsed,
-    };
-    writeFolderAtomic(lastDir, {
-      ...(await modelFiles(model)),
-      "metadata.json": metadata({ PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } }),
-      ...(await optimizerFiles(optimizer)),
-      "train_state.json": trainState,
-    });
-    await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
-    await hooks.onEpochEnd?.(history);
+  } finally {
+    trainer.terminate();
   }
   if (stopper.state.stopped) {
     log(`early stopping: no ${config.monitor} improvement for ${config.earlyStoppingPatience} epochs`);
@@ -261,12 +260,13 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
 }
 
-/** One pass over the shuffled, augmented training set; mean loss and accuracy. */
+/** One pass over the shuffled training set, batch by batch across the workers; mean loss and accuracy. */
 async function trainEpoch(
-  model: tf.LayersModel,
+  trainer: DataParallelTrainer,
   train: FaceSet,
   config: TrainConfig,
   epoch: number,
+  lr: number,
 ): Promise<{ loss: number; accuracy: number }> {
   const random = seededRandom(config.seed * 100_003 + epoch);
   const order = Array.from({ length: train.n }, (_, i) => i);
@@ -275,16 +275,10 @@ async function trainEpoch(
   let lossSum = 0, correctSum = 0, seen = 0;
   for (let start = 0; start < train.n; start += config.batchSize) {
     const rows = order.slice(start, start + config.batchSize);
-    if (rows.length < 2) break; // BatchNorm needs more than one image
-    const [x, y] = tf.tidy(() => {
-      const images = tf.tensor4d(batchPixels(train, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
-      const labels = tf.oneHot(tf.tensor1d(rows.map((r) => train.labels[r]), "int32"), NUM_CLASSES);
-      return [config.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images, labels];
-    });
-    const [loss, accuracy] = await model.trainOnBatch(x, y) as number[];
-    tf.dispose([x, y]);
+    if (rows.length < 2 * config.workers) break; // BatchNorm needs more than one image per worker
+    const { loss, correct } = await trainer.step(rows, Math.floor(random() * 2 ** 31), lr);
     lossSum += loss * rows.length;
-    correctSum += accuracy * rows.length;
+    correctSum += correct;
     seen += rows.length;
     bar.update(seen, { loss: (lossSum / seen).toFixed(4), acc: (correctSum / seen).toFixed(4) });
   }
@@ -311,6 +305,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
       patience: { type: "string" },
       "lr-patience": { type: "string" },
       "skip-bad-rows": { type: "boolean", default: false },
+      workers: { type: "string" },
     },
   });
   const number = (flag: string, value: string | undefined, fallback: number, integer = false) => {
@@ -349,8 +344,14 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     earlyStoppingPatience: number("patience", values.patience, base.earlyStoppingPatience, true),
     lrPatience: number("lr-patience", values["lr-patience"], base.lrPatience, true),
     skipBadRows: values["skip-bad-rows"] || base.skipBadRows,
+    workers: number("workers", values.workers, base.workers, true),
   };
-  if (config.batchSize < 2) throw new Error("--batch-size must be at least 2 (BatchNorm)");
+  if (config.workers < 1) throw new Error("--workers must be at least 1");
+  if (config.batchSize < 2 * config.workers) {
+    throw new Error(
+      `--batch-size must be at least 2 per worker (BatchNorm); got ${config.batchSize} for ${config.workers}`,
+    );
+  }
   return { config, resume };
 }
 

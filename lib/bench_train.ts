@@ -1,0 +1,121 @@
+/**
+ * Training-speed benchmark: the same architecture, batch and input size
+ * trained in tfjs-wasm (this project, data-parallel workers) and in PyTorch
+ * on the CPU with the same thread count, side by side in one run. Prints one
+ * JSON line last: {"arch", "batch", "tfjs_img_s", "torch_img_s", "ratio", ...}.
+ *
+ *   deno task bench:train [--arch compact] [--batch 128] [--steps 8] [--workers 2]
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { initBackend } from "./backend.ts";
+import { ARCHITECTURES, buildModel } from "./models.ts";
+import { DataParallelTrainer } from "./parallel.ts";
+import { projectPath } from "./paths.ts";
+
+/** Images per second of `steps` data-parallel training steps on random images. */
+export async function tfjsTrainSpeed(arch: string, batch: number, steps: number, workers: number): Promise<number> {
+  const n = batch;
+  const train = {
+    n,
+    pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 7919) % 256),
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
+  };
+  const model = buildModel(arch);
+  const trainer = await DataParallelTrainer.start(model, train, {
+    workers,
+    lr: 1e-3,
+    labelSmoothing: 0,
+    augment: true,
+  });
+  const rows = Array.from({ length: batch }, (_, i) => i);
+  try {
+    for (let s = 0; s < 2; s++) await trainer.step(rows, s, 1e-3); // warm-up
+    const start = performance.now();
+    for (let s = 0; s < steps; s++) await trainer.step(rows, s, 1e-3);
+    return (steps * batch) / ((performance.now() - start) / 1000);
+  } finally {
+    trainer.terminate();
+    model.dispose();
+  }
+}
+
+/** Images per second of batched inference on this thread. */
+export async function tfjsInferenceSpeed(arch: string, batch: number, repeats = 5): Promise<number> {
+  const model = buildModel(arch);
+  const x = tf.randomUniform([batch, 48, 48, 1]);
+  const run = async () => {
+    const y = model.predict(x) as tf.Tensor;
+    await y.data();
+    y.dispose();
+  };
+  await run();
+  const start = performance.now();
+  for (let i = 0; i < repeats; i++) await run();
+  const rate = (repeats * batch) / ((performance.now() - start) / 1000);
+  x.dispose();
+  model.dispose();
+  return rate;
+}
+
+/** PyTorch's figure for the same net, or undefined (with the reason on stderr) when torch is missing. */
+async function torchTrainSpeed(
+  arch: string,
+  batch: number,
+  steps: number,
+  threads: number,
+): Promise<number | undefined> {
+  const child = new Deno.Command("/usr/bin/python3", {
+    args: [projectPath("lib", "bench_torch.py")],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify({ spec: ARCHITECTURES[arch], batch, steps, threads })));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) {
+    const message = new TextDecoder().decode(stderr);
+    console.error(
+      message.includes("No module named 'torch'")
+        ? "PyTorch is not installed: `apt-get install python3-torch` (Debian) for the reference figure"
+        : `PyTorch reference failed:\n${message}`,
+    );
+    return undefined;
+  }
+  return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").pop()!).torch_img_s;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      arch: { type: "string", default: "compact" },
+      batch: { type: "string", default: "128" },
+      steps: { type: "string", default: "8" },
+      workers: { type: "string", default: String(Math.min(2, navigator.hardwareConcurrency || 1)) },
+    },
+  });
+  const arch = values.arch,
+    batch = Number(values.batch),
+    steps = Number(values.steps),
+    workers = Number(values.workers);
+  if (!ARCHITECTURES[arch]) throw new Error(`unknown architecture ${arch}`);
+  await initBackend();
+  console.error(`tfjs-wasm: ${arch}, batch ${batch}, ${workers} worker(s), ${steps} steps ...`);
+  const tfjs = await tfjsTrainSpeed(arch, batch, steps, workers);
+  const inference = await tfjsInferenceSpeed(arch, 256);
+  console.error(`PyTorch (CPU, ${workers} thread(s), channels_last) ...`);
+  const torch = await torchTrainSpeed(arch, batch, steps, workers);
+  const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 10) / 10);
+  console.log(JSON.stringify({
+    arch,
+    batch,
+    tfjs_img_s: round(tfjs),
+    torch_img_s: round(torch),
+    ratio: torch ? Math.round((tfjs / torch) * 1000) / 1000 : null,
+    threads: workers,
+    tfjs_inference_img_s: round(inference),
+  }));
+}
