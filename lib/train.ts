@@ -86,6 +86,23 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   workers: Math.min(2, navigator.hardwareConcurrency || 1),
 };
 
+/**
+ * Named training recipes: the settings that produced a shipped model, so
+ * `deno task train --recipe NAME` reproduces it (flags still override).
+ */
+export const RECIPES: Record<string, Partial<TrainConfig>> = {
+  "compact-fer": {
+    arch: "compact",
+    epochs: 40,
+    batchSize: 128,
+    lr: 2e-3,
+    labelSmoothing: 0.1,
+    lrPatience: 3,
+    earlyStoppingPatience: 8,
+    seed: 1,
+  },
+};
+
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
 interface TrainState {
   epoch: number;
@@ -306,6 +323,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
       "lr-patience": { type: "string" },
       "skip-bad-rows": { type: "boolean", default: false },
       workers: { type: "string" },
+      recipe: { type: "string" },
     },
   });
   const number = (flag: string, value: string | undefined, fallback: number, integer = false) => {
@@ -321,7 +339,10 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   const saved: Partial<TrainConfig> = resume && exists(join(values.out!, "config.json"))
     ? JSON.parse(Deno.readTextFileSync(join(values.out!, "config.json")))
     : {};
-  const base = { ...DEFAULT_CONFIG, ...saved };
+  if (values.recipe && !RECIPES[values.recipe]) {
+    throw new Error(`--recipe ${values.recipe}: choose one of ${Object.keys(RECIPES).join(", ")}`);
+  }
+  const base = { ...DEFAULT_CONFIG, ...(values.recipe ? RECIPES[values.recipe] : {}), ...saved };
   const arch = values.arch ?? base.arch;
   const monitor = (values.monitor ?? base.monitor) as TrainConfig["monitor"];
   if (monitor !== "val_accuracy" && monitor !== "val_loss") {
@@ -336,7 +357,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     batchSize: number("batch-size", values["batch-size"], base.batchSize, true),
     lr: number("lr", values.lr, base.lr),
     subset: values.subset === undefined ? base.subset : number("subset", values.subset, 0, true),
-    out: values.out ?? displayPath(projectPath("outputs", "runs", `${arch}-${stamp}`)),
+    out: values.out ?? displayPath(projectPath("outputs", "runs", values.recipe ?? `${arch}-${stamp}`)),
     seed: number("seed", values.seed, base.seed, true),
     labelSmoothing: number("label-smoothing", values["label-smoothing"], base.labelSmoothing),
     augment: values["no-augment"] ? false : base.augment,
