@@ -4,7 +4,9 @@
  * on the CPU with the same thread count, side by side in one run. Prints one
  * JSON line last: {"arch", "batch", "tfjs_img_s", "torch_img_s", "ratio", ...}.
  *
- *   deno task bench:train [--arch compact] [--batch 128] [--steps 8] [--workers 2]
+ *   deno task bench:train [--arch compact] [--batch 128] [--steps 8] [--workers 2] [--profile]
+ *
+ * `--profile` first prints a per-kernel table of one single-threaded training step.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
@@ -58,6 +60,31 @@ export async function tfjsInferenceSpeed(arch: string, batch: number, repeats = 
   return rate;
 }
 
+/** Milliseconds per kernel of one training step (forward, backward, Adam) on this thread, largest first. */
+export async function profileTrainStep(
+  arch: string,
+  batch: number,
+): Promise<{ kernel: string; ms: number; calls: number }[]> {
+  const model = buildModel(arch);
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: "categoricalCrossentropy" });
+  const x = tf.randomUniform([batch, 48, 48, 1]);
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 7), "int32"), 7);
+  await model.trainOnBatch(x, y); // warm-up
+  const info = await tf.profile(async () => {
+    await model.trainOnBatch(x, y);
+  });
+  const table = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const row = table.get(k.name) ?? { ms: 0, calls: 0 };
+    row.ms += k.kernelTimeMs as number;
+    row.calls++;
+    table.set(k.name, row);
+  }
+  tf.dispose([x, y]);
+  model.dispose();
+  return [...table].map(([kernel, r]) => ({ kernel, ...r })).sort((a, b) => b.ms - a.ms);
+}
+
 /** PyTorch's figure for the same net, or undefined (with the reason on stderr) when torch is missing. */
 async function torchTrainSpeed(
   arch: string,
@@ -95,6 +122,7 @@ if (import.meta.main) {
       batch: { type: "string", default: "128" },
       steps: { type: "string", default: "8" },
       workers: { type: "string", default: String(Math.min(2, navigator.hardwareConcurrency || 1)) },
+      profile: { type: "boolean", default: false },
     },
   });
   const arch = values.arch,
@@ -103,6 +131,13 @@ if (import.meta.main) {
     workers = Number(values.workers);
   if (!ARCHITECTURES[arch]) throw new Error(`unknown architecture ${arch}`);
   await initBackend();
+  if (values.profile) {
+    const rows = await profileTrainStep(arch, batch);
+    console.log(`| kernel | ms per step (batch ${batch}, 1 thread) | calls |\n| --- | --- | --- |`);
+    // "__op" and "scope" entries wrap kernels already listed; leave them out so the column adds up.
+    const kernels = rows.filter((r) => r.ms >= 1 && !r.kernel.endsWith("__op") && !r.kernel.includes("scope"));
+    for (const r of kernels) console.log(`| ${r.kernel} | ${r.ms.toFixed(0)} | ${r.calls} |`);
+  }
   console.error(`tfjs-wasm: ${arch}, batch ${batch}, ${workers} worker(s), ${steps} steps ...`);
   const tfjs = await tfjsTrainSpeed(arch, batch, steps, workers);
   const inference = await tfjsInferenceSpeed(arch, 256);
