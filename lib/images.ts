@@ -21,26 +21,113 @@ export interface GrayImage {
 export const MAX_PIXELS = 40_000_000;
 
 /** The format of an encoded image from its first bytes, or undefined. */
-export function sniffFormat(bytes: Uint8Array): "png" | "jpeg" | undefined {
+export function sniffFormat(bytes: Uint8Array): "png" | "jpeg" | "webp" | undefined {
   if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
     return "png";
   }
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg";
+  const ascii = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to));
+  if (bytes.length >= 12 && ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "webp";
   return undefined;
 }
 
-/** Decode PNG or JPEG bytes to RGBA; `name` is used in error messages. */
+/** Width and height from a PNG or JPEG header, without decoding; undefined if not found. */
+export function imageSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const format = sniffFormat(bytes);
+  if (format === "png" && bytes.length >= 24) return { width: view.getUint32(16), height: view.getUint32(20) };
+  if (format !== "jpeg") return undefined;
+  for (let i = 2; i + 9 < bytes.length;) {
+    if (bytes[i] !== 0xff) return undefined;
+    const marker = bytes[i + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      return { height: view.getUint16(i + 5), width: view.getUint16(i + 7) };
+    }
+    i += 2 + view.getUint16(i + 2);
+  }
+  return undefined;
+}
+
+/** The EXIF orientation (1..8) of a JPEG, 1 when absent. */
+export function exifOrientation(bytes: Uint8Array): number {
+  if (sniffFormat(bytes) !== "jpeg") return 1;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 2; i + 4 < bytes.length;) {
+    if (bytes[i] !== 0xff) return 1;
+    const marker = bytes[i + 1], length = view.getUint16(i + 2);
+    if (marker === 0xda) return 1; // image data starts: no EXIF before it
+    const exif = i + 4;
+    if (marker === 0xe1 && String.fromCharCode(...bytes.subarray(exif, exif + 4)) === "Exif") {
+      const tiff = exif + 6;
+      const little = view.getUint16(tiff) === 0x4949;
+      const ifd = tiff + view.getUint32(tiff + 4, little);
+      const entries = view.getUint16(ifd, little);
+      for (let e = 0; e < entries; e++) {
+        const entry = ifd + 2 + 12 * e;
+        if (entry + 12 > bytes.length) return 1;
+        if (view.getUint16(entry, little) === 0x0112) {
+          const value = view.getUint16(entry + 8, little);
+          return value >= 1 && value <= 8 ? value : 1;
+        }
+      }
+      return 1;
+    }
+    i += 2 + length;
+  }
+  return 1;
+}
+
+/** Turn an image as EXIF `orientation` says, so it shows upright. */
+export function applyOrientation(image: RgbaImage, orientation: number): RgbaImage {
+  if (orientation <= 1 || orientation > 8) return image;
+  const { width: w, height: h, data } = image;
+  const swap = orientation >= 5;
+  const outW = swap ? h : w, outH = swap ? w : h;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      // Source pixel for output (x, y), per the EXIF orientation definitions.
+      const [sx, sy] = [
+        [x, y],
+        [w - 1 - x, y],
+        [w - 1 - x, h - 1 - y],
+        [x, h - 1 - y],
+        [y, x],
+        [y, h - 1 - x],
+        [w - 1 - y, h - 1 - x],
+        [w - 1 - y, x],
+      ][orientation - 1];
+      const s = 4 * (sy * w + sx), d = 4 * (y * outW + x);
+      out[d] = data[s];
+      out[d + 1] = data[s + 1];
+      out[d + 2] = data[s + 2];
+      out[d + 3] = data[s + 3];
+    }
+  }
+  return { width: outW, height: outH, data: out };
+}
+
+/**
+ * Decode PNG or JPEG bytes to upright RGBA; `name` is used in error
+ * messages. Refuses images over MAX_PIXELS before decoding them.
+ */
 export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
   if (bytes.length === 0) throw new Error(`${name}: empty file`);
   const format = sniffFormat(bytes);
+  if (format === "webp") throw new Error(`${name}: WebP images are not supported yet; convert it to PNG or JPEG`);
+  const size = imageSize(bytes);
+  if (size && size.width * size.height > MAX_PIXELS) {
+    const mp = ((size.width * size.height) / 1e6).toFixed(1);
+    throw new Error(`${name}: image too large (${size.width}x${size.height}, ${mp} megapixels; the limit is 40)`);
+  }
   try {
     if (format === "png") {
       const png = PNG.sync.read(Buffer.from(bytes));
       return { width: png.width, height: png.height, data: new Uint8Array(png.data) };
     }
     if (format === "jpeg") {
-      const img = jpeg.decode(bytes, { useTArray: true, maxResolutionInMP: MAX_PIXELS / 1e6 });
-      return { width: img.width, height: img.height, data: img.data };
+      const img = jpeg.decode(bytes, { useTArray: true, maxResolutionInMP: MAX_PIXELS / 1e6, formatAsRGBA: true });
+      return applyOrientation({ width: img.width, height: img.height, data: img.data }, exifOrientation(bytes));
     }
   } catch (err) {
     throw new Error(`${name}: cannot decode ${format} image (${(err as Error).message})`);
@@ -95,6 +182,13 @@ function halve(image: GrayImage): GrayImage {
     }
   }
   return { width, height, data: out };
+}
+
+/** Encode an RGBA image as PNG bytes. */
+export function encodeRgbaPng(image: RgbaImage): Uint8Array {
+  const png = new PNG({ width: image.width, height: image.height });
+  png.data.set(image.data);
+  return new Uint8Array(PNG.sync.write(png));
 }
 
 /** Encode a gray image as PNG bytes. */

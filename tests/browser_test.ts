@@ -1,0 +1,91 @@
+/**
+ * The in-browser page, driven in Debian's Chromium with playwright-core:
+ * it loads the models, finds the face in a test photo and draws its label
+ * and probability chart, and explains non-images and face-less photos.
+ */
+import { assert } from "./assert.ts";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { initBackend } from "../lib/backend.ts";
+import { buildModel } from "../lib/models.ts";
+import { makeMetadata, saveModel } from "../lib/model_io.ts";
+import { facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
+import { encodeRgbaPng, resizeGray } from "../lib/images.ts";
+import { EMOTIONS } from "../lib/labels.ts";
+import { startServer } from "../lib/serve.ts";
+import { projectPath } from "../lib/paths.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
+
+/** A 640x480 photo with a real FER2013 face scaled to 200 px at (220, 140) on a striped background. */
+async function scenePng(): Promise<Uint8Array> {
+  const data = await loadDataset(resolveDataPath());
+  const face = resizeGray({ width: 48, height: 48, data: facePixels(data.splits.PrivateTest, 3) }, 200, 200);
+  const [w, h] = [640, 480];
+  const rgba = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const inFace = x >= 220 && x < 420 && y >= 140 && y < 340;
+      const v = inFace ? face.data[(y - 140) * 200 + (x - 220)] : 90 + (x % 50);
+      rgba.set([v, v, inFace ? v : 140, 255], 4 * (y * w + x));
+    }
+  }
+  return encodeRgbaPng({ width: w, height: h, data: rgba });
+}
+
+Deno.test({
+  name: "the browser page recognizes a face in a photo, and explains non-images and face-less photos",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const dir = Deno.makeTempDirSync();
+    const model = buildModel("compact");
+    await saveModel(join(dir, "model"), model, makeMetadata(model, "compact", {}));
+    const photos = {
+      scene: join(dir, "scene.png"),
+      text: join(dir, "notes.txt"),
+      blank: join(dir, "blank.png"),
+    };
+    Deno.writeFileSync(photos.scene, await scenePng());
+    Deno.writeTextFileSync(photos.text, "not a photo");
+    Deno.writeFileSync(
+      photos.blank,
+      encodeRgbaPng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(200) }),
+    );
+
+    const server = startServer({ port: 0, modelDir: join(dir, "model") });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+
+      await page.setInputFiles("#file", photos.scene);
+      await page.waitForSelector("body[data-faces]", { timeout: 60_000 });
+      const labels = await page.$$eval(".face .emotion", (els) => els.map((e) => e.textContent ?? ""));
+      assert.ok(labels.length >= 1, "one face card");
+      assert.match(labels[0], new RegExp(`^(${EMOTIONS.join("|")}) \\d+%$`));
+      const bars = await page.$$eval(".face .chart svg .mark-rect path", (els) => els.length);
+      assert.equal(bars, 7, "a bar per emotion");
+      assert.match(await page.textContent("#status") ?? "", /1 face found/);
+      const shots = projectPath("outputs", "tests");
+      Deno.mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, "page.png"), fullPage: true });
+
+      await page.setInputFiles("#file", photos.text);
+      await page.waitForSelector("body[data-state=error]");
+      assert.match(await page.textContent("#status") ?? "", /notes\.txt" is not an image/);
+
+      await page.setInputFiles("#file", photos.blank);
+      await page.waitForSelector("#status:has-text('No face found')");
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  },
+});
