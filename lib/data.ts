@@ -312,11 +312,11 @@ export async function loadImageFolders(root: string, options: LoadOptions = {}):
         );
       }
       for (const file of sortedEntries(join(root, splitDir.name, classDir.name))) {
-        if (!file.isFile || ![".png", ".jpg", ".jpeg"].includes(extname(file.name).toLowerCase())) continue;
+        if (!file.isFile || ![".png", ".jpg", ".jpeg", ".webp"].includes(extname(file.name).toLowerCase())) continue;
         const path = join(root, splitDir.name, classDir.name, file.name);
         files++;
         try {
-          const gray = resizeGray(toGray(decodeImage(await Deno.readFile(path), path)), IMAGE_SIZE, IMAGE_SIZE);
+          const gray = resizeGray(toGray(await decodeImage(await Deno.readFile(path), path)), IMAGE_SIZE, IMAGE_SIZE);
           sets[split].pixels.push(gray.data);
           sets[split].labels.push(label);
         } catch (err) {

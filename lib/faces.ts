@@ -3,7 +3,7 @@
  * weights ship inside the npm package, so nothing is downloaded), crop each
  * with a margin, convert to the model's gray input and classify.
  *
- *   const faces = await recognizeEmotions(loaded, decodeImage(bytes, name));
+ *   const faces = await recognizeEmotions(loaded, await decodeImage(bytes, name));
  */
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";

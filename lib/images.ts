@@ -2,6 +2,8 @@
 import { Buffer } from "node:buffer";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
+import { fileURLToPath } from "node:url";
+import decodeWebp, { init as initWebpDecoder } from "@jsquash/webp/decode.js";
 
 /** A decoded image: 8-bit RGBA, row-major. */
 export interface RgbaImage {
@@ -31,11 +33,24 @@ export function sniffFormat(bytes: Uint8Array): "png" | "jpeg" | "webp" | undefi
   return undefined;
 }
 
-/** Width and height from a PNG or JPEG header, without decoding; undefined if not found. */
+/** Width and height from a PNG, JPEG or WebP header, without decoding; undefined if not found. */
 export function imageSize(bytes: Uint8Array): { width: number; height: number } | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const format = sniffFormat(bytes);
   if (format === "png" && bytes.length >= 24) return { width: view.getUint32(16), height: view.getUint32(20) };
+  if (format === "webp" && bytes.length >= 30) {
+    const chunk = String.fromCharCode(...bytes.subarray(12, 16));
+    const u24 = (at: number) => bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16);
+    if (chunk === "VP8X") return { width: u24(24) + 1, height: u24(27) + 1 };
+    if (chunk === "VP8 ") {
+      return { width: view.getUint16(26, true) & 0x3fff, height: view.getUint16(28, true) & 0x3fff };
+    }
+    if (chunk === "VP8L") {
+      const bits = view.getUint32(21, true);
+      return { width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
+    }
+    return undefined;
+  }
   if (format !== "jpeg") return undefined;
   for (let i = 2; i + 9 < bytes.length;) {
     if (bytes[i] !== 0xff) return undefined;
@@ -107,14 +122,31 @@ export function applyOrientation(image: RgbaImage, orientation: number): RgbaIma
   return { width: outW, height: outH, data: out };
 }
 
+let webpReady: Promise<void> | undefined;
+
+/** Start the WebP decoder (libwebp compiled to WASM, from @jsquash/webp) once. */
+function initWebp(): Promise<void> {
+  webpReady ??= (async () => {
+    // The decoder builds its result with the browser's ImageData, which Deno lacks.
+    (globalThis as { ImageData?: unknown }).ImageData ??= class {
+      constructor(public data: Uint8ClampedArray, public width: number, public height: number) {}
+    };
+    const wasm = fileURLToPath(import.meta.resolve("@jsquash/webp/decode.js")).replace(
+      /decode\.js$/,
+      "codec/dec/webp_dec.wasm",
+    );
+    await initWebpDecoder(await WebAssembly.compile(Deno.readFileSync(wasm)));
+  })();
+  return webpReady;
+}
+
 /**
- * Decode PNG or JPEG bytes to upright RGBA; `name` is used in error
+ * Decode PNG, JPEG or WebP bytes to upright RGBA; `name` is used in error
  * messages. Refuses images over MAX_PIXELS before decoding them.
  */
-export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<RgbaImage> {
   if (bytes.length === 0) throw new Error(`${name}: empty file`);
   const format = sniffFormat(bytes);
-  if (format === "webp") throw new Error(`${name}: WebP images are not supported yet; convert it to PNG or JPEG`);
   const size = imageSize(bytes);
   if (size && size.width * size.height > MAX_PIXELS) {
     const mp = ((size.width * size.height) / 1e6).toFixed(1);
@@ -125,6 +157,11 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
       const png = PNG.sync.read(Buffer.from(bytes));
       return { width: png.width, height: png.height, data: new Uint8Array(png.data) };
     }
+    if (format === "webp") {
+      await initWebp();
+      const img = await decodeWebp(bytes.slice().buffer);
+      return { width: img.width, height: img.height, data: new Uint8Array(img.data.buffer) };
+    }
     if (format === "jpeg") {
       const img = jpeg.decode(bytes, { useTArray: true, maxResolutionInMP: MAX_PIXELS / 1e6, formatAsRGBA: true });
       return applyOrientation({ width: img.width, height: img.height, data: img.data }, exifOrientation(bytes));
@@ -132,7 +169,7 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
   } catch (err) {
     throw new Error(`${name}: cannot decode ${format} image (${(err as Error).message})`);
   }
-  throw new Error(`${name}: not a PNG or JPEG image`);
+  throw new Error(`${name}: not a PNG, JPEG or WebP image`);
 }
 
 /** RGBA to gray with the ITU-R BT.601 luma weights (as PIL's "L" mode). */

@@ -57,7 +57,7 @@ export async function predictFile(loaded: LoadedModel, path: string, options: Fa
 > {
   try {
     const bytes = await Deno.readFile(path);
-    const image = decodeImage(bytes, path);
+    const image = await decodeImage(bytes, path);
     const faces = await recognizeEmotions(loaded, image, options);
     return { path, width: image.width, height: image.height, faces, error: null, image };
   } catch (err) {

@@ -10,6 +10,8 @@ import { batchPixels, facePixels, loadDataset, resolveDataPath } from "../lib/da
 import { applyOrientation, decodeImage, exifOrientation, resizeGray } from "../lib/images.ts";
 import { collectImages, predictFile } from "../lib/predict.ts";
 import { EMOTIONS } from "../lib/labels.ts";
+import { fileURLToPath } from "node:url";
+import encodeWebp, { init as initWebpEncoder } from "@jsquash/webp/encode.js";
 
 /** A saved (untrained) compact model in a temporary folder. */
 async function tempModel() {
@@ -125,8 +127,8 @@ Deno.test({
     const byName = Object.fromEntries(lines.map((l) => [l.path.split("/").pop()!, l]));
     assert.match(byName["empty.png"].error!, /empty\.png: empty file/);
     assert.match(byName["truncated.png"].error!, /truncated\.png: cannot decode png/);
-    assert.match(byName["text.jpg"].error!, /text\.jpg: not a PNG or JPEG image/);
-    assert.match(byName["image.webp"].error!, /image\.webp: WebP images are not supported/);
+    assert.match(byName["text.jpg"].error!, /text\.jpg: not a PNG, JPEG or WebP image/);
+    assert.match(byName["image.webp"].error!, /image\.webp: cannot decode webp image/);
     assert.match(byName["huge.png"].error!, /huge\.png: image too large \(10000x10000, 100\.0 megapixels/);
     assert.match(byName["missing.png"].error!, /missing\.png/);
     assert.equal(byName["good.png"].error, null);
@@ -134,20 +136,20 @@ Deno.test({
   },
 });
 
-Deno.test("a 16-bit gray PNG decodes to 8-bit RGBA", () => {
+Deno.test("a 16-bit gray PNG decodes to 8-bit RGBA", async () => {
   const png16 = new PNG({ width: 4, height: 2, bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false });
   png16.data = Buffer.from(new Uint16Array(8).fill(0x8000).buffer);
-  const decoded = decodeImage(
+  const decoded = await decodeImage(
     new Uint8Array(PNG.sync.write(png16, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false })),
     "g16.png",
   );
   assert.deepEqual([decoded.width, decoded.height, decoded.data.length], [4, 2, 32]);
 });
 
-Deno.test("EXIF orientation is read and applied (a 6 turns a landscape photo upright)", () => {
+Deno.test("EXIF orientation is read and applied (a 6 turns a landscape photo upright)", async () => {
   const bytes = jpegWithOrientation(32, 16, 6);
   assert.equal(exifOrientation(bytes), 6);
-  const image = decodeImage(bytes, "rotated.jpg");
+  const image = await decodeImage(bytes, "rotated.jpg");
   assert.deepEqual([image.width, image.height], [16, 32]);
   // The bright left edge of the stored image becomes the top edge once turned clockwise.
   assert.ok(image.data[4 * 8] > 200 && image.data[4 * (31 * 16 + 8)] < 60);
@@ -180,4 +182,16 @@ Deno.test({
     const allBad = await run(join(dir, "b.jpg"));
     assert.equal(allBad.code, 1);
   },
+});
+
+Deno.test("a WebP photo decodes (libwebp in WASM)", async () => {
+  const dir = fileURLToPath(import.meta.resolve("@jsquash/webp/encode.js")).replace(/encode\.js$/, "codec/enc/");
+  await initWebpEncoder(await WebAssembly.compile(Deno.readFileSync(dir + "webp_enc.wasm")));
+  const pixels = new Uint8ClampedArray(20 * 10 * 4).fill(180);
+  const image = await decodeImage(
+    new Uint8Array(await encodeWebp({ data: pixels, width: 20, height: 10 } as ImageData)),
+    "a.webp",
+  );
+  assert.deepEqual([image.width, image.height], [20, 10]);
+  assert.ok(Math.abs(image.data[0] - 180) <= 3);
 });
