@@ -195,3 +195,17 @@ Deno.test("a WebP photo decodes (libwebp in WASM)", async () => {
   assert.deepEqual([image.width, image.height], [20, 10]);
   assert.ok(Math.abs(image.data[0] - 180) <= 3);
 });
+
+Deno.test("a CMYK JPEG and a palette PNG decode to the right colours", async () => {
+  for (const name of ["cmyk.jpg", "palette.png"]) {
+    const path = new URL(`./fixtures/${name}`, import.meta.url);
+    const image = await decodeImage(Deno.readFileSync(path), name);
+    assert.deepEqual([image.width, image.height], [32, 24]);
+    const pixel = (x: number) => Array.from(image.data.subarray(4 * x, 4 * x + 3));
+    [[0, [200, 60, 120]], [31, [30, 60, 120]]].forEach(([x, want]) =>
+      pixel(x as number).forEach((v, c) =>
+        assert.ok(Math.abs(v - (want as number[])[c]) <= 6, `${name} (${x}): ${pixel(x as number)}`)
+      )
+    );
+  }
+});
