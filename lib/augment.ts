@@ -71,8 +71,3 @@ export function augmentBatch(
     return tf.image.transform(images, matrices, "bilinear", "nearest");
   });
 }
-
-/** The same batch, mirrored left to right (for test-time augmentation). */
-export function flipBatch(images: tf.Tensor4D): tf.Tensor4D {
-  return tf.image.flipLeftRight(images);
-}

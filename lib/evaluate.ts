@@ -14,13 +14,34 @@ import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts
 import { confusionMatricesSpec, saveChart } from "./charts.ts";
 import { loadModel } from "./model_io.ts";
 import { ProgressBar } from "./progress.ts";
+import { augmentMatrix } from "./augment.ts";
 
 export interface PredictOptions {
   batchSize?: number;
-  /** Average with the horizontally flipped image's prediction. */
+  /** Test-time augmentation: average over TTA_VIEWS (mirror and small shifts). */
   tta?: boolean;
   /** Show a progress bar with this label. */
   progressLabel?: string;
+}
+
+/** The test-time augmentation views: the image and its mirror, each unshifted and shifted 2 px four ways. */
+export const TTA_VIEWS = [false, true].flatMap((flip) =>
+  [[0, 0], [2, 0], [-2, 0], [0, 2], [0, -2]].map(([shiftX, shiftY]) => ({ flip, degrees: 0, scale: 1, shiftX, shiftY }))
+);
+
+/** Mean class probabilities of `model` over the TTA views of a batch. */
+function predictTta(model: tf.LayersModel, x: tf.Tensor4D): tf.Tensor {
+  const size = x.shape[1];
+  const [n] = x.shape;
+  const views = TTA_VIEWS.map((view) =>
+    tf.image.transform(
+      x,
+      tf.tensor2d(augmentMatrix(size, view), [1, 8]).tile([n, 1]) as tf.Tensor2D,
+      "bilinear",
+      "nearest",
+    )
+  );
+  return tf.addN(views.map((v) => model.predict(v) as tf.Tensor)).div(TTA_VIEWS.length);
 }
 
 /** Class probabilities for every image of a set, row-major [n, classes]. */
@@ -37,8 +58,7 @@ export async function predictSet(
     const rows = Array.from({ length: Math.min(batchSize, set.n - start) }, (_, i) => start + i);
     const probs = tf.tidy(() => {
       const x = tf.tensor4d(batchPixels(set, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
-      const p = model.predict(x) as tf.Tensor;
-      return options.tta ? p.add(model.predict(tf.image.flipLeftRight(x)) as tf.Tensor).div(2) : p;
+      return options.tta ? predictTta(model, x) : model.predict(x) as tf.Tensor;
     });
     out.set(await probs.data(), start * classes);
     probs.dispose();

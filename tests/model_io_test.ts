@@ -2,6 +2,7 @@ import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { initBackend, tf } from "../lib/backend.ts";
 import { architectureNames, buildModel, modelSummary } from "../lib/models.ts";
+import { predictSet, TTA_VIEWS } from "../lib/evaluate.ts";
 import {
   loadModel,
   loadOptimizerFiles,
@@ -74,4 +75,17 @@ Deno.test("writeFolderAtomic replaces a folder whole and leaves no temporary fol
   assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), ["ckpt"]);
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.json"]);
   assert.equal(JSON.parse(Deno.readTextFileSync(join(dir, "a.json"))).v, 2);
+});
+
+Deno.test("test-time augmentation averages 10 views: unchanged for a flat image, different for a face", async () => {
+  await initBackend();
+  const model = buildModel("compact");
+  const flat = { n: 1, labels: new Uint8Array(1), pixels: new Uint8Array(2304).fill(128) };
+  const face = { n: 1, labels: new Uint8Array(1), pixels: Uint8Array.from({ length: 2304 }, (_, i) => (i * 37) % 256) };
+  const close = (a: Float32Array, b: Float32Array) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+  assert.equal(TTA_VIEWS.length, 10);
+  assert.ok(close(await predictSet(model, flat, { tta: true }), await predictSet(model, flat)));
+  const tta = await predictSet(model, face, { tta: true });
+  assert.ok(!close(tta, await predictSet(model, face)));
+  assert.ok(Math.abs(tta.reduce((a, b) => a + b, 0) - 1) < 1e-4);
 });
