@@ -13,7 +13,7 @@ import { initBackend } from "./backend.ts";
 import { loadModel } from "./model_io.ts";
 import { classifyCrops, loadFaceDetector, recognizeEmotions } from "./faces.ts";
 import { facePixels, loadDataset, resolveDataPath } from "./data.ts";
-import { type GrayImage, resizeGray, type RgbaImage } from "./images.ts";
+import { sceneWithFace } from "./images.ts";
 import { defaultModelDir } from "./predict.ts";
 
 /** Mean seconds of `run` over `repeats` calls after one warm-up call. */
@@ -22,21 +22,6 @@ async function seconds(run: () => Promise<unknown>, repeats: number): Promise<nu
   const start = performance.now();
   for (let i = 0; i < repeats; i++) await run();
   return (performance.now() - start) / 1000 / repeats;
-}
-
-/** A 640x480 photo with a FER2013 face scaled to 200 px in the middle. */
-function scene(face: GrayImage): RgbaImage {
-  const big = resizeGray(face, 200, 200);
-  const [w, h] = [640, 480];
-  const data = new Uint8Array(w * h * 4);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const inFace = x >= 220 && x < 420 && y >= 140 && y < 340;
-      const v = inFace ? big.data[(y - 140) * 200 + (x - 220)] : 90 + (x % 50);
-      data.set([v, v, inFace ? v : 140, 255], 4 * (y * w + x));
-    }
-  }
-  return { width: w, height: h, data };
 }
 
 if (import.meta.main) {
@@ -66,7 +51,7 @@ if (import.meta.main) {
       await seconds(() => faceapi.nets.faceExpressionNet.predictExpressions((batch === 1 ? rgb[0] : rgb) as never), 5);
     tf.dispose(rgb);
   }
-  const photo = scene(faces[0]);
+  const photo = sceneWithFace(faces[0]).image;
   results.ours_ms_per_photo = 1000 * await seconds(() => recognizeEmotions(loaded, photo), 5);
   const photoTensor = tf.tensor3d(photo.data, [480, 640, 4], "int32").slice([0, 0, 0], [480, 640, 3]);
   const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 });

@@ -10,7 +10,7 @@ import { parse } from "csv-parse";
 import { EMOTIONS, NUM_CLASSES, type Split, SPLITS } from "./labels.ts";
 import { decodeImage, resizeGray, toGray } from "./images.ts";
 import { seededRandom, shuffleInPlace } from "./random.ts";
-import { displayPath, projectPath } from "./paths.ts";
+import { displayPath, exists, projectPath } from "./paths.ts";
 
 /** Side of the square FER2013 images. */
 export const IMAGE_SIZE = 48;
@@ -69,15 +69,6 @@ export function resolveDataPath(flag?: string): string {
   const found = DEFAULT_DATA_PATHS.map((p) => projectPath(p)).find(exists);
   if (!found) throw new Error(`${WHERE_TO_GET} Looked in: ${DEFAULT_DATA_PATHS.join(", ")}.`);
   return displayPath(found);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Load a CSV or image folder, using (and filling) the parsed cache. */

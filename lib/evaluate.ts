@@ -15,6 +15,7 @@ import { confusionMatricesSpec, saveChart } from "./charts.ts";
 import { loadModel } from "./model_io.ts";
 import { ProgressBar } from "./progress.ts";
 import { augmentMatrix } from "./augment.ts";
+import { runCommand } from "./cli.ts";
 
 export interface PredictOptions {
   batchSize?: number;
@@ -129,11 +130,4 @@ export async function main(args: string[]): Promise<void> {
   console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCommand(main);

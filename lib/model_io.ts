@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { EMOTIONS } from "./labels.ts";
 import { NORMALIZATION } from "./data.ts";
+import { exists } from "./paths.ts";
 
 /** What a model folder says about how to use the model. */
 export interface ModelMetadata {
@@ -57,15 +58,6 @@ export function writeFolderAtomic(dir: string, files: Record<string, Uint8Array 
   if (hadOld) Deno.renameSync(dir, old);
   Deno.renameSync(tmp, dir);
   if (hadOld) Deno.removeSync(old, { recursive: true });
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The model's topology and weights as tfjs layers-format files. */

@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { projectPath } from "./paths.ts";
+import { runCommand } from "./cli.ts";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -58,11 +59,4 @@ async function main(args: string[]) {
   if (failed.length) throw new Error(`notebook(s) failed: ${failed.join(", ")}`);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCommand(main);

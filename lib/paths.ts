@@ -14,3 +14,13 @@ export function displayPath(path: string): string {
   const rel = relative(Deno.cwd(), path);
   return !isAbsolute(path) || rel.length >= path.length ? path : rel;
 }
+
+/** Whether a file or folder exists. */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

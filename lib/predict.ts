@@ -17,7 +17,8 @@ import { type FaceOptions, type FaceResult, recognizeEmotions } from "./faces.ts
 import { svgToPng } from "./charts.ts";
 import { encodeBase64 } from "./base64.ts";
 import { ProgressBar } from "./progress.ts";
-import { projectPath } from "./paths.ts";
+import { exists, projectPath } from "./paths.ts";
+import { runCommand } from "./cli.ts";
 
 /** One output line. */
 export interface Prediction {
@@ -92,9 +93,7 @@ export function annotationSvg(image: RgbaImage, faces: FaceResult[]): string {
 /** The model folder to use: the flag, else the shipped model. */
 export function defaultModelDir(flag?: string): string {
   const dir = flag ?? projectPath("outputs", "model");
-  try {
-    Deno.statSync(join(dir, "model.json"));
-  } catch {
+  if (!exists(join(dir, "model.json"))) {
     throw new Error(
       flag ? `--model ${flag}: no model.json there` : `no shipped model at ${dir}; train one and pass --model DIR`,
     );
@@ -138,11 +137,4 @@ export async function main(args: string[]): Promise<number> {
   return files.length > 0 && failed === files.length ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runCommand(main, 2);

@@ -11,6 +11,7 @@ import { dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { wasmDistDir } from "./backend.ts";
 import { defaultModelDir } from "./predict.ts";
+import { runCommand } from "./cli.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -78,15 +79,13 @@ export function startServer(options: { port: number; modelDir: string; hostname?
   });
 }
 
-if (import.meta.main) {
-  try {
-    const { values } = parseArgs({
-      args: Deno.args,
-      options: { port: { type: "string", default: "8000" }, model: { type: "string" } },
-    });
-    startServer({ port: Number(values.port), modelDir: defaultModelDir(values.model) });
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
-  }
+/** Command line: serve until stopped. */
+function main(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: { port: { type: "string", default: "8000" }, model: { type: "string" } },
+  });
+  startServer({ port: Number(values.port), modelDir: defaultModelDir(values.model) });
 }
+
+if (import.meta.main) await runCommand(main);

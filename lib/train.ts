@@ -41,7 +41,8 @@ import {
 import { ProgressBar } from "./progress.ts";
 import { DataParallelTrainer } from "./parallel.ts";
 import { seededRandom, shuffleInPlace } from "./random.ts";
-import { displayPath, projectPath } from "./paths.ts";
+import { displayPath, exists, projectPath } from "./paths.ts";
+import { runCommand } from "./cli.ts";
 
 /** Everything that defines a training run; saved as `config.json`. */
 export interface TrainConfig {
@@ -143,15 +144,6 @@ export function parseHistoryCsv(text: string): EpochRecord[] {
     const cells = line.split(",").map(Number);
     return Object.fromEntries(columns.map((c, i) => [c, cells[i]])) as unknown as EpochRecord;
   });
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
@@ -376,16 +368,14 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   return { config, resume };
 }
 
-if (import.meta.main) {
-  try {
-    const { config, resume } = parseTrainArgs(Deno.args);
-    const result = await trainModel(config, resume);
-    console.log(
-      `done: best epoch ${result.bestEpoch}, PublicTest accuracy ${(100 * result.report.accuracy).toFixed(2)}%; ` +
-        `run folder ${config.out}`,
-    );
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
-  }
+/** Command line: train (or resume) and say where the run folder is. */
+async function main(args: string[]) {
+  const { config, resume } = parseTrainArgs(args);
+  const result = await trainModel(config, resume);
+  console.log(
+    `done: best epoch ${result.bestEpoch}, PublicTest accuracy ${(100 * result.report.accuracy).toFixed(2)}%; ` +
+      `run folder ${config.out}`,
+  );
 }
+
+if (import.meta.main) await runCommand(main);

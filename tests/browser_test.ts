@@ -10,7 +10,7 @@ import { initBackend } from "../lib/backend.ts";
 import { buildModel } from "../lib/models.ts";
 import { makeMetadata, saveModel } from "../lib/model_io.ts";
 import { facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
-import { encodeRgbaPng, resizeGray } from "../lib/images.ts";
+import { encodeRgbaPng, sceneWithFace } from "../lib/images.ts";
 import { EMOTIONS } from "../lib/labels.ts";
 import { startServer } from "../lib/serve.ts";
 import { projectPath } from "../lib/paths.ts";
@@ -18,20 +18,10 @@ import { projectPath } from "../lib/paths.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
 
-/** A 640x480 photo with a real FER2013 face scaled to 200 px at (220, 140) on a striped background. */
+/** A 640x480 photo with a real FER2013 face scaled to 200 px. */
 async function scenePng(): Promise<Uint8Array> {
   const data = await loadDataset(resolveDataPath());
-  const face = resizeGray({ width: 48, height: 48, data: facePixels(data.splits.PrivateTest, 3) }, 200, 200);
-  const [w, h] = [640, 480];
-  const rgba = new Uint8Array(w * h * 4);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const inFace = x >= 220 && x < 420 && y >= 140 && y < 340;
-      const v = inFace ? face.data[(y - 140) * 200 + (x - 220)] : 90 + (x % 50);
-      rgba.set([v, v, inFace ? v : 140, 255], 4 * (y * w + x));
-    }
-  }
-  return encodeRgbaPng({ width: w, height: h, data: rgba });
+  return encodeRgbaPng(sceneWithFace({ width: 48, height: 48, data: facePixels(data.splits.PrivateTest, 3) }).image);
 }
 
 Deno.test({
