@@ -128,32 +128,44 @@ export async function classifyCrops(loaded: LoadedModel, crops: GrayImage[]): Pr
   return out;
 }
 
+/** A face found in an image, with its crop at the model's input size. */
+export interface FoundFace {
+  box: FaceResult["box"];
+  score: number;
+  crop: GrayImage;
+}
+
+/** Detect faces (or take the whole image when `noDetect`) and crop each to `inputSize` gray. */
+export async function findFaces(image: RgbaImage, inputSize: number, options: FaceOptions = {}): Promise<FoundFace[]> {
+  const o = { ...DEFAULTS, ...options };
+  const gray = toGray(image);
+  if (o.noDetect) {
+    return [{ box: [0, 0, image.width, image.height], score: 1, crop: resizeGray(gray, inputSize, inputSize) }];
+  }
+  return (await detectFaces(image, o)).map((d) => ({ ...d, crop: cropFace(gray, d.box, o.margin, inputSize) }));
+}
+
+/** Results for found faces from their class probabilities (row-major, a row per face). */
+export function labelFaces(found: FoundFace[], probabilities: Float32Array, labels: string[]): FaceResult[] {
+  return found.map((face, i) => {
+    const row = Array.from(probabilities.subarray(i * labels.length, (i + 1) * labels.length));
+    const best = row.indexOf(Math.max(...row));
+    return {
+      box: face.box,
+      score: Math.round(face.score * 1e4) / 1e4,
+      emotion: labels[best],
+      probabilities: Object.fromEntries(labels.map((l, c) => [l, Math.round(row[c] * 1e4) / 1e4])),
+    };
+  });
+}
+
 /** Image in, faces out: detect (unless `noDetect`), crop, classify. */
 export async function recognizeEmotions(
   loaded: LoadedModel,
   image: RgbaImage,
   options: FaceOptions = {},
 ): Promise<FaceResult[]> {
-  const o = { ...DEFAULTS, ...options };
-  const gray = toGray(image);
-  const detections = o.noDetect
-    ? [{ box: [0, 0, image.width, image.height] as FaceResult["box"], score: 1 }]
-    : await detectFaces(image, o);
-  if (detections.length === 0) return [];
-  const size = loaded.metadata.inputSize;
-  const crops = detections.map((d) =>
-    o.noDetect ? resizeGray(gray, size, size) : cropFace(gray, d.box, o.margin, size)
-  );
-  const probabilities = await classifyCrops(loaded, crops);
-  const labels = loaded.metadata.labels;
-  return detections.map((d, i) => {
-    const row = Array.from(probabilities.subarray(i * labels.length, (i + 1) * labels.length));
-    const best = row.indexOf(Math.max(...row));
-    return {
-      box: d.box,
-      score: Math.round(d.score * 1e4) / 1e4,
-      emotion: labels[best],
-      probabilities: Object.fromEntries(labels.map((l, c) => [l, Math.round(row[c] * 1e4) / 1e4])),
-    };
-  });
+  const found = await findFaces(image, loaded.metadata.inputSize, options);
+  if (found.length === 0) return [];
+  return labelFaces(found, await classifyCrops(loaded, found.map((f) => f.crop)), loaded.metadata.labels);
 }

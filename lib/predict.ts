@@ -1,7 +1,7 @@
 /**
  * Emotions of the faces in photos, one JSON line per image:
  *
- *   deno task predict [--model DIR] PATH... [--annotate DIR] [--no-detect] [--min-face PX]
+ *   deno task predict [--model DIR] PATH... [--annotate DIR] [--no-detect] [--min-face PX] [--batch-size 16]
  *
  * PATH is an image or a folder (recursed: png, jpg, jpeg, webp). Each line is
  * {"path", "width", "height", "faces": [{"box", "score", "emotion", "probabilities"}], "error"}.
@@ -13,7 +13,7 @@ import { basename, extname, join } from "node:path";
 import { initBackend } from "./backend.ts";
 import { type LoadedModel, loadModel } from "./model_io.ts";
 import { decodeImage, encodeRgbaPng, type RgbaImage } from "./images.ts";
-import { type FaceOptions, type FaceResult, recognizeEmotions } from "./faces.ts";
+import { classifyCrops, type FaceOptions, type FaceResult, findFaces, type FoundFace, labelFaces } from "./faces.ts";
 import { svgToPng } from "./charts.ts";
 import { encodeBase64 } from "./base64.ts";
 import { ProgressBar } from "./progress.ts";
@@ -52,25 +52,49 @@ export function collectImages(paths: string[]): string[] {
   return out;
 }
 
-/** Predict one image file; errors become the line's `error`. */
-export async function predictFile(loaded: LoadedModel, path: string, options: FaceOptions = {}): Promise<
-  Prediction & { image?: RgbaImage }
-> {
-  try {
-    const bytes = await Deno.readFile(path);
-    const image = await decodeImage(bytes, path);
-    const faces = await recognizeEmotions(loaded, image, options);
-    return { path, width: image.width, height: image.height, faces, error: null, image };
-  } catch (err) {
-    const message = (err as Error).message;
-    return {
-      path,
-      width: null,
-      height: null,
-      faces: [],
-      error: message.startsWith(path) ? message : `${path}: ${message}`,
-    };
+/** A prediction line plus the decoded image (for annotation). */
+export type PredictionWithImage = Prediction & { image?: RgbaImage };
+
+/**
+ * Predict several image files, classifying all their faces in one batch;
+ * a file's errors become its line's `error` and the others go on.
+ */
+export async function predictFiles(
+  loaded: LoadedModel,
+  paths: string[],
+  options: FaceOptions = {},
+): Promise<PredictionWithImage[]> {
+  const found: { path: string; image?: RgbaImage; faces?: FoundFace[]; error?: string }[] = [];
+  for (const path of paths) { // one at a time: decoded photos can be large
+    try {
+      const image = await decodeImage(await Deno.readFile(path), path);
+      found.push({ path, image, faces: await findFaces(image, loaded.metadata.inputSize, options) });
+    } catch (err) {
+      const message = (err as Error).message;
+      found.push({ path, error: message.startsWith(path) ? message : `${path}: ${message}` });
+    }
   }
+  const crops = found.flatMap((f) => f.faces?.map((face) => face.crop) ?? []);
+  const probabilities = crops.length ? await classifyCrops(loaded, crops) : new Float32Array();
+  const classes = loaded.metadata.labels.length;
+  let offset = 0;
+  return found.map((f) => {
+    if (!f.image) return { path: f.path, width: null, height: null, faces: [], error: f.error! };
+    const faceList = f.faces ?? [];
+    const rows = probabilities.subarray(offset * classes, (offset + faceList.length) * classes);
+    offset += faceList.length;
+    const faces = labelFaces(faceList, rows, loaded.metadata.labels);
+    return { path: f.path, width: f.image.width, height: f.image.height, faces, error: null, image: f.image };
+  });
+}
+
+/** Predict one image file. */
+export async function predictFile(
+  loaded: LoadedModel,
+  path: string,
+  options: FaceOptions = {},
+): Promise<PredictionWithImage> {
+  return (await predictFiles(loaded, [path], options))[0];
 }
 
 /** An SVG of the image with each face's box and emotion drawn on it. */
@@ -111,6 +135,7 @@ export async function main(args: string[]): Promise<number> {
       annotate: { type: "string" },
       "no-detect": { type: "boolean", default: false },
       "min-face": { type: "string", default: "24" },
+      "batch-size": { type: "string", default: "16" },
     },
   });
   if (positionals.length === 0) {
@@ -122,16 +147,21 @@ export async function main(args: string[]): Promise<number> {
   const options: FaceOptions = { noDetect: values["no-detect"], minFace: Number(values["min-face"]) };
   if (values.annotate) Deno.mkdirSync(values.annotate, { recursive: true });
   const bar = files.length > 1 ? new ProgressBar(files.length, "predict", "img") : undefined;
-  let failed = 0;
-  for (const [i, file] of files.entries()) {
-    const { image, ...prediction } = await predictFile(loaded, file, options);
-    if (prediction.error) failed++;
-    console.log(JSON.stringify(prediction));
-    if (values.annotate && image) {
-      const out = join(values.annotate, `${basename(file, extname(file))}.annotated.png`);
-      Deno.writeFileSync(out, await svgToPng(annotationSvg(image, prediction.faces), 1));
+  const batchSize = Number(values["batch-size"]);
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new Error(`--batch-size ${values["batch-size"]}: expected a whole number >= 1`);
+  }
+  let failed = 0, done = 0;
+  for (let start = 0; start < files.length; start += batchSize) {
+    for (const { image, ...prediction } of await predictFiles(loaded, files.slice(start, start + batchSize), options)) {
+      if (prediction.error) failed++;
+      console.log(JSON.stringify(prediction));
+      if (values.annotate && image) {
+        const out = join(values.annotate, `${basename(prediction.path, extname(prediction.path))}.annotated.png`);
+        Deno.writeFileSync(out, await svgToPng(annotationSvg(image, prediction.faces), 1));
+      }
+      bar?.update(++done);
     }
-    bar?.update(i + 1);
   }
   if (files.length === 0) console.error("no images found");
   return files.length > 0 && failed === files.length ? 1 : 0;

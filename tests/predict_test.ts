@@ -8,7 +8,7 @@ import { buildModel } from "../lib/models.ts";
 import { loadModel, makeMetadata, saveModel } from "../lib/model_io.ts";
 import { batchPixels, facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
 import { applyOrientation, decodeImage, encodeRgbaPng, exifOrientation, sceneWithFace } from "../lib/images.ts";
-import { collectImages, predictFile } from "../lib/predict.ts";
+import { collectImages, predictFile, predictFiles } from "../lib/predict.ts";
 import { EMOTIONS } from "../lib/labels.ts";
 import { fileURLToPath } from "node:url";
 import encodeWebp, { init as initWebpEncoder } from "@jsquash/webp/encode.js";
@@ -207,4 +207,24 @@ Deno.test("a CMYK JPEG and a palette PNG decode to the right colours", async () 
       )
     );
   }
+});
+
+Deno.test({
+  name: "predicting files together (one classification batch) gives the same lines as one by one",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const dir = Deno.makeTempDirSync();
+    const paths = ["a.png", "bad.png", "b.png"].map((n) => join(dir, n));
+    Deno.writeFileSync(paths[0], grayPng(48, 48, (x, y) => (x * 5 + y) % 256));
+    Deno.writeFileSync(paths[1], new Uint8Array([1, 2, 3]));
+    Deno.writeFileSync(paths[2], grayPng(48, 48, (x) => x * 4));
+    const strip = ({ image: _, ...line }: Awaited<ReturnType<typeof predictFile>>) => line;
+    const together = (await predictFiles(loaded, paths, { noDetect: true })).map(strip);
+    const alone = [];
+    for (const p of paths) alone.push(strip(await predictFile(loaded, p, { noDetect: true })));
+    assert.deepEqual(together, alone);
+    assert.ok(together[1].error && !together[0].error && together[2].faces.length === 1);
+  },
 });
