@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerConvGradientKernels } from "./conv_grad.ts";
+import { registerFastKernels } from "./wasm_kernels.ts";
 
 let ready: Promise<void> | undefined;
 
@@ -22,6 +23,7 @@ export function initBackend(): Promise<void> {
       throw new Error("tfjs WASM backend failed to initialise");
     }
     registerConvGradientKernels();
+    registerFastKernels();
   })();
   return ready;
 }
