@@ -67,6 +67,8 @@ export interface TrainConfig {
   skipBadRows: boolean;
   /** Training workers, one per core (data-parallel, see parallel.ts). */
   workers: number;
+  /** The named recipe the settings started from, if any. */
+  recipe?: string;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
@@ -358,6 +360,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     lrPatience: number("lr-patience", values["lr-patience"], base.lrPatience, true),
     skipBadRows: values["skip-bad-rows"] || base.skipBadRows,
     workers: number("workers", values.workers, base.workers, true),
+    recipe: values.recipe ?? base.recipe,
   };
   if (config.workers < 1) throw new Error("--workers must be at least 1");
   if (config.batchSize < 2 * config.workers) {

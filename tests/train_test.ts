@@ -5,7 +5,8 @@
  */
 import { assert } from "./assert.ts";
 import { join } from "node:path";
-import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, trainModel } from "../lib/train.ts";
+import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, RECIPES, trainModel } from "../lib/train.ts";
+import { trainCommand } from "../lib/ship.ts";
 import { classCounts, loadDataset, resolveDataPath } from "../lib/data.ts";
 
 const RUN_FILES = [
@@ -91,4 +92,15 @@ Deno.test("train flags: defaults, validation and resume needing --out", () => {
 Deno.test("history.csv round-trips", () => {
   const history = [{ epoch: 1, loss: 1.5, accuracy: 0.3, val_loss: 1.6, val_accuracy: 0.28, lr: 0.001, seconds: 12.5 }];
   assert.deepEqual(parseHistoryCsv(historyCsv(history)), history);
+});
+
+Deno.test("the command RECIPE.md prints reproduces the run's settings", () => {
+  const config = { ...DEFAULT_CONFIG, ...RECIPES["compact-fer"], out: "outputs/runs/x" };
+  const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
+  const { config: parsed } = parseTrainArgs(args);
+  for (
+    const key of ["arch", "epochs", "batchSize", "lr", "labelSmoothing", "earlyStoppingPatience", "lrPatience", "seed"]
+  ) {
+    assert.equal(parsed[key as keyof typeof parsed], config[key as keyof typeof config], key);
+  }
 });
