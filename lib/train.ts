@@ -203,7 +203,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
 
   const trainer = await DataParallelTrainer.start(model, train, {
     workers: config.workers,
-    lr: state?.lr ?? config.lr,
+    lr,
     labelSmoothing: config.labelSmoothing,
     augment: config.augment,
   }, resume ? loadOptimizerFiles(lastDir) : undefined);
