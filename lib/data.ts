@@ -14,7 +14,8 @@ import { displayPath, exists, projectPath } from "./paths.ts";
 
 /** Side of the square FER2013 images. */
 export const IMAGE_SIZE = 48;
-const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
+/** Pixels per image. */
+export const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
 
 /** One split: `n` gray 48x48 images (0..255) and their label ids. */
 export interface FaceSet {

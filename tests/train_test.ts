@@ -1,12 +1,13 @@
 /**
  * End to end on the real dataset: a short training run on a 2,000-image
- * stratified subset of FER2013 Training, its run folder, --resume, and the
- * evaluate command on PrivateTest.
+ * stratified subset of FER2013 Training, its run folder, --resume, weight
+ * averaging, and the evaluate command on PrivateTest.
  */
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, RECIPES, trainModel } from "../lib/train.ts";
-import { trainCommand } from "../lib/ship.ts";
+import { candidates, trainCommand } from "../lib/ship.ts";
+import { snapshotEpochs } from "../lib/average.ts";
 import { classCounts, loadDataset, resolveDataPath } from "../lib/data.ts";
 
 const RUN_FILES = [
@@ -33,7 +34,16 @@ Deno.test({
   fn: async () => {
     const data = await loadDataset(resolveDataPath()); // the shared FER2013 (fails with directions when absent)
     const out = join(Deno.makeTempDirSync(), "run");
-    const config = { ...DEFAULT_CONFIG, subset: 2000, epochs: 3, batchSize: 32, lr: 0.001, augment: false, out };
+    const config = {
+      ...DEFAULT_CONFIG,
+      subset: 2000,
+      epochs: 3,
+      batchSize: 32,
+      lr: 0.001,
+      augment: false,
+      averageFrom: 2,
+      out,
+    };
     const result = await trainModel(config, false, { data, log: () => {} });
     const h = result.history;
     assert.equal(h.length, 3);
@@ -56,6 +66,13 @@ Deno.test({
     assert.equal(resumed.history.length, 4);
     assert.deepEqual(resumed.history.slice(0, 3), h);
     assert.equal(parseHistoryCsv(Deno.readTextFileSync(join(out, "history.csv"))).length, 4);
+
+    // --average-from 2 kept epochs 2-4 and ended with their mean, scored on PublicTest and ranked beside best/.
+    assert.deepEqual(snapshotEpochs(out), [2, 3, 4]);
+    const averaged = JSON.parse(Deno.readTextFileSync(join(out, "averaged", "metadata.json")));
+    assert.deepEqual(averaged.metrics.PublicTest.epochs, [2, 3, 4]);
+    assert.ok(averaged.metrics.PublicTest.accuracy > majority, "the averaged weights should beat the majority class");
+    assert.deepEqual(candidates(out).map((c) => c.name).sort(), ["averaged", "best"]);
     await assert.rejects(
       () => trainModel(config, false, { data, log: () => {} }),
       /already holds a run; pass --resume/,
@@ -99,7 +116,17 @@ Deno.test("the command RECIPE.md prints reproduces the run's settings", () => {
   const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
   const { config: parsed } = parseTrainArgs(args);
   for (
-    const key of ["arch", "epochs", "batchSize", "lr", "labelSmoothing", "earlyStoppingPatience", "lrPatience", "seed"]
+    const key of [
+      "arch",
+      "epochs",
+      "batchSize",
+      "lr",
+      "labelSmoothing",
+      "earlyStoppingPatience",
+      "lrPatience",
+      "seed",
+      "averageFrom",
+    ]
   ) {
     assert.equal(parsed[key as keyof typeof parsed], config[key as keyof typeof config], key);
   }
