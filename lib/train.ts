@@ -29,7 +29,7 @@ import { NUM_CLASSES } from "./labels.ts";
 import { buildModel, modelSummary } from "./models.ts";
 import { EarlyStopping, type EarlyStoppingState, ReduceLROnPlateau, type ReduceLROnPlateauState } from "./schedules.ts";
 import { crossEntropy, evaluateSet, predictSet, writeReport } from "./evaluate.ts";
-import { argmaxRows, formatReport, type Report } from "./metrics.ts";
+import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
 import { type EpochRecord, learningCurvesSpec, saveChart } from "./charts.ts";
 import {
   loadModel,
@@ -220,8 +220,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       const optimizerState = await trainer.syncTo(model);
       const probabilities = await predictSet(model, validation, { batchSize: 256 });
       const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
-      const predicted = argmaxRows(probabilities, NUM_CLASSES);
-      const valAccuracy = predicted.filter((p, i) => p === validation.labels[i]).length / validation.n;
+      const valAccuracy = buildReport("PublicTest", validation.labels, argmaxRows(probabilities, NUM_CLASSES)).accuracy;
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;
       const record: EpochRecord = { epoch, loss, accuracy, val_loss: valLoss, val_accuracy: valAccuracy, lr, seconds };
