@@ -1,14 +1,13 @@
 /**
  * The in-browser page, driven in Debian's Chromium with playwright-core:
- * it loads the models, finds the face in a test photo and draws its label
- * and probability chart, and explains non-images and face-less photos.
+ * it loads the shipped model and the face detector, finds the face in a
+ * test photo and draws its label and probability chart, and explains
+ * non-images and face-less photos. Its screenshot is the README's.
  */
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { initBackend } from "../lib/backend.ts";
-import { buildModel } from "../lib/models.ts";
-import { makeMetadata, saveModel } from "../lib/model_io.ts";
 import { facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
 import { encodeRgbaPng, sceneWithFace } from "../lib/images.ts";
 import { EMOTIONS } from "../lib/labels.ts";
@@ -31,8 +30,6 @@ Deno.test({
   fn: async () => {
     await initBackend();
     const dir = Deno.makeTempDirSync();
-    const model = buildModel("compact");
-    await saveModel(join(dir, "model"), model, makeMetadata(model, "compact", {}));
     const photos = {
       scene: join(dir, "scene.png"),
       text: join(dir, "notes.txt"),
@@ -45,7 +42,7 @@ Deno.test({
       encodeRgbaPng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(200) }),
     );
 
-    const server = startServer({ port: 0, modelDir: join(dir, "model") });
+    const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
     try {
       const page = await browser.newPage();
