@@ -28,15 +28,19 @@ function dispose(backend: Backend, ...infos: Info[]) {
   for (const info of infos) backend.disposeData(info.dataId);
 }
 
+/** The convolution attributes both gradient kernels receive. */
+type ConvGradAttrs = {
+  strides: [number, number] | number;
+  pad: "same" | "valid" | number;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+};
+
 /** Conv2DBackpropFilter: the filter gradient of a channels-last 2-D convolution. */
 export function conv2dBackpropFilter(
   { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs },
 ): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
-  const { strides, pad, dimRoundingMode, filterShape } = attrs as {
-    strides: [number, number] | number;
-    pad: "same" | "valid" | number;
-    dimRoundingMode?: "floor" | "round" | "ceil";
+  const { strides, pad, dimRoundingMode, filterShape } = attrs as ConvGradAttrs & {
     filterShape: [number, number, number, number];
   };
   const info = tf.backend_util.computeConv2DInfo(
@@ -75,10 +79,7 @@ export function conv2dBackpropInput(
   { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs },
 ): Info {
   const { dy, filter } = inputs as { dy: Info; filter: Info };
-  const { strides, pad, dimRoundingMode, inputShape } = attrs as {
-    strides: [number, number] | number;
-    pad: "same" | "valid" | number;
-    dimRoundingMode?: "floor" | "round" | "ceil";
+  const { strides, pad, dimRoundingMode, inputShape } = attrs as ConvGradAttrs & {
     inputShape: [number, number, number, number];
   };
   const [kh, kw, ci, co] = filter.shape;
