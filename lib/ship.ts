@@ -80,7 +80,7 @@ export function recipeText(
 | architecture | \`${config.arch}\` |
 | command | ${config.recipe ? `\`deno task train --recipe ${config.recipe}\`, that is ` : ""}\`${
     trainCommand(config, run)
-  }\` (resumed with \`--out ${run} --resume\` after interruptions), then \`deno task ship --run ${run}\` |
+  }\` (resumed with \`--out ${run} --resume\` after interruptions; to train it afresh where ${run} exists, give \`--out\` a new folder), then \`deno task ship --run ${run}\` |
 | settings | ${
     Object.entries(config).filter(([k]) => !["out", "data"].includes(k)).map(([k, v]) => `${k}=${v}`).join(", ")
   } |
