@@ -86,7 +86,7 @@ export interface AverageResult {
 /**
  * Average the snapshots of epochs >= `fromEpoch` in `run`, recompute
  * BatchNorm on `train`, evaluate on `validation` (PublicTest) and save the
- * result as `run/averaged/`.
+ * result as `run/averaged/`; logs its accuracy beside `run/best/`'s.
  */
 export async function averageRun(
   run: string,
@@ -121,6 +121,14 @@ export async function averageRun(
     metrics: { PublicTest: { accuracy: report.accuracy, macro_f1: report.macro_f1, epochs } },
   });
   model.dispose();
+  const best = join(run, "best", "metadata.json");
+  if (exists(best)) {
+    const bestAccuracy = JSON.parse(Deno.readTextFileSync(best)).metrics.PublicTest.accuracy;
+    log(
+      `PublicTest accuracy: averaged ${(100 * report.accuracy).toFixed(2)}% ` +
+        `vs best epoch ${(100 * bestAccuracy).toFixed(2)}%`,
+    );
+  }
   return { epochs, report, dir };
 }
 
@@ -136,12 +144,8 @@ async function main(args: string[]) {
   if (!Number.isInteger(from)) throw new Error(`--from ${values.from}: expected an epoch number`);
   await initBackend();
   const data = await loadDataset(resolveDataPath(values.data ?? config.data), { onProgress: console.error });
-  const result = await averageRun(values.run, from, data.splits.Training, data.splits.PublicTest);
-  const best = JSON.parse(Deno.readTextFileSync(join(values.run, "best", "metadata.json")));
-  console.log(
-    `PublicTest accuracy: averaged ${(100 * result.report.accuracy).toFixed(2)}% ` +
-      `vs best epoch ${(100 * best.metrics.PublicTest.accuracy).toFixed(2)}%; wrote ${result.dir}`,
-  );
+  const result = await averageRun(values.run, from, data.splits.Training, data.splits.PublicTest, console.log);
+  console.log(`wrote ${result.dir}`);
 }
 
 if (import.meta.main) await runCommand(main);

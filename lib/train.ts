@@ -276,11 +276,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
     metadata({ PublicTest: { accuracy: report.accuracy, macro_f1: report.macro_f1, epoch: stopper.state.bestEpoch } }),
   );
   if (config.averageFrom && snapshotEpochs(config.out).some((e) => e >= config.averageFrom!)) {
-    const averaged = await averageRun(config.out, config.averageFrom, train, validation, log);
-    log(
-      `PublicTest accuracy: averaged epochs ${(100 * averaged.report.accuracy).toFixed(2)}% ` +
-        `vs best epoch ${(100 * report.accuracy).toFixed(2)}%`,
-    );
+    await averageRun(config.out, config.averageFrom, train, validation, log);
   }
   return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
 }
