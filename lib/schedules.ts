@@ -128,3 +128,13 @@ export class ReduceLROnPlateau {
     return lr;
   }
 }
+
+/**
+ * Cosine annealing: the learning rate for `epoch` (1-based) of `epochs`,
+ * falling from `maxLr` at epoch 1 to `minLr` at the last epoch.
+ */
+export function cosineLr(epoch: number, epochs: number, maxLr: number, minLr = 0): number {
+  if (epochs <= 1) return maxLr;
+  const progress = Math.min(Math.max((epoch - 1) / (epochs - 1), 0), 1);
+  return minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * progress));
+}

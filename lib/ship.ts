@@ -1,20 +1,25 @@
 /**
- * Ship a run's model as the project's model: of its best epoch (`best/`) and
- * its weight average (`averaged/`, when trained with --average-from), the
- * one with the higher PublicTest accuracy. Copy it to outputs/model/,
- * evaluate it once on PrivateTest (plain and with TTA), copy the learning
- * curves, and write RECIPE.md from the run's own records.
+ * Ship the project's model. Candidates, each scored on PublicTest: every
+ * given run's best epoch (`best/`) and weight average (`averaged/`, when
+ * trained with --average-from), and, given several runs, the ensemble of
+ * each run's top candidate (one model averaging their probabilities). The
+ * highest goes to outputs/model/, is evaluated once on PrivateTest (plain
+ * and with TTA), and gets learning curves and a RECIPE.md written from the
+ * runs' own records.
  *
- *   deno task ship --run outputs/runs/compact-fer [--out outputs/model]
+ *   deno task ship --run outputs/runs/compact-fer [--run outputs/runs/compact-fer-restart] [--out outputs/model]
  */
+import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend } from "./backend.ts";
-import { loadModel } from "./model_io.ts";
-import { loadDataset, resolveDataPath } from "./data.ts";
+import { loadModel, makeMetadata, saveModel } from "./model_io.ts";
+import { type FaceSet, loadDataset, resolveDataPath } from "./data.ts";
 import { evaluateSet, writeReport } from "./evaluate.ts";
 import { formatReport, type Report } from "./metrics.ts";
-import { parseHistoryCsv } from "./train.ts";
+import { DEFAULT_CONFIG, parseHistoryCsv } from "./train.ts";
+import { ensembleModel } from "./models.ts";
+import { type EpochRecord, learningCurvesSpec, saveChart } from "./charts.ts";
 import { exists, projectPath } from "./paths.ts";
 import { runCommand } from "./cli.ts";
 
@@ -31,16 +36,22 @@ export function trainCommand(config: Record<string, unknown>, out: string): stri
     ["patience", config.earlyStoppingPatience],
     ["lr-patience", config.lrPatience],
     ["monitor", config.monitor],
+    ["schedule", config.schedule],
+    ["min-lr", config.minLr],
     ["seed", config.seed],
+    ...(config.initFrom ? [["init-from", config.initFrom] as [string, unknown]] : []),
     ...(config.averageFrom ? [["average-from", config.averageFrom] as [string, unknown]] : []),
   ];
   const augment = config.augment ? "" : " --no-augment";
   return `deno task train ${flags.map(([k, v]) => `--${k} ${v}`).join(" ")}${augment} --out ${out}`;
 }
 
-/** A checkpoint of a run and its PublicTest accuracy. */
+/** A shippable model and its PublicTest accuracy. */
 export interface Candidate {
-  name: "best" | "averaged";
+  /** "best" or "averaged" (a run's checkpoint), or "ensemble". */
+  name: string;
+  /** The model folder; none for an ensemble, which is built when shipped. */
+  dir?: string;
   publicTest: number;
   /** What it holds, e.g. "epoch 26" or "mean of epochs 29-50". */
   description: string;
@@ -50,46 +61,73 @@ export interface Candidate {
 export function candidates(run: string): Candidate[] {
   const found: Candidate[] = [];
   for (const name of ["best", "averaged"] as const) {
-    const file = join(run, name, "metadata.json");
-    if (!exists(file)) continue;
-    const publicTest = JSON.parse(Deno.readTextFileSync(file)).metrics?.PublicTest ?? {};
+    const dir = join(run, name);
+    if (!exists(join(dir, "metadata.json"))) continue;
+    const publicTest = JSON.parse(Deno.readTextFileSync(join(dir, "metadata.json"))).metrics?.PublicTest ?? {};
     const description = name === "best"
-      ? `epoch ${publicTest.epoch}`
-      : `mean of epochs ${publicTest.epochs[0]}-${publicTest.epochs.at(-1)}`;
-    found.push({ name, publicTest: publicTest.accuracy, description });
+      ? `${dir}: epoch ${publicTest.epoch}`
+      : `${dir}: mean of epochs ${publicTest.epochs[0]}-${publicTest.epochs.at(-1)}`;
+    found.push({ name, dir, publicTest: publicTest.accuracy, description });
   }
   if (found.length === 0) throw new Error(`${run}: no best/ or averaged/ checkpoint; is it a run folder?`);
   return found.sort((a, b) => b.publicTest - a.publicTest);
 }
 
+/** What RECIPE.md says about one training run. */
+export interface RunRecord {
+  run: string;
+  config: Record<string, unknown>;
+  epochs: number;
+  seconds: number;
+}
+
+/** A run folder's settings, epochs trained and training wall time. */
+export function readRun(run: string): RunRecord {
+  const config = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(join(run, "config.json"))) };
+  const history = parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv")));
+  const state = JSON.parse(Deno.readTextFileSync(join(run, "last", "train_state.json")));
+  return { run, config, epochs: history.length, seconds: state.elapsedSeconds };
+}
+
 /** RECIPE.md text: how the model was made and what it scores. */
 export function recipeText(
-  run: string,
-  config: Record<string, unknown>,
-  trainSeconds: number,
-  epochs: number,
+  runs: RunRecord[],
   choices: Candidate[],
+  parameters: number,
   plain: Report,
   tta: Report,
 ): string {
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-  return `# Recipe of the shipped model
+  const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
+  const total = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const ship = `deno task ship ${runs.map((r) => `--run ${r.run}`).join(" ")}`;
+  const runSection = ({ run, config, epochs, seconds }: RunRecord) => `
+### ${run}
 
 | | |
 | --- | --- |
 | architecture | \`${config.arch}\` |
 | command | ${config.recipe ? `\`deno task train --recipe ${config.recipe}\`, that is ` : ""}\`${
     trainCommand(config, run)
-  }\` (resumed with \`--out ${run} --resume\` after interruptions; to train it afresh where ${run} exists, give \`--out\` a new folder), then \`deno task ship --run ${run}\` |
+  }\` (resumed with \`--out ${run} --resume\` after interruptions; to train it afresh where ${run} exists, give \`--out\` a new folder) |
 | settings | ${
     Object.entries(config).filter(([k]) => !["out", "data"].includes(k)).map(([k, v]) => `${k}=${v}`).join(", ")
   } |
 | seed | ${config.seed} |
 | epochs trained | ${epochs} |
-| shipped checkpoint | \`${choices[0].name}/\`: ${choices[0].description} (chosen on PublicTest: ${
-    choices.map((c) => `${c.name} ${pct(c.publicTest)}`).join(", ")
-  }) |
-| training wall time | ${(trainSeconds / 3600).toFixed(2)} h |
+| training wall time | ${hours(seconds)} |
+`;
+  return `# Recipe of the shipped model
+
+| | |
+| --- | --- |
+| shipped | ${choices[0].name}: ${choices[0].description} |
+| chosen on PublicTest among | ${choices.map((c) => `${c.description} ${pct(c.publicTest)}`).join("; ")} |
+| parameters | ${parameters.toLocaleString("en-US")} |
+| commands | ${
+    runs.map((r) => `\`deno task train --recipe ${r.config.recipe ?? "(see below)"}\``).join(", then ")
+  }, then \`${ship}\` |
+| training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
 | machine | 2-core x86-64 CPU, 24 GiB, no GPU; tfjs 4.22 WASM backend (SIMD), two data-parallel Deno workers |
 | data | FER2013: trained on Training, early stopping and model choice on PublicTest |
 
@@ -99,26 +137,79 @@ PrivateTest (evaluated once, 3,589 images):
 | --- | --- | --- |
 | plain | ${pct(plain.accuracy)} | ${pct(plain.macro_f1)} |
 | TTA (mirror x 5 shifts) | ${pct(tta.accuracy)} | ${pct(tta.macro_f1)} |
-`;
+
+## Training runs
+${runs.map(runSection).join("")}`;
+}
+
+/** The runs' histories as one, epochs numbered on from run to run, and a title saying which epochs are whose. */
+export function joinHistories(runs: { run: string; history: EpochRecord[] }[]): {
+  history: EpochRecord[];
+  title: string;
+} {
+  const history: EpochRecord[] = [];
+  const parts: string[] = [];
+  for (const { run, history: own } of runs) {
+    const offset = history.length;
+    history.push(...own.map((h) => ({ ...h, epoch: h.epoch + offset })));
+    parts.push(`${offset + 1}-${history.length}: ${run.split("/").at(-1)}`);
+  }
+  return { history, title: `Learning curves (epochs ${parts.join(", ")})` };
+}
+
+/** Score the ensemble of each run's top candidate on PublicTest (the model is returned for shipping). */
+async function ensembleCandidate(
+  tops: Candidate[],
+  validation: FaceSet,
+): Promise<{ candidate: Candidate; model: tf.LayersModel }> {
+  const members = await Promise.all(tops.map((c) => loadModel(c.dir!)));
+  const model = ensembleModel(members.map((m) => ({ arch: m.metadata.architecture, model: m.model })));
+  members.forEach((m) => m.model.dispose());
+  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "ensemble PublicTest" });
+  const description = `mean of the probabilities of ${tops.map((c) => c.description).join(" and ")}`;
+  return { candidate: { name: "ensemble", publicTest: report.accuracy, description }, model };
 }
 
 async function main(args: string[]) {
   const { values } = parseArgs({
     args,
-    options: { run: { type: "string" }, out: { type: "string", default: projectPath("outputs", "model") } },
+    options: {
+      run: { type: "string", multiple: true },
+      out: { type: "string", default: projectPath("outputs", "model") },
+    },
   });
-  if (!values.run) throw new Error("usage: deno task ship --run RUN_FOLDER [--out outputs/model]");
-  const run = values.run, out = values.out;
-  const choices = candidates(run);
-  console.log(`PublicTest: ${choices.map((c) => `${c.name} (${c.description}) ${c.publicTest}`).join(", ")}`);
+  if (!values.run?.length) throw new Error("usage: deno task ship --run RUN_FOLDER [--run ...] [--out outputs/model]");
+  const runs = values.run, out = values.out;
+  const perRun = runs.map(candidates);
+  let choices = perRun.flat();
   await initBackend();
-  Deno.mkdirSync(out, { recursive: true });
-  for (const f of MODEL_FILES) Deno.copyFileSync(join(run, choices[0].name, f), join(out, f));
-  for (const f of ["curves.png", "curves.svg", "history.csv", "config.json"]) {
-    Deno.copyFileSync(join(run, f), join(out, f));
-  }
-  const { model } = await loadModel(out);
   const data = await loadDataset(resolveDataPath());
+  let ensemble: tf.LayersModel | undefined;
+  if (runs.length > 1) {
+    const built = await ensembleCandidate(perRun.map((c) => c[0]), data.splits.PublicTest);
+    choices.push(built.candidate);
+    ensemble = built.model;
+  }
+  choices = choices.sort((a, b) => b.publicTest - a.publicTest);
+  console.log(`PublicTest: ${choices.map((c) => `${c.description} ${c.publicTest}`).join("; ")}`);
+  const chosen = choices[0];
+  const records = runs.map(readRun);
+  Deno.mkdirSync(out, { recursive: true });
+  if (chosen.dir) {
+    for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(out, f));
+  } else {
+    const metadata = makeMetadata(ensemble!, `ensemble of ${records.map((r) => r.config.arch).join(", ")}`, {
+      members: perRun.map((c) => c[0].dir),
+    }, { PublicTest: { accuracy: chosen.publicTest } });
+    await saveModel(out, ensemble!, metadata);
+  }
+  ensemble?.dispose();
+  const joined = joinHistories(
+    runs.map((run) => ({ run, history: parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv"))) })),
+  );
+  await saveChart(learningCurvesSpec(joined.history, joined.title), join(out, "curves"));
+
+  const { model } = await loadModel(out);
   const test = data.splits.PrivateTest;
   const plain = await evaluateSet(model, test, "PrivateTest", { progressLabel: "PrivateTest" });
   const tta = await evaluateSet(model, test, "PrivateTest", { tta: true, progressLabel: "PrivateTest +TTA" });
@@ -126,14 +217,8 @@ async function main(args: string[]) {
   console.log(`with TTA: ${formatReport(tta)}`);
   await writeReport(out, plain, { model: out });
   await writeReport(join(out, "tta"), tta, { model: out, tta: true });
-  const config = JSON.parse(Deno.readTextFileSync(join(run, "config.json")));
-  const history = parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv")));
-  const state = JSON.parse(Deno.readTextFileSync(join(run, "last", "train_state.json")));
-  Deno.writeTextFileSync(
-    join(out, "RECIPE.md"),
-    recipeText(run, config, state.elapsedSeconds, history.length, choices, plain, tta),
-  );
-  console.log(`shipped ${run}/${choices[0].name} to ${out} (RECIPE.md, report.json, tta/report.json)`);
+  Deno.writeTextFileSync(join(out, "RECIPE.md"), recipeText(records, choices, model.countParams(), plain, tta));
+  console.log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
 }
 
 if (import.meta.main) await runCommand(main);

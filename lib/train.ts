@@ -6,6 +6,7 @@
  *   deno task train [--data PATH] [--arch compact] [--epochs 60] [--batch-size 64]
  *                   [--lr 0.001] [--subset N] [--out DIR] [--resume] [--seed 1]
  *                   [--recipe compact-fer] [--average-from EPOCH] [--workers 2]
+ *                   [--schedule plateau|cosine] [--min-lr 1e-5] [--init-from MODEL_DIR]
  *
  * Run folder (`--out`, default outputs/runs/<arch>-<time>):
  *   config.json  history.csv  best/  last/  curves.png|svg
@@ -27,7 +28,13 @@ import {
 } from "./data.ts";
 import { NUM_CLASSES } from "./labels.ts";
 import { buildModel, modelSummary } from "./models.ts";
-import { EarlyStopping, type EarlyStoppingState, ReduceLROnPlateau, type ReduceLROnPlateauState } from "./schedules.ts";
+import {
+  cosineLr,
+  EarlyStopping,
+  type EarlyStoppingState,
+  ReduceLROnPlateau,
+  type ReduceLROnPlateauState,
+} from "./schedules.ts";
 import { crossEntropy, evaluateSet, predictSet, writeReport } from "./evaluate.ts";
 import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
 import { type EpochRecord, learningCurvesSpec, saveChart } from "./charts.ts";
@@ -72,6 +79,10 @@ export interface TrainConfig {
   workers: number;
   /** The named recipe the settings started from, if any. */
   recipe?: string;
+  /** "plateau": halve the rate when the monitored metric stalls; "cosine": anneal from `lr` to `minLr` over `epochs`. */
+  schedule: "plateau" | "cosine";
+  /** Start from this saved model's weights (same arch) instead of a fresh initialization, e.g. a warm restart. */
+  initFrom?: string;
   /** Keep each epoch's weights from this epoch on and finish with their average (`averaged/`, see average.ts). */
   averageFrom?: number;
 }
@@ -90,6 +101,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   lrFactor: 0.5,
   minLr: 1e-5,
   minDelta: 1e-4,
+  schedule: "plateau",
   skipBadRows: false,
   workers: Math.min(2, navigator.hardwareConcurrency || 1),
 };
@@ -109,6 +121,19 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
     earlyStoppingPatience: 8,
     seed: 1,
     averageFrom: 29,
+  },
+  /** A warm restart of compact-fer's best weights: one cosine cycle from a raised learning rate. */
+  "compact-fer-restart": {
+    arch: "compact",
+    initFrom: "outputs/runs/compact-fer/best",
+    schedule: "cosine",
+    epochs: 18,
+    batchSize: 128,
+    lr: 1e-3,
+    minLr: 1e-5,
+    labelSmoothing: 0.1,
+    earlyStoppingPatience: 18,
+    seed: 2,
   },
 };
 
@@ -189,6 +214,17 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   } else {
     model = buildModel(config.arch, IMAGE_SIZE, config.seed);
     log(modelSummary(model));
+    if (config.initFrom) {
+      const init = (await loadModel(config.initFrom)).model;
+      try {
+        model.setWeights(init.getWeights());
+      } catch (error) {
+        throw new Error(`--init-from ${config.initFrom}: its weights do not fit arch ${config.arch} (${error})`);
+      } finally {
+        init.dispose();
+      }
+      log(`starting from the weights of ${config.initFrom}`);
+    }
   }
 
   const monitor = { monitor: config.monitor, minDelta: config.minDelta };
@@ -216,6 +252,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   try {
     for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
       const started = performance.now();
+      if (config.schedule === "cosine") lr = cosineLr(epoch, config.epochs, config.lr, config.minLr);
       const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, lr);
       const optimizerState = await trainer.syncTo(model);
       const probabilities = await predictSet(model, validation, { batchSize: 256 });
@@ -229,7 +266,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
 
       const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
       const { improved } = stopper.update(epoch, monitored);
-      lr = plateau.update(monitored, lr);
+      if (config.schedule === "plateau") lr = plateau.update(monitored, lr);
       log(
         `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
           `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s` +
@@ -329,6 +366,9 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
       workers: { type: "string" },
       recipe: { type: "string" },
       "average-from": { type: "string" },
+      schedule: { type: "string" },
+      "min-lr": { type: "string" },
+      "init-from": { type: "string" },
     },
   });
   const number = (flag: string, value: string | undefined, fallback: number, integer = false) => {
@@ -353,6 +393,14 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   if (monitor !== "val_accuracy" && monitor !== "val_loss") {
     throw new Error(`--monitor ${monitor}: choose val_accuracy or val_loss`);
   }
+  const schedule = (values.schedule ?? base.schedule) as TrainConfig["schedule"];
+  if (schedule !== "plateau" && schedule !== "cosine") {
+    throw new Error(`--schedule ${schedule}: choose plateau or cosine`);
+  }
+  const initFrom = values["init-from"] ?? base.initFrom;
+  if (initFrom && !exists(join(initFrom, "model.json"))) {
+    throw new Error(`--init-from ${initFrom}: no saved model there (model.json missing)`);
+  }
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   const config: TrainConfig = {
     ...base,
@@ -361,12 +409,15 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     epochs: number("epochs", values.epochs, base.epochs, true),
     batchSize: number("batch-size", values["batch-size"], base.batchSize, true),
     lr: number("lr", values.lr, base.lr),
+    minLr: number("min-lr", values["min-lr"], base.minLr),
     subset: values.subset === undefined ? base.subset : number("subset", values.subset, 0, true),
     out: values.out ?? displayPath(projectPath("outputs", "runs", values.recipe ?? `${arch}-${stamp}`)),
     seed: number("seed", values.seed, base.seed, true),
     labelSmoothing: number("label-smoothing", values["label-smoothing"], base.labelSmoothing),
     augment: values["no-augment"] ? false : base.augment,
     monitor,
+    schedule,
+    initFrom,
     earlyStoppingPatience: number("patience", values.patience, base.earlyStoppingPatience, true),
     lrPatience: number("lr-patience", values["lr-patience"], base.lrPatience, true),
     skipBadRows: values["skip-bad-rows"] || base.skipBadRows,

@@ -1,7 +1,7 @@
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { initBackend, tf } from "../lib/backend.ts";
-import { architectureNames, buildModel, modelSummary } from "../lib/models.ts";
+import { architectureNames, buildModel, ensembleModel, modelSummary } from "../lib/models.ts";
 import { predictSet, TTA_VIEWS } from "../lib/evaluate.ts";
 import {
   loadModel,
@@ -46,6 +46,28 @@ Deno.test("a saved model loads back with one call and gives the same outputs", a
   assert.equal(json.format, "layers-model");
   assert.ok(JSON.stringify(json.modelTopology).includes('"class_name":"BatchNormalization"'));
   await assert.rejects(() => loadModel(Deno.makeTempDirSync()), /not a saved model folder \(missing model\.json\)/);
+});
+
+Deno.test("an ensemble model averages its members' probabilities and saves and loads like any model", async () => {
+  await initBackend();
+  const members = [1, 2].map((seed) => ({ arch: "compact", model: buildModel("compact", 48, seed) }));
+  const x = tf.randomUniform([3, 48, 48, 1]);
+  // A training step on the first member moves its BatchNorm statistics, so copying them is checked too.
+  members[0].model.compile({ optimizer: tf.train.adam(0.01), loss: "categoricalCrossentropy" });
+  await members[0].model.trainOnBatch(x, tf.oneHot(tf.tensor1d([0, 1, 2], "int32"), 7));
+  const [p1, p2] = members.map((m) => m.model.predict(x) as tf.Tensor);
+  assert.ok(tf.abs(p1.sub(p2)).max().dataSync()[0] > 1e-3, "the members should differ");
+  const ensemble = ensembleModel(members);
+  assert.equal(ensemble.countParams(), 2 * members[0].model.countParams());
+  const expected = Array.from(p1.add(p2).div(2).dataSync());
+  const dir = join(Deno.makeTempDirSync(), "ensemble");
+  await saveModel(dir, ensemble, makeMetadata(ensemble, "ensemble of compact, compact", {}));
+  const loaded = await loadModel(dir);
+  for (const model of [ensemble, loaded.model]) {
+    const got = Array.from((model.predict(x) as tf.Tensor).dataSync());
+    got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-5, `probability ${i}: ${v} vs ${expected[i]}`));
+  }
+  assert.throws(() => ensembleModel(members.slice(0, 1)), /at least 2 members/);
 });
 
 Deno.test("optimizer state round-trips, so a resumed run takes the same next step", async () => {

@@ -1,5 +1,5 @@
 import { assert } from "./assert.ts";
-import { EarlyStopping, inferMode, ReduceLROnPlateau } from "../lib/schedules.ts";
+import { cosineLr, EarlyStopping, inferMode, ReduceLROnPlateau } from "../lib/schedules.ts";
 
 Deno.test("inferMode: accuracy is maximized, loss minimized", () => {
   assert.equal(inferMode("val_accuracy"), "max");
@@ -81,4 +81,13 @@ Deno.test("ReduceLROnPlateau: improvement resets the wait; cooldown skips epochs
 
 Deno.test("ReduceLROnPlateau rejects a factor outside (0, 1)", () => {
   assert.throws(() => new ReduceLROnPlateau({ monitor: "val_loss", patience: 1, factor: 1.5 }), /factor/);
+});
+
+Deno.test("cosineLr falls from maxLr at the first epoch to minLr at the last, halfway at the middle", () => {
+  assert.equal(cosineLr(1, 11, 1e-3, 1e-5), 1e-3);
+  assert.ok(Math.abs(cosineLr(11, 11, 1e-3, 1e-5) - 1e-5) < 1e-12);
+  assert.ok(Math.abs(cosineLr(6, 11, 1e-3, 1e-5) - (1e-3 + 1e-5) / 2) < 1e-12);
+  const rates = Array.from({ length: 11 }, (_, i) => cosineLr(i + 1, 11, 1e-3, 1e-5));
+  rates.slice(1).forEach((lr, i) => assert.ok(lr < rates[i], `epoch ${i + 2} should be below epoch ${i + 1}`));
+  assert.equal(cosineLr(1, 1, 1e-3), 1e-3);
 });

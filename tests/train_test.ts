@@ -1,12 +1,13 @@
 /**
  * End to end on the real dataset: a short training run on a 2,000-image
  * stratified subset of FER2013 Training, its run folder, --resume, weight
- * averaging, and the evaluate command on PrivateTest.
+ * averaging, a warm restart (--init-from, cosine), and the evaluate command
+ * on PrivateTest.
  */
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, RECIPES, trainModel } from "../lib/train.ts";
-import { candidates, trainCommand } from "../lib/ship.ts";
+import { candidates, joinHistories, trainCommand } from "../lib/ship.ts";
 import { snapshotEpochs } from "../lib/average.ts";
 import { classCounts, loadDataset, resolveDataPath } from "../lib/data.ts";
 
@@ -78,6 +79,24 @@ Deno.test({
       /already holds a run; pass --resume/,
     );
 
+    // A warm restart: --init-from best/ with a cosine schedule starts from the trained weights (so its first
+    // epoch already beats the majority class) and anneals the rate to minLr at the last epoch.
+    const restart = await trainModel(
+      {
+        ...config,
+        out: join(out, "..", "restart"),
+        epochs: 2,
+        averageFrom: undefined,
+        initFrom: join(out, "best"),
+        schedule: "cosine",
+        minLr: 1e-5,
+      },
+      false,
+      { data, log: () => {} },
+    );
+    assert.deepEqual(restart.history.map((e) => e.lr), [0.001, 1e-5]);
+    assert.ok(restart.history[0].val_accuracy > majority, `restart epoch 1: ${restart.history[0].val_accuracy}`);
+
     // The evaluate command on the untouched test split.
     const evalDir = join(Deno.makeTempDirSync(), "eval");
     const cmd = new Deno.Command(Deno.execPath(), {
@@ -111,23 +130,48 @@ Deno.test("history.csv round-trips", () => {
   assert.deepEqual(parseHistoryCsv(historyCsv(history)), history);
 });
 
-Deno.test("the command RECIPE.md prints reproduces the run's settings", () => {
-  const config = { ...DEFAULT_CONFIG, ...RECIPES["compact-fer"], out: "outputs/runs/x" };
-  const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
-  const { config: parsed } = parseTrainArgs(args);
-  for (
-    const key of [
-      "arch",
-      "epochs",
-      "batchSize",
-      "lr",
-      "labelSmoothing",
-      "earlyStoppingPatience",
-      "lrPatience",
-      "seed",
-      "averageFrom",
-    ]
-  ) {
-    assert.equal(parsed[key as keyof typeof parsed], config[key as keyof typeof config], key);
+Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () => {
+  for (const [name, recipe] of Object.entries(RECIPES)) {
+    const config = { ...DEFAULT_CONFIG, ...recipe, out: "outputs/runs/x" };
+    const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
+    const { config: parsed } = parseTrainArgs(args);
+    for (
+      const key of [
+        "arch",
+        "epochs",
+        "batchSize",
+        "lr",
+        "minLr",
+        "schedule",
+        "labelSmoothing",
+        "earlyStoppingPatience",
+        "lrPatience",
+        "seed",
+        "initFrom",
+        "averageFrom",
+      ] as const
+    ) {
+      assert.equal(parsed[key], config[key], `${name}: ${key}`);
+    }
   }
+  assert.throws(() => parseTrainArgs(["--schedule", "step"]), /--schedule step: choose plateau or cosine/);
+  assert.throws(() => parseTrainArgs(["--init-from", "/nowhere"]), /--init-from \/nowhere: no saved model there/);
+});
+
+Deno.test("joinHistories numbers epochs on across runs and says which are whose", () => {
+  const record = (epoch: number) => ({
+    epoch,
+    loss: 1,
+    accuracy: 0.5,
+    val_loss: 1,
+    val_accuracy: 0.5,
+    lr: 1e-3,
+    seconds: 1,
+  });
+  const { history, title } = joinHistories([
+    { run: "outputs/runs/a", history: [record(1), record(2)] },
+    { run: "outputs/runs/b", history: [record(1)] },
+  ]);
+  assert.deepEqual(history.map((h) => h.epoch), [1, 2, 3]);
+  assert.equal(title, "Learning curves (epochs 1-2: a, 3-3: b)");
 });
