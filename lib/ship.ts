@@ -1,11 +1,11 @@
 /**
  * Ship the project's model. Candidates, each scored on PublicTest: every
  * given run's best epoch (`best/`) and weight average (`averaged/`, when
- * trained with --average-from), and, given several runs, the ensemble of
- * each run's top candidate (one model averaging their probabilities). The
- * highest goes to outputs/model/, is evaluated once on PrivateTest (plain
- * and with TTA), and gets learning curves and a RECIPE.md written from the
- * runs' own records.
+ * trained with --average-from), and, given several runs, the ensembles of
+ * two or more of the runs' top candidates (one model averaging their
+ * probabilities). The highest goes to outputs/model/, is evaluated once
+ * on PrivateTest (plain and with TTA), and gets learning curves and a
+ * RECIPE.md written from the runs' own records.
  *
  *   deno task ship --run outputs/runs/compact-fer [--run outputs/runs/compact-fer-restart] [--out outputs/model]
  */
@@ -50,8 +50,10 @@ export function trainCommand(config: Record<string, unknown>, out: string): stri
 export interface Candidate {
   /** "best" or "averaged" (a run's checkpoint), or "ensemble". */
   name: string;
-  /** The model folder; none for an ensemble, which is built when shipped. */
+  /** The model folder of a checkpoint. */
   dir?: string;
+  /** The model folders an ensemble averages (it is built when shipped). */
+  members?: string[];
   publicTest: number;
   /** What it holds, e.g. "epoch 26" or "mean of epochs 29-50". */
   description: string;
@@ -157,17 +159,36 @@ export function joinHistories(runs: { run: string; history: EpochRecord[] }[]): 
   return { history, title: `Learning curves (epochs ${parts.join(", ")})` };
 }
 
-/** Score the ensemble of each run's top candidate on PublicTest (the model is returned for shipping). */
-async function ensembleCandidate(
-  tops: Candidate[],
-  validation: FaceSet,
-): Promise<{ candidate: Candidate; model: tf.LayersModel }> {
-  const members = await Promise.all(tops.map((c) => loadModel(c.dir!)));
+/** Every choice of two or more of `items`, in order. */
+export function subsetsOfTwoOrMore<T>(items: T[]): T[][] {
+  const subsets: T[][] = [];
+  for (let mask = 1; mask < 2 ** items.length; mask++) {
+    const subset = items.filter((_, i) => mask & (1 << i));
+    if (subset.length >= 2) subsets.push(subset);
+  }
+  return subsets;
+}
+
+/** One model averaging the probabilities of the saved models in `dirs`, and a name for its architecture. */
+async function buildEnsemble(dirs: string[]): Promise<{ model: tf.LayersModel; architecture: string }> {
+  const members = await Promise.all(dirs.map((dir) => loadModel(dir)));
   const model = ensembleModel(members.map((m) => ({ arch: m.metadata.architecture, model: m.model })));
   members.forEach((m) => m.model.dispose());
-  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "ensemble PublicTest" });
-  const description = `mean of the probabilities of ${tops.map((c) => c.description).join(" and ")}`;
-  return { candidate: { name: "ensemble", publicTest: report.accuracy, description }, model };
+  return { model, architecture: `ensemble of ${members.map((m) => m.metadata.architecture).join(", ")}` };
+}
+
+/** The ensembles of two or more of the checkpoints `tops`, each scored on PublicTest. */
+async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promise<Candidate[]> {
+  const found: Candidate[] = [];
+  for (const subset of subsetsOfTwoOrMore(tops)) {
+    const members = subset.map((c) => c.dir!);
+    const { model } = await buildEnsemble(members);
+    const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "ensemble PublicTest" });
+    model.dispose();
+    const description = `mean of the probabilities of ${subset.map((c) => c.description).join(" and ")}`;
+    found.push({ name: "ensemble", members, publicTest: report.accuracy, description });
+  }
+  return found;
 }
 
 async function main(args: string[]) {
@@ -184,12 +205,7 @@ async function main(args: string[]) {
   let choices = perRun.flat();
   await initBackend();
   const data = await loadDataset(resolveDataPath());
-  let ensemble: tf.LayersModel | undefined;
-  if (runs.length > 1) {
-    const built = await ensembleCandidate(perRun.map((c) => c[0]), data.splits.PublicTest);
-    choices.push(built.candidate);
-    ensemble = built.model;
-  }
+  choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), data.splits.PublicTest));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
   console.log(`PublicTest: ${choices.map((c) => `${c.description} ${c.publicTest}`).join("; ")}`);
   const chosen = choices[0];
@@ -198,12 +214,13 @@ async function main(args: string[]) {
   if (chosen.dir) {
     for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(out, f));
   } else {
-    const metadata = makeMetadata(ensemble!, `ensemble of ${records.map((r) => r.config.arch).join(", ")}`, {
-      members: perRun.map((c) => c[0].dir),
-    }, { PublicTest: { accuracy: chosen.publicTest } });
-    await saveModel(out, ensemble!, metadata);
+    const ensemble = await buildEnsemble(chosen.members!);
+    const metadata = makeMetadata(ensemble.model, ensemble.architecture, { members: chosen.members }, {
+      PublicTest: { accuracy: chosen.publicTest },
+    });
+    await saveModel(out, ensemble.model, metadata);
+    ensemble.model.dispose();
   }
-  ensemble?.dispose();
   const joined = joinHistories(
     runs.map((run) => ({ run, history: parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv"))) })),
   );

@@ -7,7 +7,7 @@
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, RECIPES, trainModel } from "../lib/train.ts";
-import { candidates, joinHistories, trainCommand } from "../lib/ship.ts";
+import { candidates, joinHistories, subsetsOfTwoOrMore, trainCommand } from "../lib/ship.ts";
 import { snapshotEpochs } from "../lib/average.ts";
 import { classCounts, loadDataset, resolveDataPath } from "../lib/data.ts";
 
@@ -174,4 +174,9 @@ Deno.test("joinHistories numbers epochs on across runs and says which are whose"
   ]);
   assert.deepEqual(history.map((h) => h.epoch), [1, 2, 3]);
   assert.equal(title, "Learning curves (epochs 1-2: a, 3-3: b)");
+});
+
+Deno.test("ensemble candidates: every choice of two or more runs", () => {
+  assert.deepEqual(subsetsOfTwoOrMore(["a", "b", "c"]), [["a", "b"], ["a", "c"], ["b", "c"], ["a", "b", "c"]]);
+  assert.deepEqual(subsetsOfTwoOrMore(["a"]), []);
 });
