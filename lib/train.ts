@@ -135,6 +135,18 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
     earlyStoppingPatience: 18,
     seed: 2,
   },
+  /** A second, independent compact net on a short cosine schedule: an ensemble member that errs differently. */
+  "compact-fer-short": {
+    arch: "compact",
+    schedule: "cosine",
+    epochs: 12,
+    batchSize: 128,
+    lr: 2e-3,
+    minLr: 1e-5,
+    labelSmoothing: 0.1,
+    earlyStoppingPatience: 12,
+    seed: 3,
+  },
 };
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
