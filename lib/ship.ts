@@ -4,14 +4,14 @@
  * trained with --average-from), and, given several runs, the ensembles of
  * two or more of the runs' top candidates (one model averaging their
  * probabilities). The highest goes to outputs/model/, is evaluated once
- * on PrivateTest (plain and with TTA), and gets learning curves and a
- * RECIPE.md written from the runs' own records.
+ * on PrivateTest (plain and with TTA), and gets the learning curves of the
+ * runs it came from and a RECIPE.md written from the runs' own records.
  *
  *   deno task ship --run outputs/runs/compact-fer [--run outputs/runs/compact-fer-restart] [--out outputs/model]
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { initBackend } from "./backend.ts";
 import { loadModel, makeMetadata, saveModel } from "./model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "./data.ts";
@@ -123,7 +123,7 @@ export function recipeText(
 
 | | |
 | --- | --- |
-| shipped | ${choices[0].name}: ${choices[0].description} |
+| shipped | ${choices[0].description} |
 | chosen on PublicTest among | ${choices.map((c) => `${c.description} ${pct(c.publicTest)}`).join("; ")} |
 | parameters | ${parameters.toLocaleString("en-US")} |
 | commands | ${
@@ -157,6 +157,13 @@ export function joinHistories(runs: { run: string; history: EpochRecord[] }[]): 
     parts.push(`${offset + 1}-${history.length}: ${run.split("/").at(-1)}`);
   }
   return { history, title: `Learning curves (epochs ${parts.join(", ")})` };
+}
+
+/** The runs a checkpoint descends from, oldest first: the run that trained it, after the run its --init-from came from. */
+export function lineage(checkpoint: string): string[] {
+  const run = dirname(checkpoint);
+  const config = JSON.parse(Deno.readTextFileSync(join(run, "config.json")));
+  return [...(config.initFrom ? lineage(config.initFrom) : []), run];
 }
 
 /** Every choice of two or more of `items`, in order. */
@@ -221,8 +228,9 @@ async function main(args: string[]) {
     await saveModel(out, ensemble.model, metadata);
     ensemble.model.dispose();
   }
+  const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
   const joined = joinHistories(
-    runs.map((run) => ({ run, history: parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv"))) })),
+    trainedBy.map((run) => ({ run, history: parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv"))) })),
   );
   await saveChart(learningCurvesSpec(joined.history, joined.title), join(out, "curves"));
 

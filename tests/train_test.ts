@@ -1,14 +1,15 @@
 /**
  * End to end on the real dataset: a short training run on a 2,000-image
  * stratified subset of FER2013 Training, its run folder, --resume, weight
- * averaging, a warm restart (--init-from, cosine), and the evaluate command
- * on PrivateTest.
+ * averaging, a warm restart (--init-from, cosine), shipping the two runs
+ * (ensemble candidates), and the evaluate command on PrivateTest.
  */
 import { assert } from "./assert.ts";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, historyCsv, parseHistoryCsv, parseTrainArgs, RECIPES, trainModel } from "../lib/train.ts";
-import { candidates, joinHistories, subsetsOfTwoOrMore, trainCommand } from "../lib/ship.ts";
+import { candidates, joinHistories, lineage, subsetsOfTwoOrMore, trainCommand } from "../lib/ship.ts";
 import { snapshotEpochs } from "../lib/average.ts";
+import { loadModel } from "../lib/model_io.ts";
 import { classCounts, loadDataset, resolveDataPath } from "../lib/data.ts";
 
 const RUN_FILES = [
@@ -96,6 +97,26 @@ Deno.test({
     );
     assert.deepEqual(restart.history.map((e) => e.lr), [0.001, 1e-5]);
     assert.ok(restart.history[0].val_accuracy > majority, `restart epoch 1: ${restart.history[0].val_accuracy}`);
+    assert.deepEqual(lineage(join(out, "..", "restart", "best")), [out, join(out, "..", "restart")]);
+
+    // Shipping both runs: their checkpoints and their ensemble compete on PublicTest; the winner is written with
+    // PrivateTest reports and a RECIPE.md naming both training commands.
+    const shipped = join(out, "..", "shipped");
+    const ship = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "lib/ship.ts", "--run", out, "--run", join(out, "..", "restart"), "--out", shipped],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(ship.code, 0, new TextDecoder().decode(ship.stderr));
+    const recipe = Deno.readTextFileSync(join(shipped, "RECIPE.md"));
+    assert.match(
+      recipe,
+      /chosen on PublicTest among .*mean of the probabilities of .*\/best: epoch \d+ and .*restart\/best/,
+    );
+    assert.match(recipe, /--init-from .*\/best/);
+    assert.equal(JSON.parse(Deno.readTextFileSync(join(shipped, "report.json"))).n, 3589);
+    assert.ok(Deno.statSync(join(shipped, "curves.png")).size > 0);
+    (await loadModel(shipped)).model.dispose();
 
     // The evaluate command on the untouched test split.
     const evalDir = join(Deno.makeTempDirSync(), "eval");
