@@ -75,20 +75,20 @@ export function candidates(run: string): Candidate[] {
   return found.sort((a, b) => b.publicTest - a.publicTest);
 }
 
-/** What RECIPE.md says about one training run. */
+/** What RECIPE.md and the learning curves say about one training run. */
 export interface RunRecord {
   run: string;
   config: Record<string, unknown>;
-  epochs: number;
+  history: EpochRecord[];
   seconds: number;
 }
 
-/** A run folder's settings, epochs trained and training wall time. */
+/** A run folder's settings, epoch history and training wall time. */
 export function readRun(run: string): RunRecord {
   const config = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(join(run, "config.json"))) };
   const history = parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv")));
   const state = JSON.parse(Deno.readTextFileSync(join(run, "last", "train_state.json")));
-  return { run, config, epochs: history.length, seconds: state.elapsedSeconds };
+  return { run, config, history, seconds: state.elapsedSeconds };
 }
 
 /** RECIPE.md text: how the model was made and what it scores. */
@@ -102,8 +102,10 @@ export function recipeText(
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const trainStep = (r: RunRecord) =>
+    r.config.recipe ? `deno task train --recipe ${r.config.recipe}` : trainCommand(r.config, r.run);
   const ship = `deno task ship ${runs.map((r) => `--run ${r.run}`).join(" ")}`;
-  const runSection = ({ run, config, epochs, seconds }: RunRecord) => `
+  const runSection = ({ run, config, history, seconds }: RunRecord) => `
 ### ${run}
 
 | | |
@@ -116,7 +118,7 @@ export function recipeText(
     Object.entries(config).filter(([k]) => !["out", "data"].includes(k)).map(([k, v]) => `${k}=${v}`).join(", ")
   } |
 | seed | ${config.seed} |
-| epochs trained | ${epochs} |
+| epochs trained | ${history.length} |
 | training wall time | ${hours(seconds)} |
 `;
   return `# Recipe of the shipped model
@@ -126,9 +128,7 @@ export function recipeText(
 | shipped | ${choices[0].description} |
 | chosen on PublicTest among | ${choices.map((c) => `${c.description} ${pct(c.publicTest)}`).join("; ")} |
 | parameters | ${parameters.toLocaleString("en-US")} |
-| commands | ${
-    runs.map((r) => `\`deno task train --recipe ${r.config.recipe ?? "(see below)"}\``).join(", then ")
-  }, then \`${ship}\` |
+| commands | ${runs.map((r) => `\`${trainStep(r)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
 | machine | 2-core x86-64 CPU, 24 GiB, no GPU; tfjs 4.22 WASM backend (SIMD), two data-parallel Deno workers |
 | data | FER2013: trained on Training, early stopping and model choice on PublicTest |
@@ -145,7 +145,7 @@ ${runs.map(runSection).join("")}`;
 }
 
 /** The runs' histories as one, epochs numbered on from run to run, and a title saying which epochs are whose. */
-export function joinHistories(runs: { run: string; history: EpochRecord[] }[]): {
+export function joinHistories(runs: Pick<RunRecord, "run" | "history">[]): {
   history: EpochRecord[];
   title: string;
 } {
@@ -229,9 +229,7 @@ async function main(args: string[]) {
     ensemble.model.dispose();
   }
   const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
-  const joined = joinHistories(
-    trainedBy.map((run) => ({ run, history: parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv"))) })),
-  );
+  const joined = joinHistories(trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run)));
   await saveChart(learningCurvesSpec(joined.history, joined.title), join(out, "curves"));
 
   const { model } = await loadModel(out);
