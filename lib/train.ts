@@ -147,6 +147,18 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
     earlyStoppingPatience: 12,
     seed: 3,
   },
+  /** An independent compact net on a full-length cosine schedule: an ensemble member for compact-fer-restart. */
+  "compact-fer-cosine": {
+    arch: "compact",
+    schedule: "cosine",
+    epochs: 26,
+    batchSize: 128,
+    lr: 2e-3,
+    minLr: 1e-5,
+    labelSmoothing: 0.1,
+    earlyStoppingPatience: 26,
+    seed: 4,
+  },
 };
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
