@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend } from "./backend.ts";
-import { batchPixels, type FaceSet, IMAGE_SIZE, loadDataset, resolveDataPath } from "./data.ts";
+import { batchTensor, type FaceSet, inOrderBatches, loadDataset, resolveDataPath } from "./data.ts";
 import { evaluateSet } from "./evaluate.ts";
 import { loadModel, saveModel } from "./model_io.ts";
 import { formatReport, type Report } from "./metrics.ts";
@@ -63,13 +63,14 @@ export function recomputeBatchNorm(model: tf.LayersModel, set: FaceSet, batchSiz
   const momentum = norms.map((l) => l.momentum);
   const bar = label ? new ProgressBar(set.n, label) : undefined;
   try {
-    for (let start = 0, step = 1; start < set.n; start += batchSize, step++) {
-      const rows = Array.from({ length: Math.min(batchSize, set.n - start) }, (_, i) => start + i);
+    let step = 0;
+    for (const rows of inOrderBatches(set.n, batchSize)) {
+      step++;
       for (const layer of norms) layer.momentum = 1 - 1 / step;
       tf.tidy(() => {
-        model.apply(tf.tensor4d(batchPixels(set, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]), { training: true });
+        model.apply(batchTensor(set, rows), { training: true });
       });
-      bar?.update(start + rows.length);
+      bar?.update(rows[0] + rows.length);
     }
   } finally {
     norms.forEach((layer, i) => layer.momentum = momentum[i]);

@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { parse } from "csv-parse";
+import * as tf from "@tensorflow/tfjs";
 import { EMOTIONS, NUM_CLASSES, type Split, SPLITS } from "./labels.ts";
 import { decodeImage, resizeGray, toGray } from "./images.ts";
 import { seededRandom, shuffleInPlace } from "./random.ts";
@@ -413,4 +414,16 @@ export function batchPixels(set: FaceSet, rows: ArrayLike<number>): Float32Array
     for (let p = 0; p < PIXELS; p++) out[i * PIXELS + p] = src[p] * NORMALIZATION.scale + NORMALIZATION.offset;
   }
   return out;
+}
+
+/** Rows of a set as a model input: a normalized [rows, 48, 48, 1] tensor. */
+export function batchTensor(set: FaceSet, rows: ArrayLike<number>): tf.Tensor4D {
+  return tf.tensor4d(batchPixels(set, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
+}
+
+/** Row numbers 0..n-1 in order, cut into consecutive batches of at most `batchSize`. */
+export function* inOrderBatches(n: number, batchSize: number): Generator<number[]> {
+  for (let start = 0; start < n; start += batchSize) {
+    yield Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
+  }
 }

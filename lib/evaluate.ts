@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { initBackend } from "./backend.ts";
-import { batchPixels, type FaceSet, IMAGE_SIZE, loadDataset, resolveDataPath } from "./data.ts";
+import { batchTensor, type FaceSet, inOrderBatches, loadDataset, resolveDataPath } from "./data.ts";
 import { type Split, SPLITS } from "./labels.ts";
 import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
 import { confusionMatricesSpec, saveChart } from "./charts.ts";
@@ -55,15 +55,14 @@ export async function predictSet(
   const classes = model.outputs[0].shape[1] as number;
   const out = new Float32Array(set.n * classes);
   const bar = options.progressLabel ? new ProgressBar(set.n, options.progressLabel) : undefined;
-  for (let start = 0; start < set.n; start += batchSize) {
-    const rows = Array.from({ length: Math.min(batchSize, set.n - start) }, (_, i) => start + i);
+  for (const rows of inOrderBatches(set.n, batchSize)) {
     const probs = tf.tidy(() => {
-      const x = tf.tensor4d(batchPixels(set, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
+      const x = batchTensor(set, rows);
       return options.tta ? predictTta(model, x) : model.predict(x) as tf.Tensor;
     });
-    out.set(await probs.data(), start * classes);
+    out.set(await probs.data(), rows[0] * classes);
     probs.dispose();
-    bar?.update(start + rows.length);
+    bar?.update(rows[0] + rows.length);
   }
   return out;
 }

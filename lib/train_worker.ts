@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "./backend.ts";
 import "./batchnorm.ts"; // registers the fast-gradient BatchNormalization for modelFromJSON
-import { batchPixels, type FaceSet, IMAGE_SIZE } from "./data.ts";
+import { batchTensor, type FaceSet } from "./data.ts";
 import { augmentBatch, DEFAULT_AUGMENT } from "./augment.ts";
 import { NUM_CLASSES } from "./labels.ts";
 import { seededRandom } from "./random.ts";
@@ -31,7 +31,7 @@ function computeGradients(rows: number[], seed: number) {
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const random = seededRandom(seed);
   return tf.tidy(() => {
-    const images = tf.tensor4d(batchPixels(train, rows), [rows.length, IMAGE_SIZE, IMAGE_SIZE, 1]);
+    const images = batchTensor(train, rows);
     const x = augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
     const y = tf.oneHot(tf.tensor1d(rows.map((r) => train.labels[r]), "int32"), NUM_CLASSES);
     let correct = 0;

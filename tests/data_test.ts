@@ -7,6 +7,7 @@ import {
   batchPixels,
   cachePath,
   classCounts,
+  inOrderBatches,
   loadDataset,
   parsePixels,
   resolveDataPath,
@@ -141,4 +142,9 @@ Deno.test("batchPixels scales bytes to [0, 1]", () => {
   const x = batchPixels(set, [1, 0]);
   assert.equal(x[0], Math.fround(0.2));
   assert.equal(x[2304], 1);
+});
+
+Deno.test("inOrderBatches covers every row once, in order, the last batch short", () => {
+  assert.deepEqual([...inOrderBatches(5, 2)], [[0, 1], [2, 3], [4]]);
+  assert.deepEqual([...inOrderBatches(0, 2)], []);
 });

@@ -6,7 +6,7 @@ import jpeg from "jpeg-js";
 import { initBackend, tf } from "../lib/backend.ts";
 import { buildModel } from "../lib/models.ts";
 import { loadModel, makeMetadata, saveModel } from "../lib/model_io.ts";
-import { batchPixels, facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
+import { batchTensor, facePixels, loadDataset, resolveDataPath } from "../lib/data.ts";
 import { applyOrientation, decodeImage, encodeRgbaPng, exifOrientation, sceneWithFace } from "../lib/images.ts";
 import { collectImages, predictFile, predictFiles } from "../lib/predict.ts";
 import { EMOTIONS } from "../lib/labels.ts";
@@ -90,9 +90,7 @@ Deno.test({
     const { faces } = await predictFile(loaded, path, { noDetect: true });
     assert.equal(faces.length, 1);
     assert.deepEqual(faces[0].box, [0, 0, 48, 48]);
-    const direct = tf.tidy(() =>
-      (loaded.model.predict(tf.tensor4d(batchPixels(set, [5]), [1, 48, 48, 1])) as tf.Tensor).dataSync()
-    );
+    const direct = tf.tidy(() => (loaded.model.predict(batchTensor(set, [5])) as tf.Tensor).dataSync());
     EMOTIONS.forEach((e, c) => assert.ok(Math.abs(faces[0].probabilities[e] - direct[c]) < 1e-4, e));
   },
 });
