@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerConvGradientKernels } from "./conv_grad.ts";
 import { registerFastKernels } from "./wasm_kernels.ts";
+import { registerNativeKernels } from "./backend/native.ts";
 
 let ready: Promise<void> | undefined;
 
@@ -24,6 +25,7 @@ export function initBackend(): Promise<void> {
     }
     registerConvGradientKernels();
     registerFastKernels();
+    registerNativeKernels();
   })();
   return ready;
 }

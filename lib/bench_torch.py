@@ -1,7 +1,7 @@
 """Reference for `deno task bench:train`: the same CNN trained in PyTorch on the CPU.
 
-Reads the architecture spec (lib/models.ts ARCHITECTURES entry) as JSON on stdin and prints one
-JSON line: {"torch_img_s": ...}. PyTorch is a reference only, not a project dependency.
+Takes the architecture spec (lib/models.ts ARCHITECTURES entry), batch, steps and threads as one
+JSON argument and prints one JSON line: {"torch_img_s": ...}. PyTorch is a reference only, not a project dependency.
 """
 import json
 import sys
@@ -27,7 +27,7 @@ def build(spec):
 
 
 def main():
-    args = json.loads(sys.stdin.read())
+    args = json.loads(sys.argv[1])
     torch.set_num_threads(args["threads"])
     torch.manual_seed(0)
     model = build(args["spec"]).to(memory_format=torch.channels_last)

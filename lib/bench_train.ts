@@ -2,18 +2,26 @@
  * Training-speed benchmark: the same architecture, batch and input size
  * trained in tfjs-wasm (this project, data-parallel workers) and in PyTorch
  * on the CPU with the same thread count, side by side in one run. Prints one
- * JSON line last: {"arch", "batch", "tfjs_img_s", "torch_img_s", "ratio", ...}.
+ * JSON line per architecture: {"arch", "batch", "tfjs_img_s", "torch_img_s", "ratio", ...}.
  *
- *   deno task bench:train [--arch compact] [--batch 128] [--steps 8] [--workers 2] [--rounds 3] [--profile]
+ *   deno task bench:train [--arch compact] [--batch 128] [--steps 8] [--workers N] [--rounds 3] [--profile]
+ *                         [--allow-busy]
  *
- * `--profile` first prints a per-kernel table of one single-threaded training step.
+ * It benchmarks `--arch`, and the shipped model's architecture when that is
+ * another one. Timings taken beside other work are not results: it first
+ * watches the CPU for two seconds and refuses to run when other processes
+ * keep more than a quarter of a core busy (`--allow-busy` runs anyway and
+ * marks the JSON `"machine_busy": true`). `--profile` first prints a
+ * per-kernel table of one single-threaded training step.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { initBackend } from "./backend.ts";
 import { ARCHITECTURES, buildModel } from "./models.ts";
 import { DataParallelTrainer } from "./parallel.ts";
-import { projectPath } from "./paths.ts";
+import { exists, projectPath } from "./paths.ts";
+import { busyCores, loadAverage, peakRssMiB } from "./machine.ts";
+import { runCommand } from "./cli.ts";
 
 /** Images per second of `steps` data-parallel training steps on random images. */
 export async function tfjsTrainSpeed(arch: string, batch: number, steps: number, workers: number): Promise<number> {
@@ -27,6 +35,7 @@ export async function tfjsTrainSpeed(arch: string, batch: number, steps: number,
   const trainer = await DataParallelTrainer.start(model, train, {
     workers,
     lr: 1e-3,
+    weightDecay: 0,
     labelSmoothing: 0,
     augment: true,
   });
@@ -92,16 +101,17 @@ async function torchTrainSpeed(
   steps: number,
   threads: number,
 ): Promise<number | undefined> {
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: [projectPath("lib", "bench_torch.py")],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify({ spec: ARCHITECTURES[arch], batch, steps, threads })));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
+  const args = JSON.stringify({ spec: ARCHITECTURES[arch], batch, steps, threads });
+  let result: Deno.CommandOutput;
+  try {
+    // Debian's python3 (where python3-torch installs), else whichever is on PATH.
+    const python = exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+    result = await new Deno.Command(python, { args: [projectPath("lib", "bench_torch.py"), args] }).output();
+  } catch {
+    console.error("python3 is not installed: no PyTorch reference figure");
+    return undefined;
+  }
+  const { code, stdout, stderr } = result;
   if (code !== 0) {
     const message = new TextDecoder().decode(stderr);
     console.error(
@@ -114,54 +124,88 @@ async function torchTrainSpeed(
   return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").pop()!).torch_img_s;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      arch: { type: "string", default: "compact" },
-      batch: { type: "string", default: "128" },
-      steps: { type: "string", default: "8" },
-      workers: { type: "string", default: String(Math.min(2, navigator.hardwareConcurrency || 1)) },
-      profile: { type: "boolean", default: false },
-      rounds: { type: "string", default: "3" },
-    },
-  });
-  const arch = values.arch,
-    batch = Number(values.batch),
-    steps = Number(values.steps),
-    workers = Number(values.workers),
-    rounds = Number(values.rounds);
-  if (!ARCHITECTURES[arch]) throw new Error(`unknown architecture ${arch}`);
-  await initBackend();
-  if (values.profile) {
-    const rows = await profileTrainStep(arch, batch);
-    console.log(`| kernel | ms per step (batch ${batch}, 1 thread) | calls |\n| --- | --- | --- |`);
-    // "__op" and "scope" entries wrap kernels already listed; leave them out so the column adds up.
-    const kernels = rows.filter((r) => r.ms >= 1 && !r.kernel.endsWith("__op") && !r.kernel.includes("scope"));
-    for (const r of kernels) console.log(`| ${r.kernel} | ${r.ms.toFixed(0)} | ${r.calls} |`);
+/** The shipped model's architecture, when outputs/model holds one. */
+function shippedArch(): string | undefined {
+  try {
+    const metadata = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model", "metadata.json")));
+    return metadata.architecture;
+  } catch {
+    return undefined;
   }
-  // Alternate the two a few rounds and keep each one's best, so a passing load on the machine
-  // does not decide the ratio.
+}
+
+/** Best-of-`rounds` images/s of tfjs and PyTorch, alternated so a passing load does not decide the ratio. */
+async function compare(arch: string, batch: number, steps: number, workers: number, rounds: number) {
   let tfjs = 0, torch: number | undefined;
   for (let round = 1; round <= rounds; round++) {
-    console.error(
-      `round ${round}/${rounds}: tfjs-wasm ${arch}, batch ${batch}, ${workers} worker(s), ${steps} steps ...`,
-    );
+    console.error(`${arch} round ${round}/${rounds}: tfjs-wasm, batch ${batch}, ${workers} worker(s), ${steps} steps`);
     tfjs = Math.max(tfjs, await tfjsTrainSpeed(arch, batch, steps, workers));
-    console.error(`round ${round}/${rounds}: PyTorch (CPU, ${workers} thread(s), channels_last) ...`);
     const t = await torchTrainSpeed(arch, batch, steps, workers);
     if (t !== undefined) torch = Math.max(torch ?? 0, t);
     console.error(`  tfjs ${tfjs.toFixed(1)} images/s, PyTorch ${torch?.toFixed(1) ?? "n/a"} images/s (best so far)`);
   }
-  const inference = await tfjsInferenceSpeed(arch, 256);
-  const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 10) / 10);
-  console.log(JSON.stringify({
-    arch,
-    batch,
-    tfjs_img_s: round(tfjs),
-    torch_img_s: round(torch),
-    ratio: torch ? Math.round((tfjs / torch) * 1000) / 1000 : null,
-    threads: workers,
-    tfjs_inference_img_s: round(inference),
-  }));
+  return { tfjs, torch };
 }
+
+async function main(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      arch: { type: "string", default: "compact" },
+      batch: { type: "string", default: "128" },
+      steps: { type: "string", default: "8" },
+      workers: { type: "string", default: String(navigator.hardwareConcurrency || 1) },
+      profile: { type: "boolean", default: false },
+      rounds: { type: "string", default: "3" },
+      "allow-busy": { type: "boolean", default: false },
+    },
+  });
+  const count = (flag: string, value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} ${value}: expected a whole number >= 1`);
+    return n;
+  };
+  const batch = count("batch", values.batch), steps = count("steps", values.steps);
+  const workers = count("workers", values.workers), rounds = count("rounds", values.rounds);
+  const shipped = shippedArch();
+  const archs = [...new Set([values.arch, ...(shipped ? [shipped] : [])])];
+  for (const arch of archs) {
+    if (!ARCHITECTURES[arch]) throw new Error(`--arch ${arch}: choose one of ${Object.keys(ARCHITECTURES).join(", ")}`);
+  }
+  const busy = await busyCores();
+  const machineBusy = busy !== undefined && busy > 0.25;
+  if (machineBusy && !values["allow-busy"]) {
+    throw new Error(
+      `the machine is busy (other processes kept ${busy.toFixed(2)} cores busy; load average ${loadAverage()}): ` +
+        "timings now would not be results. Stop them, or pass --allow-busy to mark the figures as taken under load",
+    );
+  }
+  await initBackend();
+  for (const arch of archs) {
+    if (values.profile) {
+      const rows = await profileTrainStep(arch, batch);
+      console.log(`| kernel | ms per step (${arch}, batch ${batch}, 1 thread) | calls |\n| --- | --- | --- |`);
+      // "__op" and "scope" entries wrap kernels already listed; leave them out so the column adds up.
+      const kernels = rows.filter((r) => r.ms >= 1 && !r.kernel.endsWith("__op") && !r.kernel.includes("scope"));
+      for (const r of kernels) console.log(`| ${r.kernel} | ${r.ms.toFixed(0)} | ${r.calls} |`);
+    }
+    const { tfjs, torch } = await compare(arch, batch, steps, workers, rounds);
+    const inference = await tfjsInferenceSpeed(arch, 256);
+    const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 10) / 10);
+    console.log(JSON.stringify({
+      arch,
+      batch,
+      tfjs_img_s: round(tfjs),
+      torch_img_s: round(torch),
+      ratio: torch ? Math.round((tfjs / torch) * 1000) / 1000 : null,
+      threads: workers,
+      tfjs_inference_img_s: round(inference),
+      peak_rss_mib: peakRssMiB() ?? null,
+      busy_cores_before: busy === undefined ? null : Math.round(busy * 100) / 100,
+      load_avg_1m: loadAverage() ?? null,
+      machine_busy: machineBusy,
+    }));
+  }
+}
+
+if (import.meta.main) await runCommand(main);

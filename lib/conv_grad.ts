@@ -11,6 +11,7 @@
  *                   = conv(xT[ci, h, w, n], dyT[oh, ow, n, co], dilation s)[ci, kh, kw, co]
  */
 import * as tf from "@tensorflow/tfjs";
+import { heapOffset, nativeKernels } from "./backend/native.ts";
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -52,6 +53,30 @@ export function conv2dBackpropFilter(
     dimRoundingMode,
   );
   const [kh, kw] = filterShape;
+  const co = filterShape[3];
+  if (info.strideHeight === 1 && info.strideWidth === 1 && co % 8 === 0 && x.dtype === "float32") {
+    // Direct SIMD kernel (kernels.c): no transposes, the filter gradient accumulated in place.
+    const dw = backend.makeOutput(filterShape, "float32");
+    backend.typedArrayFromHeap(dw).fill(0);
+    const [n, h, w, ci] = x.shape;
+    nativeKernels(backend).conv2d_filter_grad(
+      heapOffset(backend, x),
+      heapOffset(backend, dy),
+      heapOffset(backend, dw),
+      n,
+      h,
+      w,
+      ci,
+      info.outHeight,
+      info.outWidth,
+      co,
+      kh,
+      kw,
+      info.padInfo.top,
+      info.padInfo.left,
+    );
+    return dw;
+  }
   const xT = run("Transpose", backend, { x }, { perm: [3, 1, 2, 0] }); // [ci, h, w, n]
   const dyT = run("Transpose", backend, { x: dy }, { perm: [1, 2, 0, 3] }); // [oh, ow, n, co]
   const { top, bottom, left, right } = info.padInfo;

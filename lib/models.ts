@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { NUM_CLASSES } from "./labels.ts";
-import { batchNormalization } from "./batchnorm.ts";
+import { batchNormalization, conv2d, dropout } from "./batchnorm.ts";
 
 /** What an architecture is: convolution blocks, then a dense head. */
 export interface ArchSpec {
@@ -63,7 +63,7 @@ function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number,
   let x = input;
   spec.blockFilters.forEach((filters, b) => {
     for (let c = 0; c < spec.convsPerBlock; c++) {
-      x = tf.layers.conv2d({
+      x = conv2d({
         filters,
         kernelSize: 3,
         padding: "same",
@@ -76,7 +76,7 @@ function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number,
       x = tf.layers.reLU({ name: `${prefix}block${b + 1}_relu${c + 1}` }).apply(x) as tf.SymbolicTensor;
     }
     x = tf.layers.maxPooling2d({ poolSize: 2, name: `${prefix}block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
-    x = tf.layers.dropout({ rate: spec.blockDropout, name: `${prefix}block${b + 1}_dropout` })
+    x = dropout({ rate: spec.blockDropout, name: `${prefix}block${b + 1}_dropout` })
       .apply(x) as tf.SymbolicTensor;
   });
   x = tf.layers.globalAveragePooling2d({ name: `${prefix}pool` }).apply(x) as tf.SymbolicTensor;
@@ -84,7 +84,7 @@ function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number,
     x = tf.layers.dense({ units, activation: "relu", kernelInitializer: init(), name: `${prefix}dense${i + 1}` })
       .apply(x) as tf.SymbolicTensor;
   });
-  x = tf.layers.dropout({ rate: spec.denseDropout, name: `${prefix}head_dropout` }).apply(x) as tf.SymbolicTensor;
+  x = dropout({ rate: spec.denseDropout, name: `${prefix}head_dropout` }).apply(x) as tf.SymbolicTensor;
   return tf.layers.dense({ units: NUM_CLASSES, activation: "softmax", name: `${prefix}emotion` })
     .apply(x) as tf.SymbolicTensor;
 }

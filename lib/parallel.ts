@@ -21,6 +21,7 @@ export type WorkerRequest =
     topology: unknown;
     weights: WeightData[];
     lr: number;
+    weightDecay: number;
     labelSmoothing: number;
     augment: boolean;
     train: FaceSet;
@@ -40,6 +41,8 @@ export type WorkerReply =
 export interface ParallelOptions {
   workers: number;
   lr: number;
+  /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
+  weightDecay: number;
   labelSmoothing: number;
   augment: boolean;
 }
@@ -80,6 +83,7 @@ export class DataParallelTrainer {
       topology,
       weights,
       lr: options.lr,
+      weightDecay: options.weightDecay,
       labelSmoothing: options.labelSmoothing,
       augment: options.augment,
       train,

@@ -61,6 +61,8 @@ export interface TrainConfig {
   epochs: number;
   batchSize: number;
   lr: number;
+  /** Decoupled weight decay of the conv and dense kernels per unit of learning rate (AdamW); 0 is plain Adam. */
+  weightDecay: number;
   /** Train on a stratified subset of this many Training images. */
   subset?: number;
   out: string;
@@ -75,7 +77,11 @@ export interface TrainConfig {
   minLr: number;
   minDelta: number;
   skipBadRows: boolean;
-  /** Training workers, one per core (data-parallel, see parallel.ts). */
+  /**
+   * Training workers, one per core (data-parallel, see parallel.ts). Each
+   * takes batchSize / workers images of every batch and computes its
+   * BatchNorm statistics over its own share.
+   */
   workers: number;
   /** The named recipe the settings started from, if any. */
   recipe?: string;
@@ -92,6 +98,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   epochs: 60,
   batchSize: 64,
   lr: 1e-3,
+  weightDecay: 0,
   seed: 1,
   labelSmoothing: 0,
   augment: true,
@@ -103,7 +110,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   minDelta: 1e-4,
   schedule: "plateau",
   skipBadRows: false,
-  workers: Math.min(2, navigator.hardwareConcurrency || 1),
+  workers: navigator.hardwareConcurrency || 1,
 };
 
 /**
@@ -270,6 +277,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   const trainer = await DataParallelTrainer.start(model, train, {
     workers: config.workers,
     lr,
+    weightDecay: config.weightDecay,
     labelSmoothing: config.labelSmoothing,
     augment: config.augment,
   }, resume ? loadOptimizerFiles(lastDir) : undefined);
@@ -393,6 +401,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
       schedule: { type: "string" },
       "min-lr": { type: "string" },
       "init-from": { type: "string" },
+      "weight-decay": { type: "string" },
     },
   });
   const number = (flag: string, value: string | undefined, fallback: number, integer = false) => {
@@ -433,6 +442,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     epochs: number("epochs", values.epochs, base.epochs, true),
     batchSize: number("batch-size", values["batch-size"], base.batchSize, true),
     lr: number("lr", values.lr, base.lr),
+    weightDecay: number("weight-decay", values["weight-decay"], base.weightDecay),
     minLr: number("min-lr", values["min-lr"], base.minLr),
     subset: values.subset === undefined ? base.subset : number("subset", values.subset, 0, true),
     out: values.out ?? displayPath(projectPath("outputs", "runs", values.recipe ?? `${arch}-${stamp}`)),

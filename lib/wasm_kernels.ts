@@ -6,7 +6,10 @@
  * - Sum and Mean over every axis but the last (BatchNorm's statistics and
  *   gradients): the backend transposes the whole tensor first so the axes
  *   are innermost; one pass with a per-channel accumulator needs no copy.
- * - MaxPoolGrad for 2x2 windows with stride 2: one pass over the windows.
+ * - Identity, and Cast to the same dtype: share the input's data (reference
+ *   counted, as the cpu backend does) instead of copying it. tfjs clones
+ *   every tensor it saves for a gradient, so on the training path these
+ *   copies cost more than the ReLUs.
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -51,52 +54,18 @@ function reductionKernel(name: "Sum" | "Mean", fallback: tf.KernelFunc): tf.Kern
   }) as unknown as tf.KernelFunc;
 }
 
-/** MaxPoolGrad for 2x2 windows, stride 2, no padding: the gradient goes to each window's first maximum. */
-function maxPoolGrad2x2(backend: Backend, dy: Info, input: Info): Info {
-  const [n, h, w, c] = input.shape;
-  const [oh, ow] = [dy.shape[1], dy.shape[2]];
-  const dx = backend.makeOutput(input.shape, "float32");
-  const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
-  out.fill(0);
-  const row = w * c;
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) {
-        const base = ((b * h + 2 * i) * w + 2 * j) * c;
-        const gBase = ((b * oh + i) * ow + j) * c;
-        for (let k = 0; k < c; k++) {
-          const topLeft = base + k, topRight = topLeft + c, bottomLeft = topLeft + row, bottomRight = bottomLeft + c;
-          let best = topLeft, max = x[topLeft];
-          if (x[topRight] > max) (best = topRight), (max = x[topRight]);
-          if (x[bottomLeft] > max) (best = bottomLeft), (max = x[bottomLeft]);
-          if (x[bottomRight] > max) best = bottomRight;
-          out[best] += g[gBase + k];
-        }
-      }
-    }
-  }
-  return dx;
-}
-
-function maxPoolGradKernel(fallback: tf.KernelFunc): tf.KernelFunc {
+/** Identity (and Cast to the input's own dtype) as a new reference to the same data. */
+function shareKernel(fallback: tf.KernelFunc): tf.KernelFunc {
   return ((args: KernelArgs) => {
-    const { dy, input } = args.inputs as { dy: Info; input: Info };
-    const { filterSize, strides, pad } = args.attrs as {
-      filterSize: number | number[];
-      strides: number | number[];
-      pad: unknown;
-    };
-    const pair = (v: number | number[]) => (Array.isArray(v) ? v : [v, v]);
-    const [fh, fw] = pair(filterSize), [sh, sw] = pair(strides);
-    const validWindows = pad === "valid" || (pad === "same" && input.shape[1] % 2 === 0 && input.shape[2] % 2 === 0);
-    if (fh !== 2 || fw !== 2 || sh !== 2 || sw !== 2 || !validWindows || input.dtype !== "float32") {
-      return fallback(args as never);
-    }
-    return maxPoolGrad2x2(args.backend, dy, input);
+    const { x } = args.inputs as { x: Info };
+    const dtype = (args.attrs as { dtype?: string } | undefined)?.dtype ?? x.dtype;
+    if (dtype !== x.dtype || x.dtype === "string") return fallback(args as never);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }) as unknown as tf.KernelFunc;
 }
 
-/** Replace Sum, Mean and MaxPoolGrad on the wasm backend (once). */
+/** Replace Sum, Mean, Identity and Cast on the wasm backend (once). */
 export function registerFastKernels(): void {
   const replace = (name: string, make: (fallback: tf.KernelFunc) => tf.KernelFunc) => {
     const original = tf.getKernel(name, "wasm");
@@ -108,5 +77,6 @@ export function registerFastKernels(): void {
   };
   replace("Sum", (f) => reductionKernel("Sum", f));
   replace("Mean", (f) => reductionKernel("Mean", f));
-  replace("MaxPoolGrad", maxPoolGradKernel);
+  replace("Identity", shareKernel);
+  replace("Cast", shareKernel);
 }

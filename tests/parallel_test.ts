@@ -3,7 +3,7 @@ import { initBackend, tf } from "../lib/backend.ts";
 import { DataParallelTrainer, shareRows } from "../lib/parallel.ts";
 import { buildModel } from "../lib/models.ts";
 
-const OPTIONS = { lr: 0.01, labelSmoothing: 0, augment: false };
+const OPTIONS = { lr: 0.01, weightDecay: 0, labelSmoothing: 0, augment: false };
 
 function randomSet(n: number, seed: number) {
   let s = seed;

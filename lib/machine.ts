@@ -1,0 +1,46 @@
+/** What the machine is doing: load, CPU use by other processes, this process's memory (Linux /proc). */
+
+/** The 1-minute load average, or undefined where /proc/loadavg is missing. */
+export function loadAverage(): number | undefined {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total jiffies of all cores since boot, from /proc/stat. */
+function cpuJiffies(): { busy: number; total: number } {
+  const [, ...fields] = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/);
+  const values = fields.map(Number);
+  const idle = values[3] + (values[4] ?? 0); // idle + iowait
+  const total = values.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Cores kept busy over the next `ms` milliseconds (0 = idle, 2 = two cores
+ * flat out), measured while this process sleeps, so it counts everything
+ * else running; undefined where /proc/stat is missing.
+ */
+export async function busyCores(ms = 2000): Promise<number | undefined> {
+  try {
+    const before = cpuJiffies();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    const after = cpuJiffies();
+    const cores = navigator.hardwareConcurrency || 1;
+    return ((after.busy - before.busy) / Math.max(1, after.total - before.total)) * cores;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Peak resident memory of this process (all its workers) so far, in MiB (VmHWM), or undefined. */
+export function peakRssMiB(): number | undefined {
+  try {
+    const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) => l.startsWith("VmHWM:"));
+    return line ? Math.round(Number(line.split(/\s+/)[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
