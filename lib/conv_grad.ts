@@ -52,13 +52,13 @@ export function conv2dBackpropFilter(
     pad,
     dimRoundingMode,
   );
-  const [kh, kw] = filterShape;
-  const co = filterShape[3];
+  const [kh, kw, ci, co] = filterShape;
+  if (winogradApplies(x, info, ci, co)) return winogradFilterGrad(backend, x, dy);
   if (info.strideHeight === 1 && info.strideWidth === 1 && co % 8 === 0 && x.dtype === "float32") {
     // Direct SIMD kernel (kernels.c): no transposes, the filter gradient accumulated in place.
     const dw = backend.makeOutput(filterShape, "float32");
     backend.typedArrayFromHeap(dw).fill(0);
-    const [n, h, w, ci] = x.shape;
+    const [n, h, w] = x.shape;
     nativeKernels(backend).conv2d_filter_grad(
       heapOffset(backend, x),
       heapOffset(backend, dy),
@@ -109,6 +109,9 @@ export function conv2dBackpropInput(
   };
   const [kh, kw, ci, co] = filter.shape;
   const info = tf.backend_util.computeConv2DInfo(inputShape, [kh, kw, ci, co], strides, 1, pad, dimRoundingMode);
+  if (winogradApplies(dy, { ...info, inHeight: dy.shape[1], inWidth: dy.shape[2] }, co, ci)) {
+    return winogradConv2D(backend, dy, filter, ci, true);
+  }
   const [n, h, w] = inputShape;
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [oh, ow] = [dy.shape[1], dy.shape[2]];
@@ -146,8 +149,97 @@ export function conv2dBackpropInput(
   return dx;
 }
 
-/** Register the gradient kernels on the wasm backend (once). */
+/** Bytes of Winograd scratch (transformed inputs and products) per chunk of images: about half an L2 cache. */
+const WINOGRAD_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Whether a convolution takes the Winograd kernel: 3x3, stride 1, no
+ * dilation, one pixel of zero padding all round ("same"), even height and
+ * width, in channels % 4 == 0 and out channels % 8 == 0.
+ */
+function winogradApplies(x: Info, info: tf.backend_util.Conv2DInfo, cin: number, cout: number): boolean {
+  const { top, bottom, left, right } = info.padInfo;
+  return x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && top === 1 &&
+    bottom === 1 && left === 1 && right === 1 && info.inHeight % 2 === 0 && info.inWidth % 2 === 0 &&
+    cin % 4 === 0 && cout % 8 === 0;
+}
+
+/**
+ * A 3x3 "same" convolution by Winograd F(2x2, 3x3) on the native kernel
+ * (kernels.c). With `flip`, `filter` is the forward filter [3, 3, cout, cin]
+ * of which this computes the input gradient (flipped, in and out swapped).
+ */
+function winogradConv2D(backend: Backend, x: Info, filter: Info, cout: number, flip: boolean): Info {
+  const [n, h, w, cin] = x.shape;
+  const native = nativeKernels(backend);
+  const at = (info: Info) => heapOffset(backend, info);
+  const u = backend.makeOutput([16 * cin * cout], "float32");
+  native.winograd_filter(at(filter), at(u), cin, cout, flip ? 1 : 0);
+  const tilesPerImage = (h / 2) * (w / 2);
+  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const tiles = Math.ceil((chunk * tilesPerImage) / 4) * 4;
+  const v = backend.makeOutput([16 * tiles * cin], "float32");
+  const m = backend.makeOutput([16 * tiles * cout], "float32");
+  const out = backend.makeOutput([n, h, w, cout], "float32");
+  native.winograd_conv3x3(at(x), at(u), at(out), at(v), at(m), n, h, w, cin, cout, chunk);
+  dispose(backend, u, v, m);
+  return out;
+}
+
+/** The filter gradient [3, 3, cin, cout] of a convolution `winogradApplies` to, by Winograd (kernels.c). */
+function winogradFilterGrad(backend: Backend, x: Info, dy: Info): Info {
+  const [n, h, w, cin] = x.shape;
+  const cout = dy.shape[3];
+  const at = (info: Info) => heapOffset(backend, info);
+  const tilesPerImage = (h / 2) * (w / 2);
+  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const v = backend.makeOutput([16 * chunk * tilesPerImage * cin], "float32");
+  const y = backend.makeOutput([16 * chunk * tilesPerImage * cout], "float32");
+  const m = backend.makeOutput([16 * cin * cout], "float32");
+  const dw = backend.makeOutput([3, 3, cin, cout], "float32");
+  nativeKernels(backend).winograd_filter_grad3x3(at(x), at(dy), at(dw), at(v), at(y), at(m), n, h, w, cin, cout, chunk);
+  dispose(backend, v, y, m);
+  return dw;
+}
+
+/** Conv2D / FusedConv2D without bias or activation by Winograd where it applies, else the backend's own (XNNPACK). */
+function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
+  return ((args: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs }) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, Info | undefined>;
+    const { strides, pad, dilations, dataFormat, dimRoundingMode, activation } = args.attrs as ConvGradAttrs & {
+      dilations: [number, number] | number;
+      dataFormat?: string;
+      activation?: string;
+    };
+    const plain = !bias && !preluActivationWeights && (activation ?? "linear") === "linear" &&
+      (dataFormat ?? "NHWC") === "NHWC";
+    if (!plain) return fallback(args as never);
+    const [kh, kw, cin, cout] = filter!.shape;
+    const info = tf.backend_util.computeConv2DInfo(
+      x!.shape as [number, number, number, number],
+      [kh, kw, cin, cout],
+      strides,
+      dilations,
+      pad,
+      dimRoundingMode,
+    );
+    return winogradApplies(x!, info, cin, cout)
+      ? winogradConv2D(args.backend, x!, filter!, cout, false)
+      : fallback(args as never);
+  }) as unknown as tf.KernelFunc;
+}
+
+/** Register the gradient kernels, and Winograd for the forward convolution, on the wasm backend (once). */
 export function registerConvGradientKernels(): void {
+  for (const name of ["Conv2D", "FusedConv2D"]) {
+    const original = tf.getKernel(name, "wasm")!;
+    if ((original.kernelFunc as { winograd?: boolean }).winograd) continue;
+    const kernelFunc = conv2dKernel(original.kernelFunc);
+    (kernelFunc as { winograd?: boolean }).winograd = true;
+    tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({ ...original, kernelFunc });
+  }
   if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
     tf.registerKernel({
       kernelName: "Conv2DBackpropFilter",

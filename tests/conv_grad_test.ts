@@ -17,7 +17,8 @@ function convGrads(
   return tf.tidy(() => {
     const dyT = tf.tensor(dy, tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape);
     const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).mul(dyT).sum();
-    return tf.grads(f)([tf.tensor(x, xs), tf.tensor(w, ws)]).map((g) => g.dataSync());
+    const forward = tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(w, ws) as tf.Tensor4D, stride, pad);
+    return [...tf.grads(f)([tf.tensor(x, xs), tf.tensor(w, ws)]), forward].map((g) => g.dataSync());
   });
 }
 
@@ -53,7 +54,7 @@ for (const key of layerShapes) {
 }
 
 for (const [n, size, cin, cout, stride, pad] of CASES) {
-  Deno.test(`conv2d gradients on wasm match the cpu backend: ${n}x${size}x${size}x${cin}->${cout}, stride ${stride}, ${pad}`, async () => {
+  Deno.test(`conv2d and its gradients on wasm match the cpu backend: ${n}x${size}x${size}x${cin}->${cout}, stride ${stride}, ${pad}`, async () => {
     await initBackend();
     const xs: Shape4 = [n, size, size, cin], ws: Shape4 = [3, 3, cin, cout];
     const x = random(xs.reduce((a, b) => a * b), 1), w = random(ws.reduce((a, b) => a * b), 2);
@@ -61,11 +62,12 @@ for (const [n, size, cin, cout, stride, pad] of CASES) {
       tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape
     );
     const dy = random(outShape.reduce((a, b) => a * b), 3);
-    const [dxWasm, dwWasm] = convGrads(x, xs, w, ws, dy, stride, pad);
+    const [dxWasm, dwWasm, yWasm] = convGrads(x, xs, w, ws, dy, stride, pad);
     await tf.setBackend("cpu");
-    const [dxCpu, dwCpu] = convGrads(x, xs, w, ws, dy, stride, pad);
+    const [dxCpu, dwCpu, yCpu] = convGrads(x, xs, w, ws, dy, stride, pad);
     await tf.setBackend("wasm");
-    for (const [got, want, name] of [[dxWasm, dxCpu, "dx"], [dwWasm, dwCpu, "dw"]] as const) {
+    const pairs = [[dxWasm, dxCpu, "dx"], [dwWasm, dwCpu, "dw"], [yWasm, yCpu, "y"]] as const;
+    for (const [got, want, name] of pairs) {
       assert.equal(got.length, want.length, `${name} size`);
       const scale = (want as Float32Array).reduce((m: number, v: number) => Math.max(m, Math.abs(v)), 1);
       for (let i = 0; i < got.length; i++) {

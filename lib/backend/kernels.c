@@ -265,3 +265,286 @@ void dropout_forward(const f32* x, f32* y, f32* mask, long size, f32 keep, unsig
   }
 }
 
+
+// 3x3 "same" convolution, stride 1, by Winograd's minimal filtering F(2x2, 3x3)
+// (Lavin & Gray 2016): each 2x2 block of output pixels ("tile") costs 16
+// multiply-adds per input and output channel instead of 36. The filter is
+// transformed once (U = G g G^T), each 4x4 input patch is transformed
+// (V = B^T d B), the 16 transformed positions are 16 independent matrix
+// products M = V U over the channels, and A^T M A gives the 2x2 outputs.
+// Images go in chunks whose scratch fits in the cache.
+
+// U[16][cin][cout] from a 3x3 filter: g[3][3][cin][cout], or with `flip` the
+// input gradient's filter g'[i][j][c][k] = g[2-i][2-j][k][c] of g[3][3][cout][cin].
+EXPORT(winograd_filter)
+void winograd_filter(const f32* g, f32* u, int cin, int cout, int flip) {
+  for (int c = 0; c < cin; c++) {
+    for (int k = 0; k < cout; k++) {
+      f32 w[3][3];
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+          w[i][j] = flip ? g[(((2 - i) * 3 + (2 - j)) * cout + k) * cin + c] : g[((i * 3 + j) * cin + c) * cout + k];
+        }
+      }
+      f32 t[4][3];  // G w
+      for (int j = 0; j < 3; j++) {
+        t[0][j] = w[0][j];
+        t[1][j] = 0.5f * (w[0][j] + w[1][j] + w[2][j]);
+        t[2][j] = 0.5f * (w[0][j] - w[1][j] + w[2][j]);
+        t[3][j] = w[2][j];
+      }
+      for (int a = 0; a < 4; a++) {  // (G w) G^T
+        const f32 r[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]), 0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
+        for (int b = 0; b < 4; b++) u[((long)(a * 4 + b) * cin + c) * cout + k] = r[b];
+      }
+    }
+  }
+}
+
+// V[16][tiles/4][ci][4] of the tiles of images b0..b0+nb (rows past `tiles` zeroed). ci % 4 == 0.
+static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, int ci, long tiles_padded) {
+  const int th = h / 2, tw = w / 2;
+  const long tiles = (long)nb * th * tw, panel = (long)ci * 4;
+  const f32x4 zero = wasm_f32x4_splat(0);
+  for (long t = 0; t < tiles_padded; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const int y0 = 2 * (int)(r / tw) - 1, x0 = 2 * (int)(r % tw) - 1;
+    f32* vt = v + (t / 4) * panel + t % 4;
+    for (int c = 0; c < ci; c += 4) {
+      f32x4 d[4][4];
+      for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+          const int yy = y0 + i, xx = x0 + j;
+          d[i][j] = t < tiles && yy >= 0 && yy < h && xx >= 0 && xx < w
+            ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
+            : zero;
+        }
+      }
+      f32x4 s[4][4];  // B^T d
+      for (int j = 0; j < 4; j++) {
+        s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+        s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+        s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+        s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+      }
+      for (int a = 0; a < 4; a++) {  // (B^T d) B, scattered: lane l is channel c + l
+        const f32x4 e[4] = {wasm_f32x4_sub(s[a][0], s[a][2]), wasm_f32x4_add(s[a][1], s[a][2]),
+                            wasm_f32x4_sub(s[a][2], s[a][1]), wasm_f32x4_sub(s[a][1], s[a][3])};
+        for (int bb = 0; bb < 4; bb++) {
+          f32* dst = vt + (long)(a * 4 + bb) * (tiles_padded / 4) * panel + (long)c * 4;
+          dst[0] = wasm_f32x4_extract_lane(e[bb], 0);
+          dst[4] = wasm_f32x4_extract_lane(e[bb], 1);
+          dst[8] = wasm_f32x4_extract_lane(e[bb], 2);
+          dst[12] = wasm_f32x4_extract_lane(e[bb], 3);
+        }
+      }
+    }
+  }
+}
+
+// M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi. co % 8 == 0.
+static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_padded, int ci, int co) {
+  const long blocks = tiles_padded / 4, panel = (long)ci * 4;
+  for (int xi = 0; xi < 16; xi++) {
+    const f32* vx = v + (long)xi * blocks * panel;
+    const f32* ux = u + (long)xi * ci * co;
+    f32* mx = m + (long)xi * tiles_padded * co;
+    for (int k = 0; k < co; k += 8) {
+      for (long tb = 0; tb < blocks; tb++) {
+        const f32* vp = vx + tb * panel;
+        const f32* up = ux + k;
+        f32x4 a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00;
+        f32x4 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int c = 0; c < ci; c++, vp += 4, up += co) {
+          const f32x4 xv = wasm_v128_load(vp);
+          const f32x4 g0 = wasm_v128_load(up), g1 = wasm_v128_load(up + 4);
+          const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
+          a00 = MADD(a00, x0, g0), a01 = MADD(a01, x0, g1);
+          a10 = MADD(a10, x1, g0), a11 = MADD(a11, x1, g1);
+          a20 = MADD(a20, x2, g0), a21 = MADD(a21, x2, g1);
+          a30 = MADD(a30, x3, g0), a31 = MADD(a31, x3, g1);
+        }
+        f32* o = mx + tb * 4 * co + k;
+        wasm_v128_store(o, a00), wasm_v128_store(o + 4, a01);
+        wasm_v128_store(o + co, a10), wasm_v128_store(o + co + 4, a11);
+        wasm_v128_store(o + 2 * co, a20), wasm_v128_store(o + 2 * co + 4, a21);
+        wasm_v128_store(o + 3 * co, a30), wasm_v128_store(o + 3 * co + 4, a31);
+      }
+    }
+  }
+}
+
+// The 2x2 outputs A^T M A of each tile of images b0..b0+nb, into out [n][h][w][co].
+static void winograd_output(const f32* m, f32* out, int b0, int nb, int h, int w, int co, long tiles_padded) {
+  const int th = h / 2, tw = w / 2;
+  const long tiles = (long)nb * th * tw, plane = tiles_padded * co;
+  for (long t = 0; t < tiles; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const int y0 = 2 * (int)(r / tw), x0 = 2 * (int)(r % tw);
+    const f32* mt = m + t * co;
+    f32* o = out + ((b * h + y0) * w + x0) * co;
+    for (int k = 0; k < co; k += 4) {
+      f32x4 q[4][4];
+      for (int a = 0; a < 4; a++) {
+        for (int bb = 0; bb < 4; bb++) q[a][bb] = wasm_v128_load(mt + (a * 4 + bb) * plane + k);
+      }
+      f32x4 s[2][4];  // A^T q
+      for (int j = 0; j < 4; j++) {
+        s[0][j] = wasm_f32x4_add(wasm_f32x4_add(q[0][j], q[1][j]), q[2][j]);
+        s[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(q[1][j], q[2][j]), q[3][j]);
+      }
+      for (int i = 0; i < 2; i++) {  // (A^T q) A
+        f32* row = o + (long)i * w * co + k;
+        wasm_v128_store(row, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2]));
+        wasm_v128_store(row + co, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3]));
+      }
+    }
+  }
+}
+
+// out = conv3x3_same(x, filter) with u = winograd_filter(filter). x [n][h][w][ci], h and w even,
+// ci % 4 == 0, co % 8 == 0. Scratch v: 16 * P * ci floats and m: 16 * P * co floats, where
+// P = the tiles of `chunk` images, rounded up to a multiple of 4.
+EXPORT(winograd_conv3x3)
+void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, int n, int h, int w, int ci, int co,
+                      int chunk) {
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    const int nb = b0 + chunk <= n ? chunk : n - b0;
+    const long tiles_padded = ((long)nb * (h / 2) * (w / 2) + 3) / 4 * 4;
+    winograd_input(x, v, b0, nb, h, w, ci, tiles_padded);
+    winograd_products(v, u, m, tiles_padded, ci, co);
+    winograd_output(m, out, b0, nb, h, w, co, tiles_padded);
+  }
+}
+
+// The filter gradient of the same convolution, through the same transforms:
+// with y = A^T [(G g G^T) . (B^T d B)] A per tile, the gradient is
+//   dg = G^T [sum over tiles (B^T d B) . (A dy A^T)] G,
+// a sum over tiles of 16 products per input and output channel, instead of
+// 36 over pixels.
+
+// V[16][t][ci] of the tiles of images b0..b0+nb (channels contiguous). ci % 4 == 0.
+static void winograd_input_rows(const f32* x, f32* v, int b0, int nb, int h, int w, int ci) {
+  const int th = h / 2, tw = w / 2;
+  const long tiles = (long)nb * th * tw;
+  const f32x4 zero = wasm_f32x4_splat(0);
+  for (long t = 0; t < tiles; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const int y0 = 2 * (int)(r / tw) - 1, x0 = 2 * (int)(r % tw) - 1;
+    for (int c = 0; c < ci; c += 4) {
+      f32x4 d[4][4];
+      for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+          const int yy = y0 + i, xx = x0 + j;
+          d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
+                                                            : zero;
+        }
+      }
+      f32x4 s[4][4];
+      for (int j = 0; j < 4; j++) {
+        s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+        s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+        s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+        s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+      }
+      for (int a = 0; a < 4; a++) {
+        f32* dst = v + ((long)(a * 4) * tiles + t) * ci + c;
+        wasm_v128_store(dst, wasm_f32x4_sub(s[a][0], s[a][2]));
+        wasm_v128_store(dst + tiles * ci, wasm_f32x4_add(s[a][1], s[a][2]));
+        wasm_v128_store(dst + 2 * tiles * ci, wasm_f32x4_sub(s[a][2], s[a][1]));
+        wasm_v128_store(dst + 3 * tiles * ci, wasm_f32x4_sub(s[a][1], s[a][3]));
+      }
+    }
+  }
+}
+
+// Y[16][t][co] = A q A^T for each 2x2 tile q of dy, A = [1 0; 1 1; 1 -1; 0 -1]. co % 4 == 0.
+static void winograd_grad_rows(const f32* dy, f32* y, int b0, int nb, int h, int w, int co) {
+  const int th = h / 2, tw = w / 2;
+  const long tiles = (long)nb * th * tw;
+  for (long t = 0; t < tiles; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const f32* q = dy + ((b * h + 2 * (r / tw)) * w + 2 * (r % tw)) * co;
+    for (int k = 0; k < co; k += 4) {
+      const f32x4 q00 = wasm_v128_load(q + k), q01 = wasm_v128_load(q + co + k);
+      const f32x4 q10 = wasm_v128_load(q + (long)w * co + k), q11 = wasm_v128_load(q + (long)w * co + co + k);
+      const f32x4 rows[4][2] = {{q00, q01},
+                                {wasm_f32x4_add(q00, q10), wasm_f32x4_add(q01, q11)},
+                                {wasm_f32x4_sub(q00, q10), wasm_f32x4_sub(q01, q11)},
+                                {wasm_f32x4_neg(q10), wasm_f32x4_neg(q11)}};
+      for (int a = 0; a < 4; a++) {
+        f32* dst = y + ((long)(a * 4) * tiles + t) * co + k;
+        wasm_v128_store(dst, rows[a][0]);
+        wasm_v128_store(dst + tiles * co, wasm_f32x4_add(rows[a][0], rows[a][1]));
+        wasm_v128_store(dst + 2 * tiles * co, wasm_f32x4_sub(rows[a][0], rows[a][1]));
+        wasm_v128_store(dst + 3 * tiles * co, wasm_f32x4_neg(rows[a][1]));
+      }
+    }
+  }
+}
+
+// M[xi][c][k] += sum_t V[xi][t][c] Y[xi][t][k]. ci % 4 == 0, co % 8 == 0.
+static void winograd_grad_products(const f32* v, const f32* y, f32* m, long tiles, int ci, int co) {
+  for (int xi = 0; xi < 16; xi++) {
+    const f32* vx = v + (long)xi * tiles * ci;
+    const f32* yx = y + (long)xi * tiles * co;
+    f32* mx = m + (long)xi * ci * co;
+    for (int c = 0; c < ci; c += 4) {
+      for (int k = 0; k < co; k += 8) {
+        f32* d = mx + (long)c * co + k;
+        f32x4 a00 = wasm_v128_load(d), a01 = wasm_v128_load(d + 4);
+        f32x4 a10 = wasm_v128_load(d + co), a11 = wasm_v128_load(d + co + 4);
+        f32x4 a20 = wasm_v128_load(d + 2 * co), a21 = wasm_v128_load(d + 2 * co + 4);
+        f32x4 a30 = wasm_v128_load(d + 3 * co), a31 = wasm_v128_load(d + 3 * co + 4);
+        const f32* vp = vx + c;
+        const f32* gp = yx + k;
+        for (long t = 0; t < tiles; t++, vp += ci, gp += co) {
+          const f32x4 xv = wasm_v128_load(vp);
+          const f32x4 g0 = wasm_v128_load(gp), g1 = wasm_v128_load(gp + 4);
+          const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
+          a00 = MADD(a00, x0, g0), a01 = MADD(a01, x0, g1);
+          a10 = MADD(a10, x1, g0), a11 = MADD(a11, x1, g1);
+          a20 = MADD(a20, x2, g0), a21 = MADD(a21, x2, g1);
+          a30 = MADD(a30, x3, g0), a31 = MADD(a31, x3, g1);
+        }
+        wasm_v128_store(d, a00), wasm_v128_store(d + 4, a01);
+        wasm_v128_store(d + co, a10), wasm_v128_store(d + co + 4, a11);
+        wasm_v128_store(d + 2 * co, a20), wasm_v128_store(d + 2 * co + 4, a21);
+        wasm_v128_store(d + 3 * co, a30), wasm_v128_store(d + 3 * co + 4, a31);
+      }
+    }
+  }
+}
+
+// dw [3][3][ci][co] of the 3x3 "same" convolution of x [n][h][w][ci] giving dy [n][h][w][co]:
+// h and w even, ci % 4 == 0, co % 8 == 0. Scratch v: 16 * T * ci, y: 16 * T * co and
+// m: 16 * ci * co floats, where T = the tiles of `chunk` images.
+EXPORT(winograd_filter_grad3x3)
+void winograd_filter_grad3x3(const f32* x, const f32* dy, f32* dw, f32* v, f32* y, f32* m, int n, int h, int w,
+                             int ci, int co, int chunk) {
+  __builtin_memset(m, 0, 16L * ci * co * sizeof(f32));
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    const int nb = b0 + chunk <= n ? chunk : n - b0;
+    const long tiles = (long)nb * (h / 2) * (w / 2);
+    winograd_input_rows(x, v, b0, nb, h, w, ci);
+    winograd_grad_rows(dy, y, b0, nb, h, w, co);
+    winograd_grad_products(v, y, m, tiles, ci, co);
+  }
+  // dw = G^T M G, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1].
+  const long plane = (long)ci * co;
+  for (long e = 0; e < plane; e++) {
+    f32 s[3][4];
+    for (int b = 0; b < 4; b++) {
+      const f32 m0 = m[(0 * 4 + b) * plane + e], m1 = m[(1 * 4 + b) * plane + e];
+      const f32 m2 = m[(2 * 4 + b) * plane + e], m3 = m[(3 * 4 + b) * plane + e];
+      s[0][b] = m0 + 0.5f * (m1 + m2);
+      s[1][b] = 0.5f * (m1 - m2);
+      s[2][b] = 0.5f * (m1 + m2) + m3;
+    }
+    for (int i = 0; i < 3; i++) {
+      dw[(i * 3 + 0) * plane + e] = s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+      dw[(i * 3 + 1) * plane + e] = 0.5f * (s[i][1] - s[i][2]);
+      dw[(i * 3 + 2) * plane + e] = 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+    }
+  }
+}

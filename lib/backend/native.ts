@@ -65,6 +65,34 @@ export interface NativeKernels {
   relu_backward(dy: number, x: number, dx: number, size: number): void;
   max_pool_2x2_backward(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number): void;
   dropout_forward(x: number, y: number, mask: number, size: number, keep: number, seed: number): void;
+  winograd_filter(g: number, u: number, cin: number, cout: number, flip: number): void;
+  winograd_filter_grad3x3(
+    x: number,
+    dy: number,
+    dw: number,
+    v: number,
+    y: number,
+    m: number,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    co: number,
+    chunk: number,
+  ): void;
+  winograd_conv3x3(
+    x: number,
+    u: number,
+    out: number,
+    v: number,
+    m: number,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    co: number,
+    chunk: number,
+  ): void;
 }
 
 let kernels: NativeKernels | undefined;
