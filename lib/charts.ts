@@ -21,6 +21,8 @@ export interface EpochRecord {
   val_accuracy: number;
   lr: number;
   seconds: number;
+  /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
+  rss_mib?: number;
 }
 
 /** Train and validation accuracy and loss per epoch, side by side. */

@@ -138,3 +138,16 @@ export function cosineLr(epoch: number, epochs: number, maxLr: number, minLr = 0
   const progress = Math.min(Math.max((epoch - 1) / (epochs - 1), 0), 1);
   return minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * progress));
 }
+
+/**
+ * One-cycle schedule (Smith & Topin 2019), per step: the rate climbs
+ * linearly from `maxLr / 25` to `maxLr` over the first `warmup` fraction of
+ * training, then anneals by cosine to `minLr`. `progress` runs from 0 (the
+ * first step) to 1 (the end of the last epoch).
+ */
+export function oneCycleLr(progress: number, maxLr: number, minLr = 0, warmup = 0.15): number {
+  const p = Math.min(Math.max(progress, 0), 1);
+  if (p < warmup) return maxLr / 25 + (maxLr - maxLr / 25) * (p / warmup);
+  const q = warmup >= 1 ? 1 : (p - warmup) / (1 - warmup);
+  return minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * q));
+}
