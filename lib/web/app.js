@@ -1,11 +1,20 @@
 // The page's logic: load the face detector and our emotion model, then for
-// each photo: scale it down, detect faces, crop each to the model's gray
-// input, classify, and draw boxes, labels and a probability chart per face.
+// each photo: detect faces, crop each to the model's gray input, classify,
+// and draw boxes, labels and a probability chart per face. Detection input,
+// boxes, crops and normalization come from face_pipeline.js, the same file
+// `deno task predict` uses, so a photo gets the same answer in both.
 import * as faceapi from "/vendor/face-api.esm.js";
+import {
+  cropFace,
+  detectionScale,
+  detectorInput,
+  FACE_SETTINGS,
+  modelInput,
+  photoBoxes,
+  toGray,
+} from "/face_pipeline.js";
 
 const tf = faceapi.tf;
-const MAX_SIDE = 1024; // large photos are scaled down before detection
-const MARGIN = 0.15; // border added around each detected face box
 const status = document.getElementById("status");
 const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
@@ -30,40 +39,42 @@ async function init() {
   document.body.dataset.ready = "true";
 }
 
-/** The photo drawn on the page canvas, scaled so its longer side is at most MAX_SIDE. */
-async function drawPhoto(file) {
+/** The photo's pixels, upright, at full resolution: { width, height, data } (RGBA). */
+async function readPhoto(file) {
   const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const full = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = full.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
+  const { data } = ctx.getImageData(0, 0, full.width, full.height);
+  return { width: full.width, height: full.height, data, canvas: full };
 }
 
-/** A square gray crop of a box (grown by MARGIN), as the model's normalized input. */
-function faceInput(box) {
-  const size = metadata.inputSize;
-  const side = Math.max(box.width, box.height) * (1 + 2 * MARGIN);
-  const crop = new OffscreenCanvas(size, size);
-  const ctx = crop.getContext("2d");
-  ctx.drawImage(
-    canvas,
-    box.x + box.width / 2 - side / 2,
-    box.y + box.height / 2 - side / 2,
-    side,
-    side,
-    0,
-    0,
-    size,
-    size,
-  );
-  const rgba = ctx.getImageData(0, 0, size, size).data;
-  const gray = new Float32Array(size * size);
-  for (let i = 0; i < gray.length; i++) {
-    const luma = 0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2];
-    gray[i] = Math.round(luma) * metadata.normalization.scale + metadata.normalization.offset;
+/** Draw the photo on the page, its longer side at most maxDetectSide; returns the drawing scale. */
+function drawPhoto(photo) {
+  const scale = detectionScale(photo.width, photo.height);
+  canvas.width = Math.round(photo.width * scale);
+  canvas.height = Math.round(photo.height * scale);
+  canvas.getContext("2d").drawImage(photo.canvas, 0, 0, canvas.width, canvas.height);
+  return scale;
+}
+
+/** Face boxes in photo pixels, biggest first, from the detector run on the scaled photo. */
+async function detect(photo) {
+  const scale = detectionScale(photo.width, photo.height);
+  const input = tf.tidy(() => detectorInput(tf, photo.data, photo.width, photo.height, scale));
+  try {
+    const found = await faceapi.detectAllFaces(
+      input,
+      new faceapi.TinyFaceDetectorOptions({
+        inputSize: FACE_SETTINGS.detectorInputSize,
+        scoreThreshold: FACE_SETTINGS.minScore,
+      }),
+    );
+    return photoBoxes(found, scale, photo);
+  } finally {
+    input.dispose();
   }
-  return gray;
 }
 
 function probabilityChart(probabilities) {
@@ -83,35 +94,34 @@ function probabilityChart(probabilities) {
 
 async function analyse(file) {
   facesPanel.replaceChildren();
+  delete document.body.dataset.results;
   if (!file.type.startsWith("image/")) {
     canvas.width = canvas.height = 0;
     return say(`"${file.name}" is not an image (${file.type || "unknown type"}). Pick a JPEG or PNG photo.`, true);
   }
+  let photo;
   try {
-    await drawPhoto(file);
+    photo = await readPhoto(file);
   } catch {
     canvas.width = canvas.height = 0;
     return say(`"${file.name}" could not be read as an image.`, true);
   }
+  const drawScale = drawPhoto(photo);
   say("Looking for faces…");
-  const detections = await faceapi.detectAllFaces(
-    canvas,
-    new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 }),
-  );
-  if (detections.length === 0) {
+  const faces = await detect(photo);
+  if (faces.length === 0) {
     return say(`No face found in "${file.name}". Try a photo with a clear, front-facing face.`, true);
   }
   const size = metadata.inputSize;
-  const inputs = detections.map((d) => faceInput(d.box));
-  const batch = new Float32Array(inputs.length * size * size);
-  inputs.forEach((x, i) => batch.set(x, i * size * size));
-  const output = tf.tidy(() => model.predict(tf.tensor4d(batch, [inputs.length, size, size, 1])));
+  const gray = toGray(photo);
+  const batch = modelInput(faces.map((f) => cropFace(gray, f.box, size)), metadata.normalization);
+  const output = tf.tidy(() => model.predict(tf.tensor4d(batch, [faces.length, size, size, 1])));
   const rows = await output.array();
   output.dispose();
   const ctx = canvas.getContext("2d");
   const line = Math.max(2, canvas.width / 300);
-  rows.forEach((row, i) => {
-    const { x, y, width, height } = detections[i].box;
+  const results = rows.map((row, i) => {
+    const [x, y, width, height] = faces[i].box.map((v) => v * drawScale);
     const best = row.indexOf(Math.max(...row));
     const label = `${metadata.labels[best]} ${(100 * row[best]).toFixed(0)}%`;
     ctx.strokeStyle = ctx.fillStyle = "#ffcc00";
@@ -128,8 +138,10 @@ async function analyse(file) {
       renderer: "svg",
       container: card.querySelector(".chart"),
     }).run();
+    return { box: faces[i].box, score: faces[i].score, emotion: metadata.labels[best], probabilities };
   });
   say(`${rows.length} face${rows.length > 1 ? "s" : ""} found in "${file.name}".`);
+  document.body.dataset.results = JSON.stringify(results);
   document.body.dataset.faces = String(rows.length);
 }
 

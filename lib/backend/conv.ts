@@ -1,0 +1,256 @@
+/**
+ * Convolution gradient kernels for the tfjs WASM backend, built from the
+ * backend's fast (XNNPACK) forward Conv2D.
+ *
+ * tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter`, so no conv net can
+ * train on it. The filter gradient is itself a convolution: swap the batch
+ * and channel axes of the input, use the output gradient as the filter,
+ * dilated by the forward stride:
+ *
+ *   dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-pt, ow*s+kw-pl, ci] * dy[n,oh,ow,co]
+ *                   = conv(xT[ci, h, w, n], dyT[oh, ow, n, co], dilation s)[ci, kh, kw, co]
+ */
+import * as tf from "@tensorflow/tfjs";
+import { heapOffset, nativeKernels } from "./native.ts";
+
+type Info = tf.TensorInfo;
+type Attrs = Record<string, unknown>;
+// deno-lint-ignore no-explicit-any
+type Backend = any;
+
+/** Run a registered wasm kernel directly (no tape, no engine bookkeeping). */
+function run(name: string, backend: Backend, inputs: Record<string, Info>, attrs: Attrs = {}): Info {
+  const kernel = tf.getKernel(name, "wasm");
+  if (!kernel) throw new Error(`wasm kernel ${name} is not registered`);
+  return kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as Info;
+}
+
+function dispose(backend: Backend, ...infos: Info[]) {
+  for (const info of infos) backend.disposeData(info.dataId);
+}
+
+/** The convolution attributes both gradient kernels receive. */
+type ConvGradAttrs = {
+  strides: [number, number] | number;
+  pad: "same" | "valid" | number;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+};
+
+/** Conv2DBackpropFilter: the filter gradient of a channels-last 2-D convolution. */
+export function conv2dBackpropFilter(
+  { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs },
+): Info {
+  const { x, dy } = inputs as { x: Info; dy: Info };
+  const { strides, pad, dimRoundingMode, filterShape } = attrs as ConvGradAttrs & {
+    filterShape: [number, number, number, number];
+  };
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  const [kh, kw, ci, co] = filterShape;
+  if (winogradApplies(x, info, ci, co)) return winogradFilterGrad(backend, x, dy);
+  if (info.strideHeight === 1 && info.strideWidth === 1 && co % 8 === 0 && x.dtype === "float32") {
+    // Direct SIMD kernel (kernels.c): no transposes, the filter gradient accumulated in place.
+    const dw = backend.makeOutput(filterShape, "float32");
+    backend.typedArrayFromHeap(dw).fill(0);
+    const [n, h, w] = x.shape;
+    nativeKernels(backend).conv2d_filter_grad(
+      heapOffset(backend, x),
+      heapOffset(backend, dy),
+      heapOffset(backend, dw),
+      n,
+      h,
+      w,
+      ci,
+      info.outHeight,
+      info.outWidth,
+      co,
+      kh,
+      kw,
+      info.padInfo.top,
+      info.padInfo.left,
+    );
+    return dw;
+  }
+  const xT = run("Transpose", backend, { x }, { perm: [3, 1, 2, 0] }); // [ci, h, w, n]
+  const dyT = run("Transpose", backend, { x: dy }, { perm: [1, 2, 0, 3] }); // [oh, ow, n, co]
+  const { top, bottom, left, right } = info.padInfo;
+  const full = run("Conv2D", backend, { x: xT, filter: dyT }, {
+    strides: 1,
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+    dilations: [info.strideHeight, info.strideWidth],
+    dataFormat: "NHWC",
+  }); // [ci, >=kh, >=kw, co]
+  const cropped = run("Slice", backend, { x: full }, {
+    begin: [0, 0, 0, 0],
+    size: [full.shape[0], kh, kw, full.shape[3]],
+  });
+  const dw = run("Transpose", backend, { x: cropped }, { perm: [1, 2, 0, 3] }); // [kh, kw, ci, co]
+  dispose(backend, xT, dyT, full, cropped);
+  return dw;
+}
+
+/**
+ * Conv2DBackpropInput: the input gradient, as a forward convolution of the
+ * stride-dilated, padded output gradient with the flipped, transposed filter
+ * (the backend's own kernel is 5-10x slower than this).
+ */
+export function conv2dBackpropInput(
+  { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs },
+): Info {
+  const { dy, filter } = inputs as { dy: Info; filter: Info };
+  const { strides, pad, dimRoundingMode, inputShape } = attrs as ConvGradAttrs & {
+    inputShape: [number, number, number, number];
+  };
+  const [kh, kw, ci, co] = filter.shape;
+  const info = tf.backend_util.computeConv2DInfo(inputShape, [kh, kw, ci, co], strides, 1, pad, dimRoundingMode);
+  if (winogradApplies(dy, { ...info, inHeight: dy.shape[1], inWidth: dy.shape[2] }, co, ci)) {
+    return winogradConv2D(backend, dy, filter, ci, true);
+  }
+  const [n, h, w] = inputShape;
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const [oh, ow] = [dy.shape[1], dy.shape[2]];
+  const owned: Info[] = [];
+  // Spread dy onto the input grid: [n, oh, ow, co] -> [n, oh*sh, ow*sw, co].
+  let spread = dy;
+  if (sh > 1 || sw > 1) {
+    const r = run("Reshape", backend, { x: dy }, { shape: [n, oh, 1, ow, 1, co] });
+    const p = run("PadV2", backend, { x: r }, {
+      paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]],
+      constantValue: 0,
+    });
+    spread = run("Reshape", backend, { x: p }, { shape: [n, oh * sh, ow * sw, co] });
+    owned.push(r, p, spread);
+  }
+  const flipped = run("Reverse", backend, { x: filter }, { dims: [0, 1] });
+  const kernel = run("Transpose", backend, { x: flipped }, { perm: [0, 1, 3, 2] }); // [kh, kw, co, ci]
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  const bottom = Math.max(0, h + kh - 1 - top - oh * sh);
+  const right = Math.max(0, w + kw - 1 - left - ow * sw);
+  const full = run("Conv2D", backend, { x: spread, filter: kernel }, {
+    strides: 1,
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+    dilations: 1,
+    dataFormat: "NHWC",
+  });
+  owned.push(flipped, kernel);
+  if (full.shape[1] === h && full.shape[2] === w) {
+    dispose(backend, ...owned);
+    return full;
+  }
+  const dx = run("Slice", backend, { x: full }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] });
+  dispose(backend, ...owned, full);
+  return dx;
+}
+
+/** Bytes of Winograd scratch (transformed inputs and products) per chunk of images: about half an L2 cache. */
+const WINOGRAD_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Whether a convolution takes the Winograd kernel: 3x3, stride 1, no
+ * dilation, one pixel of zero padding all round ("same"), even height and
+ * width, in channels % 4 == 0 and out channels % 8 == 0.
+ */
+function winogradApplies(x: Info, info: tf.backend_util.Conv2DInfo, cin: number, cout: number): boolean {
+  const { top, bottom, left, right } = info.padInfo;
+  return x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && top === 1 &&
+    bottom === 1 && left === 1 && right === 1 && info.inHeight % 2 === 0 && info.inWidth % 2 === 0 &&
+    cin % 4 === 0 && cout % 8 === 0;
+}
+
+/**
+ * A 3x3 "same" convolution by Winograd F(2x2, 3x3) on the native kernel
+ * (kernels.c). With `flip`, `filter` is the forward filter [3, 3, cout, cin]
+ * of which this computes the input gradient (flipped, in and out swapped).
+ */
+function winogradConv2D(backend: Backend, x: Info, filter: Info, cout: number, flip: boolean): Info {
+  const [n, h, w, cin] = x.shape;
+  const native = nativeKernels(backend);
+  const at = (info: Info) => heapOffset(backend, info);
+  const u = backend.makeOutput([16 * cin * cout], "float32");
+  native.winograd_filter(at(filter), at(u), cin, cout, flip ? 1 : 0);
+  const tilesPerImage = (h / 2) * (w / 2);
+  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const tiles = Math.ceil((chunk * tilesPerImage) / 4) * 4;
+  const v = backend.makeOutput([16 * tiles * cin], "float32");
+  const m = backend.makeOutput([16 * tiles * cout], "float32");
+  const out = backend.makeOutput([n, h, w, cout], "float32");
+  native.winograd_conv3x3(at(x), at(u), at(out), at(v), at(m), n, h, w, cin, cout, chunk);
+  dispose(backend, u, v, m);
+  return out;
+}
+
+/** The filter gradient [3, 3, cin, cout] of a convolution `winogradApplies` to, by Winograd (kernels.c). */
+function winogradFilterGrad(backend: Backend, x: Info, dy: Info): Info {
+  const [n, h, w, cin] = x.shape;
+  const cout = dy.shape[3];
+  const at = (info: Info) => heapOffset(backend, info);
+  const tilesPerImage = (h / 2) * (w / 2);
+  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const v = backend.makeOutput([16 * chunk * tilesPerImage * cin], "float32");
+  const y = backend.makeOutput([16 * chunk * tilesPerImage * cout], "float32");
+  const m = backend.makeOutput([16 * cin * cout], "float32");
+  const dw = backend.makeOutput([3, 3, cin, cout], "float32");
+  nativeKernels(backend).winograd_filter_grad3x3(at(x), at(dy), at(dw), at(v), at(y), at(m), n, h, w, cin, cout, chunk);
+  dispose(backend, v, y, m);
+  return dw;
+}
+
+/** Conv2D / FusedConv2D without bias or activation by Winograd where it applies, else the backend's own (XNNPACK). */
+function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
+  return ((args: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs }) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, Info | undefined>;
+    const { strides, pad, dilations, dataFormat, dimRoundingMode, activation } = args.attrs as ConvGradAttrs & {
+      dilations: [number, number] | number;
+      dataFormat?: string;
+      activation?: string;
+    };
+    const plain = !bias && !preluActivationWeights && (activation ?? "linear") === "linear" &&
+      (dataFormat ?? "NHWC") === "NHWC";
+    if (!plain) return fallback(args as never);
+    const [kh, kw, cin, cout] = filter!.shape;
+    const info = tf.backend_util.computeConv2DInfo(
+      x!.shape as [number, number, number, number],
+      [kh, kw, cin, cout],
+      strides,
+      dilations,
+      pad,
+      dimRoundingMode,
+    );
+    return winogradApplies(x!, info, cin, cout)
+      ? winogradConv2D(args.backend, x!, filter!, cout, false)
+      : fallback(args as never);
+  }) as unknown as tf.KernelFunc;
+}
+
+/** Register the gradient kernels, and Winograd for the forward convolution, on the wasm backend (once). */
+export function registerConvGradientKernels(): void {
+  for (const name of ["Conv2D", "FusedConv2D"]) {
+    const original = tf.getKernel(name, "wasm")!;
+    if ((original.kernelFunc as { winograd?: boolean }).winograd) continue;
+    const kernelFunc = conv2dKernel(original.kernelFunc);
+    (kernelFunc as { winograd?: boolean }).winograd = true;
+    tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({ ...original, kernelFunc });
+  }
+  if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
+    tf.registerKernel({
+      kernelName: "Conv2DBackpropFilter",
+      backendName: "wasm",
+      kernelFunc: conv2dBackpropFilter as unknown as tf.KernelFunc,
+    });
+  }
+  tf.unregisterKernel("Conv2DBackpropInput", "wasm");
+  tf.registerKernel({
+    kernelName: "Conv2DBackpropInput",
+    backendName: "wasm",
+    kernelFunc: conv2dBackpropInput as unknown as tf.KernelFunc,
+  });
+}

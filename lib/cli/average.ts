@@ -1,0 +1,31 @@
+/** `deno task average --run DIR [--from EPOCH]`: average a run's per-epoch weights into DIR/averaged/ (SWA). */
+import { join } from "node:path";
+import { initBackend } from "../backend/backend.ts";
+import { loadDataset, resolveDataPath } from "../data/dataset.ts";
+import { averageRun, snapshotEpochs } from "../train/average.ts";
+import { type FlagTable, parseFlags } from "./flags.ts";
+import { runCommand } from "./run.ts";
+
+export const AVERAGE_FLAGS = {
+  run: { type: "string", value: "DIR", help: "a run folder trained with --average-from (it has snapshots/)" },
+  from: { type: "integer", min: 1, help: "first epoch to average (default: the run's --average-from)" },
+  data: { type: "string", value: "PATH", help: "FER2013 CSV, .csv.gz or image folder (default: the run's)" },
+} as const satisfies FlagTable;
+
+async function main(args: string[]) {
+  const { values } = parseFlags(
+    { name: "average", summary: "Average a run's per-epoch weights (SWA) and score the average on PublicTest." },
+    AVERAGE_FLAGS,
+    args,
+  );
+  if (!values.run) throw new Error("--run DIR is required (see --help)");
+  const config = JSON.parse(Deno.readTextFileSync(join(values.run, "config.json")));
+  const from = values.from ?? config.averageFrom ?? snapshotEpochs(values.run)[0];
+  if (from === undefined) throw new Error(`${values.run} holds no per-epoch snapshots to average`);
+  await initBackend();
+  const data = await loadDataset(resolveDataPath(values.data ?? config.data), { onProgress: console.error });
+  const result = await averageRun(values.run, from, data.splits.Training, data.splits.PublicTest, console.log);
+  console.log(`wrote ${result.dir}`);
+}
+
+if (import.meta.main) await runCommand(main);

@@ -1,0 +1,74 @@
+/**
+ * Execute every notebook in notebooks/ headless with the Deno kernel, in
+ * order, and fail if any cell errors. Executed copies go to
+ * outputs/notebooks/, or, with `--update`, the outputs are written into the
+ * notebooks themselves (to commit them).
+ *
+ *   deno task notebooks [--full] [--update] [--only NAME]
+ */
+import { join } from "node:path";
+import { projectPath } from "../util/paths.ts";
+import { runCommand } from "./run.ts";
+import { type FlagTable, parseFlags } from "./flags.ts";
+
+export const NOTEBOOKS_FLAGS = {
+  full: { type: "boolean", help: "the notebooks' own settings (default: quick, 2 epochs on 2,000 images)" },
+  update: { type: "boolean", help: "write the outputs into notebooks/ (in place) instead of outputs/notebooks/" },
+  only: { type: "string", value: "NAME", help: "run only the notebooks whose file name contains NAME" },
+} as const satisfies FlagTable;
+
+const PYTHON = "/usr/bin/python3";
+
+async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+  const { code } = await new Deno.Command(command, { args, env, stdout: "inherit", stderr: "inherit" }).output();
+  return code;
+}
+
+/** Quick settings so the notebooks run in a few minutes (CI). */
+export function quickEnvironment(runDir: string): Record<string, string> {
+  return { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir };
+}
+
+async function main(args: string[]) {
+  const { values } = parseFlags(
+    { name: "notebooks", summary: "Execute the notebooks headless; fail on any cell error." },
+    NOTEBOOKS_FLAGS,
+    args,
+  );
+  try {
+    Deno.statSync(PYTHON);
+  } catch {
+    throw new Error(`${PYTHON} not found: install Debian's python3-nbconvert and python3-jupyter-client`);
+  }
+  if (await run(Deno.execPath(), ["jupyter", "--install", "--force"]) !== 0) {
+    throw new Error("deno jupyter --install failed");
+  }
+  const notebooks = [...Deno.readDirSync(projectPath("notebooks"))]
+    .map((e) => e.name).filter((n) => n.endsWith(".ipynb") && (!values.only || n.includes(values.only))).sort();
+  if (notebooks.length === 0) throw new Error(`--only ${values.only}: no notebook matches`);
+  const outDir = projectPath("outputs", "notebooks");
+  const env = values.full ? {} : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run");
+  const failed: string[] = [];
+  for (const name of notebooks) {
+    const started = performance.now();
+    console.error(`running notebooks/${name} ...`);
+    const code = await run(PYTHON, [
+      "-m",
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.timeout=3600",
+      "--ExecutePreprocessor.kernel_name=deno",
+      ...(values.update ? ["--inplace"] : ["--output-dir", outDir]),
+      join(projectPath("notebooks"), name),
+    ], env);
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    console.error(`${code === 0 ? "ok" : "FAILED"}: notebooks/${name} (${seconds}s)`);
+    if (code !== 0) failed.push(name);
+  }
+  console.log(`notebooks: ${notebooks.length - failed.length} passed, ${failed.length} failed`);
+  if (failed.length) throw new Error(`notebook(s) failed: ${failed.join(", ")}`);
+}
+
+if (import.meta.main) await runCommand(main);

@@ -1,0 +1,21 @@
+/** `deno task serve [--port 8000] [--model DIR]`: the browser page (lib/web/) on localhost, until stopped. */
+import { startServer } from "../web/server.ts";
+import { defaultModelDir } from "../vision/predict.ts";
+import { type FlagTable, parseFlags } from "./flags.ts";
+import { runCommand } from "./run.ts";
+
+export const SERVE_FLAGS = {
+  port: { type: "integer", min: 1, max: 65535, default: 8000, help: "port on 127.0.0.1" },
+  model: { type: "string", value: "DIR", help: "the model the page loads (default outputs/model)" },
+} as const satisfies FlagTable;
+
+function main(args: string[]) {
+  const { values } = parseFlags(
+    { name: "serve", summary: "Serve the browser page: photos in, emotions out, all in the browser." },
+    SERVE_FLAGS,
+    args,
+  );
+  startServer({ port: values.port, modelDir: defaultModelDir(values.model) });
+}
+
+if (import.meta.main) await runCommand(main);

@@ -1,0 +1,111 @@
+/** Classification metrics: confusion matrix, accuracy, per-class and macro F1. */
+import { EMOTIONS, NUM_CLASSES } from "../data/labels.ts";
+
+export interface ClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** The evaluation report written as `report.json`. */
+export interface Report {
+  split: string;
+  n: number;
+  accuracy: number;
+  macro_f1: number;
+  per_class: Record<string, ClassMetrics>;
+  /** counts, rows = true label, columns = predicted label */
+  confusion_matrix: number[][];
+  labels: string[];
+}
+
+/** K x K counts; rows are true labels, columns predictions. */
+export function confusionMatrix(
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  k: number = NUM_CLASSES,
+): number[][] {
+  if (truth.length !== predicted.length) {
+    throw new Error(`confusionMatrix: ${truth.length} labels but ${predicted.length} predictions`);
+  }
+  const m = Array.from({ length: k }, () => new Array(k).fill(0));
+  for (let i = 0; i < truth.length; i++) m[truth[i]][predicted[i]]++;
+  return m;
+}
+
+/** Precision, recall, F1 and support of each class (0 where undefined). */
+export function perClassMetrics(matrix: number[][]): ClassMetrics[] {
+  return matrix.map((row, c) => {
+    const tp = row[c];
+    const support = row.reduce((a, b) => a + b, 0);
+    const predicted = matrix.reduce((a, r) => a + r[c], 0);
+    const precision = predicted ? tp / predicted : 0;
+    const recall = support ? tp / support : 0;
+    const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+    return { precision, recall, f1, support };
+  });
+}
+
+/** The full report for predictions on one split. */
+export function buildReport(
+  split: string,
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  labels: readonly string[] = EMOTIONS,
+): Report {
+  const matrix = confusionMatrix(truth, predicted, labels.length);
+  const perClass = perClassMetrics(matrix);
+  const correct = matrix.reduce((a, row, c) => a + row[c], 0);
+  return {
+    split,
+    n: truth.length,
+    accuracy: truth.length ? correct / truth.length : 0,
+    macro_f1: perClass.reduce((a, m) => a + m.f1, 0) / perClass.length,
+    per_class: Object.fromEntries(labels.map((l, c) => [l, perClass[c]])),
+    confusion_matrix: matrix,
+    labels: [...labels],
+  };
+}
+
+/** Index of the largest value in each row of a row-major [n, k] array. */
+export function argmaxRows(values: ArrayLike<number>, k: number): Uint8Array {
+  const n = values.length / k;
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (values[i * k + c] > values[i * k + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}
+
+/** The per-class table as aligned text, with accuracy and macro-F1 below. */
+export function formatReport(report: Report): string {
+  const pct = (v: number) => (100 * v).toFixed(1).padStart(9);
+  const lines = [
+    `${report.split}: ${report.n} images`,
+    `${"class".padEnd(10)}${"precision".padStart(10)}${"recall".padStart(10)}${"f1".padStart(10)}${
+      "support".padStart(9)
+    }`,
+  ];
+  for (const label of report.labels) {
+    const m = report.per_class[label];
+    lines.push(`${label.padEnd(10)} ${pct(m.precision)} ${pct(m.recall)} ${pct(m.f1)}${String(m.support).padStart(9)}`);
+  }
+  lines.push(`accuracy ${(100 * report.accuracy).toFixed(2)}%   macro-F1 ${(100 * report.macro_f1).toFixed(2)}%`);
+  return lines.join("\n");
+}
+
+/** Rows whose prediction is wrong, at most `limit`, most confident mistakes first when probabilities are given. */
+export function misclassifiedRows(
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  limit: number,
+  confidence?: ArrayLike<number>,
+): number[] {
+  const rows: number[] = [];
+  for (let i = 0; i < truth.length; i++) if (truth[i] !== predicted[i]) rows.push(i);
+  if (confidence) rows.sort((a, b) => confidence[b] - confidence[a]);
+  return rows.slice(0, limit);
+}

@@ -1,0 +1,248 @@
+/**
+ * Saving and loading models as folders: tfjs layers format (`model.json` +
+ * `weights.bin`, loadable by `tf.loadLayersModel` in a browser too) plus
+ * `metadata.json`; training checkpoints add the optimizer state. Folders are
+ * written beside the target and renamed into place, so a crash never leaves
+ * a half-written checkpoint.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { basename, dirname, join } from "node:path";
+import { EMOTIONS } from "../data/labels.ts";
+import { NORMALIZATION } from "../data/dataset.ts";
+import { exists } from "../util/paths.ts";
+
+/** What a model folder says about how to use the model. */
+export interface ModelMetadata {
+  labels: string[];
+  inputSize: number;
+  channels: 1;
+  normalization: { scale: number; offset: number; description: string };
+  architecture: string;
+  parameters: number;
+  training: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+}
+
+/** Metadata for a model trained by this project. */
+export function makeMetadata(
+  model: tf.LayersModel,
+  architecture: string,
+  training: Record<string, unknown>,
+  metrics: Record<string, unknown> = {},
+): ModelMetadata {
+  return {
+    labels: [...EMOTIONS],
+    inputSize: model.inputs[0].shape[1] as number,
+    channels: 1,
+    normalization: { ...NORMALIZATION },
+    architecture,
+    parameters: model.countParams(),
+    training,
+    metrics,
+  };
+}
+
+/**
+ * Write `files` (name -> bytes or JSON value) as folder `dir`, replacing it
+ * so that a crash at any point leaves a complete copy that `recoverFolder`
+ * puts back: the files go to `dir.tmp-PID`; renaming that to `dir.new`
+ * marks it complete; then `dir` becomes `dir.old`, `dir.new` becomes `dir`,
+ * and `dir.old` is removed.
+ */
+export function writeFolderAtomic(dir: string, files: Record<string, Uint8Array | unknown>): void {
+  recoverFolder(dir); // settle what an earlier crash left (this also clears old temporary folders)
+  const tmp = `${dir}.tmp-${Deno.pid}`;
+  Deno.mkdirSync(tmp, { recursive: true });
+  for (const [name, content] of Object.entries(files)) {
+    const bytes = content instanceof Uint8Array
+      ? content
+      : new TextEncoder().encode(JSON.stringify(content, null, 2) + "\n");
+    Deno.writeFileSync(join(tmp, name), bytes);
+  }
+  Deno.renameSync(tmp, `${dir}.new`);
+  if (exists(dir)) Deno.renameSync(dir, `${dir}.old`);
+  Deno.renameSync(`${dir}.new`, dir);
+  if (exists(`${dir}.old`)) Deno.removeSync(`${dir}.old`, { recursive: true });
+}
+
+/**
+ * Settle what a crash inside `writeFolderAtomic` left beside `dir`: a
+ * complete `dir.new` replaces `dir`; a missing `dir` comes back from
+ * `dir.old`; unfinished `dir.tmp-*` folders are removed. Also settles the
+ * older scheme's leftovers (`dir.tmp-PID` complete whenever a `dir.old-PID`
+ * sits beside it). Returns what it did, for the log (empty when nothing).
+ */
+export function recoverFolder(dir: string): string[] {
+  const parent = dirname(dir), base = basename(dir);
+  if (!exists(parent)) return [];
+  const siblings = [...Deno.readDirSync(parent)].map((e) => e.name).filter((n) => n.startsWith(`${base}.`));
+  const done: string[] = [];
+  const take = (name: string) => {
+    if (exists(dir)) Deno.removeSync(dir, { recursive: true });
+    Deno.renameSync(join(parent, name), dir);
+    done.push(`restored ${dir} from ${name}`);
+  };
+  const legacyTmp = siblings.find((n) => /^\.tmp-\d+$/.test(n.slice(base.length)));
+  const legacyOld = siblings.find((n) => /^\.old-\d+$/.test(n.slice(base.length)));
+  if (siblings.includes(`${base}.new`)) take(`${base}.new`);
+  else if (!exists(dir) && legacyTmp && legacyOld) take(legacyTmp);
+  else if (!exists(dir) && siblings.includes(`${base}.old`)) take(`${base}.old`);
+  else if (!exists(dir) && legacyOld) take(legacyOld);
+  for (const name of siblings) {
+    const path = join(parent, name);
+    if (!exists(path) || !/^\.(old|new|tmp-\d+|old-\d+)$/.test(name.slice(base.length))) continue;
+    Deno.removeSync(path, { recursive: true });
+    done.push(`removed ${path}`);
+  }
+  return done;
+}
+
+/** Write a text file whole or not at all: to `path.tmp-PID`, then renamed over `path`. */
+export function writeTextFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  Deno.writeTextFileSync(tmp, text);
+  Deno.renameSync(tmp, path);
+}
+
+/** The model's topology and weights as tfjs layers-format files. */
+export async function modelFiles(model: tf.LayersModel): Promise<Record<string, Uint8Array | unknown>> {
+  let files: Record<string, Uint8Array | unknown> = {};
+  await model.save(tf.io.withSaveHandler((artifacts) => {
+    const weightData = tf.io.concatenateArrayBuffers(
+      Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData!],
+    );
+    files = {
+      "model.json": {
+        format: "layers-model",
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }],
+      },
+      "weights.bin": new Uint8Array(weightData),
+    };
+    return Promise.resolve({ modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) });
+  }));
+  return files;
+}
+
+/** Save a model folder: model.json, weights.bin, metadata.json (+ `extra` files). */
+export async function saveModel(
+  dir: string,
+  model: tf.LayersModel,
+  metadata: ModelMetadata,
+  extra: Record<string, Uint8Array | unknown> = {},
+): Promise<void> {
+  writeFolderAtomic(dir, { ...(await modelFiles(model)), "metadata.json": metadata, ...extra });
+}
+
+/** A loaded model folder. */
+export interface LoadedModel {
+  model: tf.LayersModel;
+  metadata: ModelMetadata;
+  dir: string;
+}
+
+/** Parse a JSON file; a missing, empty or damaged file is named in the error. */
+export function readJson<T>(path: string): T {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    throw new Error(`${path} is missing`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new Error(`${path} is damaged: ${text.trim() ? (error as Error).message : "it is empty"}`);
+  }
+}
+
+/** Load a model folder saved by `saveModel` (one call; the backend must be initialised). */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  if (!exists(join(dir, "model.json"))) {
+    throw new Error(`${dir}: not a saved model folder (missing model.json); pass the folder holding model.json`);
+  }
+  const modelJson = readJson<tf.io.ModelJSON>(join(dir, "model.json"));
+  const metadata = readJson<ModelMetadata>(join(dir, "metadata.json"));
+  if (!modelJson.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
+    throw new Error(`${join(dir, "model.json")} is damaged: no modelTopology or weightsManifest`);
+  }
+  const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
+  const weightData = modelJson.weightsManifest.flatMap((group) => group.paths).map((path) => {
+    try {
+      return Deno.readFileSync(join(dir, path));
+    } catch {
+      throw new Error(`${join(dir, path)} is missing`);
+    }
+  });
+  const expected = weightSpecs.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  const actual = weightData.reduce((n, b) => n + b.length, 0);
+  if (actual !== expected) {
+    const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
+    throw new Error(`${files} is damaged: ${actual} bytes where model.json describes ${expected}`);
+  }
+  try {
+    const model = await tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs,
+      weightData: tf.io.concatenateArrayBuffers(weightData.map((b: Uint8Array) => b.slice().buffer)),
+    }));
+    return { model, metadata, dir };
+  } catch (error) {
+    throw new Error(`${join(dir, "model.json")} is damaged: ${(error as Error).message}`);
+  }
+}
+
+/** A named array of weights, as plain data (for files and messages between workers). */
+export interface NamedWeightData {
+  name: string;
+  data: Float32Array;
+  shape: number[];
+}
+
+/** The optimizer's state (iteration count, moments) as plain data. */
+export async function readOptimizerWeights(optimizer: tf.Optimizer): Promise<NamedWeightData[]> {
+  const weights = await optimizer.getWeights();
+  const out = weights.map((w) => ({
+    name: w.name,
+    data: Float32Array.from(w.tensor.dataSync()),
+    shape: w.tensor.shape,
+  }));
+  // getWeights() makes a new tensor for the iteration count; the moments are the optimizer's own variables.
+  for (const w of weights) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
+  return out;
+}
+
+/** Set an optimizer's state from `readOptimizerWeights` data. */
+export async function writeOptimizerWeights(optimizer: tf.Optimizer, weights: NamedWeightData[]): Promise<void> {
+  const tensors = weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.data, w.shape) }));
+  await optimizer.setWeights(tensors); // copies them into the optimizer's variables
+  tf.dispose(tensors.map((t) => t.tensor));
+}
+
+/** Optimizer state as checkpoint files: `optimizer.json` (names, shapes) and `optimizer.bin` (float32). */
+export function optimizerFiles(weights: NamedWeightData[]): Record<string, Uint8Array | unknown> {
+  const specs = weights.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" }));
+  const bin = new Float32Array(weights.reduce((n, w) => n + w.data.length, 0));
+  let offset = 0;
+  for (const w of weights) {
+    bin.set(w.data, offset);
+    offset += w.data.length;
+  }
+  return { "optimizer.json": specs, "optimizer.bin": new Uint8Array(bin.buffer) };
+}
+
+/** Read optimizer state written by `optimizerFiles` from a checkpoint folder. */
+export function loadOptimizerFiles(dir: string): NamedWeightData[] {
+  const specs = JSON.parse(Deno.readTextFileSync(join(dir, "optimizer.json"))) as { name: string; shape: number[] }[];
+  const bytes = Deno.readFileSync(join(dir, "optimizer.bin"));
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  let offset = 0;
+  return specs.map(({ name, shape }) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = all.slice(offset, offset + size);
+    offset += size;
+    return { name, shape, data };
+  });
+}

@@ -1,0 +1,284 @@
+/**
+ * The training loop: Adam (or AdamW) on categorical cross-entropy (optional
+ * label smoothing), augmented batches on data-parallel workers, our own
+ * early stopping and learning-rate schedules, and a run folder holding
+ * config, history, checkpoints, report and charts (see lib/cli/train.ts).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import { initBackend } from "../backend/backend.ts";
+import {
+  type FaceSet,
+  type FerData,
+  IMAGE_SIZE,
+  loadDataset,
+  resolveDataPath,
+  selectRows,
+  stratifiedSample,
+} from "../data/dataset.ts";
+import { NUM_CLASSES } from "../data/labels.ts";
+import { buildModel, modelSummary } from "../model/architectures.ts";
+import {
+  cosineLr,
+  EarlyStopping,
+  type EarlyStoppingState,
+  oneCycleLr,
+  ReduceLROnPlateau,
+  type ReduceLROnPlateauState,
+} from "./schedules.ts";
+import { crossEntropy, evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
+import { argmaxRows, buildReport, formatReport, type Report } from "../eval/metrics.ts";
+import { type EpochRecord, learningCurvesSpec, saveChart } from "../util/charts.ts";
+import {
+  loadModel,
+  loadOptimizerFiles,
+  makeMetadata,
+  modelFiles,
+  optimizerFiles,
+  readJson,
+  recoverFolder,
+  saveModel,
+  writeFolderAtomic,
+  writeTextFileAtomic,
+} from "../model/model_io.ts";
+import { ProgressBar } from "../util/progress.ts";
+import { DataParallelTrainer } from "./parallel.ts";
+import { seededRandom, shuffleInPlace } from "../util/random.ts";
+import { exists } from "../util/paths.ts";
+import { averageRun, snapshotDir, snapshotDirs, snapshotEpochs } from "./average.ts";
+import type { TrainConfig } from "./config.ts";
+
+/** Saved with `last/` so an interrupted run resumes where it stopped. */
+interface TrainState {
+  epoch: number;
+  lr: number;
+  earlyStopping: EarlyStoppingState;
+  plateau: ReduceLROnPlateauState;
+  elapsedSeconds: number;
+}
+
+/** What a finished run returns. */
+export interface TrainResult {
+  model: tf.LayersModel;
+  history: EpochRecord[];
+  report: Report;
+  bestEpoch: number;
+  stoppedEarly: boolean;
+}
+
+export interface TrainHooks {
+  /** Called after every epoch (e.g. to redraw live curves in a notebook). */
+  onEpochEnd?: (history: EpochRecord[]) => void | Promise<void>;
+  log?: (message: string) => void;
+  /** Data already in memory (skips loading `config.data`). */
+  data?: FerData;
+}
+
+/** history.csv text for a list of epochs. */
+export function historyCsv(history: EpochRecord[]): string {
+  const columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "rss_mib"] as const;
+  return [columns.join(","), ...history.map((h) => columns.map((c) => h[c] ?? "").join(","))].join("\n") + "\n";
+}
+
+/** Parse history.csv back into records. */
+export function parseHistoryCsv(text: string): EpochRecord[] {
+  const [header, ...lines] = text.trim().split("\n");
+  const columns = header.split(",");
+  return lines.filter((l) => l.trim()).map((line) => {
+    const cells = line.split(",");
+    // An empty cell is a column the epoch did not record (e.g. rss_mib in older runs).
+    return Object.fromEntries(
+      columns.flatMap((c, i) => (cells[i] === undefined || cells[i] === "" ? [] : [[c, Number(cells[i])]])),
+    ) as unknown as EpochRecord;
+  });
+}
+
+/** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
+export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  await initBackend();
+  const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
+  for (const dir of [lastDir, bestDir, join(config.out, "averaged"), ...snapshotDirs(config.out)]) {
+    for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
+  }
+  if (!resume && (exists(lastDir) || exists(join(config.out, "history.csv")))) {
+    throw new Error(`${config.out} already holds a run; pass --resume to continue it, or choose another --out`);
+  }
+  if (resume && !exists(join(lastDir, "train_state.json"))) {
+    throw new Error(`--resume: ${config.out} has no checkpoint (${lastDir}/train_state.json)`);
+  }
+  Deno.mkdirSync(config.out, { recursive: true });
+  writeTextFileAtomic(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+
+  const data = hooks.data ?? await loadDataset(resolveDataPath(config.data), {
+    skipBadRows: config.skipBadRows,
+    seed: config.seed,
+    onProgress: log,
+  });
+  if (data.splits.Training.n === 0) {
+    throw new Error(`${data.source} has no Training images: nothing to train on (a header only, or only test rows?)`);
+  }
+  let train: FaceSet = data.splits.Training;
+  if (config.subset) train = selectRows(train, stratifiedSample(train.labels, config.subset, config.seed));
+  const validation = data.splits.PublicTest;
+  log(`data: ${data.source}: ${train.n} training, ${validation.n} validation (PublicTest) images`);
+
+  let model: tf.LayersModel;
+  let state: TrainState | undefined;
+  let history: EpochRecord[] = [];
+  if (resume) {
+    model = (await loadModel(lastDir)).model;
+    state = readJson<TrainState>(join(lastDir, "train_state.json"));
+    const historyPath = join(config.out, "history.csv");
+    history = exists(historyPath) ? parseHistoryCsv(Deno.readTextFileSync(historyPath)).slice(0, state.epoch) : [];
+    if (history.length < state.epoch) {
+      throw new Error(`${historyPath} holds ${history.length} epochs but last/ is after epoch ${state.epoch}`);
+    }
+    log(`resuming ${config.out} after epoch ${state!.epoch} (lr ${state!.lr})`);
+  } else {
+    model = buildModel(config.arch, IMAGE_SIZE, config.seed);
+    log(modelSummary(model));
+    if (config.initFrom) {
+      const init = (await loadModel(config.initFrom)).model;
+      try {
+        model.setWeights(init.getWeights());
+      } catch (error) {
+        throw new Error(`--init-from ${config.initFrom}: its weights do not fit arch ${config.arch} (${error})`);
+      } finally {
+        init.dispose();
+      }
+      log(`starting from the weights of ${config.initFrom}`);
+    }
+  }
+
+  const monitor = { monitor: config.monitor, minDelta: config.minDelta };
+  const stopper = new EarlyStopping({ ...monitor, patience: config.earlyStoppingPatience }, state?.earlyStopping);
+  const plateau = new ReduceLROnPlateau(
+    { ...monitor, patience: config.lrPatience, factor: config.lrFactor, minLr: config.minLr },
+    state?.plateau,
+  );
+  let lr = state?.lr ?? config.lr;
+  let elapsed = state?.elapsedSeconds ?? 0;
+  const metadata = (metrics: Record<string, unknown>) =>
+    makeMetadata(model, config.arch, {
+      data: data.source,
+      trainImages: train.n,
+      epochs: history.length,
+      config,
+    }, metrics);
+
+  const trainer = await DataParallelTrainer.start(model, train, {
+    workers: config.workers,
+    lr,
+    weightDecay: config.weightDecay,
+    labelSmoothing: config.labelSmoothing,
+    augment: config.augment,
+  }, resume ? loadOptimizerFiles(lastDir) : undefined);
+  try {
+    for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
+      const started = performance.now();
+      if (config.schedule === "cosine") lr = cosineLr(epoch, config.epochs, config.lr, config.minLr);
+      // The one-cycle rate changes every step; `lr` records where the epoch started.
+      const rateAt = config.schedule === "onecycle"
+        ? (fraction: number) => oneCycleLr((epoch - 1 + fraction) / config.epochs, config.lr, config.minLr)
+        : () => lr;
+      lr = rateAt(0);
+      const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, rateAt);
+      const optimizerState = await trainer.syncTo(model);
+      const probabilities = await predictSet(model, validation, { batchSize: 256 });
+      const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
+      const valAccuracy = buildReport("PublicTest", validation.labels, argmaxRows(probabilities, NUM_CLASSES)).accuracy;
+      const seconds = (performance.now() - started) / 1000;
+      elapsed += seconds;
+      const rss = Math.round(Deno.memoryUsage().rss / 2 ** 20);
+      const record: EpochRecord = {
+        epoch,
+        loss,
+        accuracy,
+        val_loss: valLoss,
+        val_accuracy: valAccuracy,
+        lr,
+        seconds,
+        rss_mib: rss,
+      };
+      history.push(record);
+      writeTextFileAtomic(join(config.out, "history.csv"), historyCsv(history));
+
+      const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
+      const { improved } = stopper.update(epoch, monitored);
+      if (config.schedule === "plateau") lr = plateau.update(monitored, lr);
+      log(
+        `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
+          `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s  rss ${rss} MiB` +
+          (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
+      );
+      const epochMetrics = { PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } };
+      if (improved) await saveModel(bestDir, model, metadata(epochMetrics));
+      if (config.averageFrom && epoch >= config.averageFrom) {
+        await saveModel(snapshotDir(config.out, epoch), model, metadata(epochMetrics));
+      }
+      const trainState: TrainState = {
+        epoch,
+        lr,
+        earlyStopping: stopper.state,
+        plateau: plateau.state,
+        elapsedSeconds: elapsed,
+      };
+      writeFolderAtomic(lastDir, {
+        ...(await modelFiles(model)),
+        "metadata.json": metadata(epochMetrics),
+        ...optimizerFiles(optimizerState),
+        "train_state.json": trainState,
+      });
+      await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
+      await hooks.onEpochEnd?.(history);
+    }
+  } finally {
+    trainer.terminate();
+  }
+  if (stopper.state.stopped) {
+    log(`early stopping: no ${config.monitor} improvement for ${config.earlyStoppingPatience} epochs`);
+  }
+
+  // Restore the best epoch's weights, then report PublicTest with them.
+  const best = (await loadModel(bestDir)).model;
+  model.setWeights(best.getWeights());
+  best.dispose();
+  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "evaluate PublicTest" });
+  log(formatReport(report));
+  await writeReport(config.out, report, { model: bestDir, trainingSeconds: elapsed });
+  await saveModel(
+    bestDir,
+    model,
+    metadata({ PublicTest: { accuracy: report.accuracy, macro_f1: report.macro_f1, epoch: stopper.state.bestEpoch } }),
+  );
+  if (config.averageFrom && snapshotEpochs(config.out).some((e) => e >= config.averageFrom!)) {
+    await averageRun(config.out, config.averageFrom, train, validation, log);
+  }
+  return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
+}
+
+/** One pass over the shuffled training set, batch by batch across the workers; mean loss and accuracy. */
+async function trainEpoch(
+  trainer: DataParallelTrainer,
+  train: FaceSet,
+  config: TrainConfig,
+  epoch: number,
+  rateAt: (fraction: number) => number,
+): Promise<{ loss: number; accuracy: number }> {
+  const random = seededRandom(config.seed * 100_003 + epoch);
+  const order = Array.from({ length: train.n }, (_, i) => i);
+  shuffleInPlace(order, random);
+  const bar = new ProgressBar(train.n, `epoch ${epoch}/${config.epochs}`);
+  let lossSum = 0, correctSum = 0, seen = 0;
+  for (let start = 0; start < train.n; start += config.batchSize) {
+    const rows = order.slice(start, start + config.batchSize);
+    if (rows.length < 2 * config.workers) break; // BatchNorm needs more than one image per worker
+    const { loss, correct } = await trainer.step(rows, Math.floor(random() * 2 ** 31), rateAt(start / train.n));
+    lossSum += loss * rows.length;
+    correctSum += correct;
+    seen += rows.length;
+    bar.update(seen, { loss: (lossSum / seen).toFixed(4), acc: (correctSum / seen).toFixed(4) });
+  }
+  return { loss: lossSum / seen, accuracy: correctSum / seen };
+}

@@ -1,0 +1,198 @@
+/**
+ * Charts as Vega-Lite specs (shown inline in notebooks) and rendered to
+ * SVG and PNG files (vega's headless SVG renderer, then resvg-wasm).
+ */
+import * as vega from "vega";
+import * as vl from "vega-lite";
+import { initWasm, Resvg } from "@resvg/resvg-wasm";
+import { EMOTIONS } from "../data/labels.ts";
+
+// deno-lint-ignore no-explicit-any
+export type VegaLiteSpec = Record<string, any>;
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
+
+/** One row of `history.csv`. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  lr: number;
+  seconds: number;
+  /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
+  rss_mib?: number;
+}
+
+/** Train and validation accuracy and loss per epoch, side by side. */
+export function learningCurvesSpec(history: EpochRecord[], title = "Learning curves"): VegaLiteSpec {
+  const values = history.flatMap((h) => [
+    { epoch: h.epoch, metric: "accuracy", split: "train", value: h.accuracy },
+    { epoch: h.epoch, metric: "accuracy", split: "validation", value: h.val_accuracy },
+    { epoch: h.epoch, metric: "loss", split: "train", value: h.loss },
+    { epoch: h.epoch, metric: "loss", split: "validation", value: h.val_loss },
+  ]);
+  const panel = (metric: string) => ({
+    title: metric,
+    width: 300,
+    height: 220,
+    transform: [{ filter: `datum.metric === '${metric}'` }],
+    mark: { type: "line", point: true },
+    encoding: {
+      x: { field: "epoch", type: "quantitative", axis: { tickMinStep: 1 } },
+      y: { field: "value", type: "quantitative", title: metric, scale: { zero: false } },
+      color: { field: "split", type: "nominal", title: null },
+    },
+  });
+  return { $schema: SCHEMA, title, data: { values }, hconcat: [panel("accuracy"), panel("loss")] };
+}
+
+/** Confusion matrix heatmap; `normalized` shows each row as fractions of the true class. */
+export function confusionMatrixSpec(
+  matrix: number[][],
+  labels: readonly string[] = EMOTIONS,
+  normalized = false,
+): VegaLiteSpec {
+  const values = matrix.flatMap((row, t) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    return row.map((count, p) => ({
+      true: labels[t],
+      predicted: labels[p],
+      value: normalized ? count / total : count,
+    }));
+  });
+  const max = Math.max(...values.map((v) => v.value));
+  return {
+    $schema: SCHEMA,
+    title: normalized ? "Confusion matrix (row-normalized)" : "Confusion matrix (counts)",
+    data: { values },
+    width: 280,
+    height: 280,
+    encoding: {
+      x: { field: "predicted", type: "nominal", sort: labels, title: "predicted" },
+      y: { field: "true", type: "nominal", sort: labels, title: "true" },
+    },
+    layer: [
+      {
+        mark: "rect",
+        encoding: { color: { field: "value", type: "quantitative", scale: { scheme: "blues" }, legend: null } },
+      },
+      {
+        mark: { type: "text", fontSize: 11 },
+        encoding: {
+          text: { field: "value", type: "quantitative", format: normalized ? ".2f" : "d" },
+          color: { condition: { test: `datum.value > ${max / 2}`, value: "white" }, value: "black" },
+        },
+      },
+    ],
+  };
+}
+
+/** Both confusion matrices (counts and row-normalized) side by side. */
+export function confusionMatricesSpec(matrix: number[][], labels: readonly string[] = EMOTIONS): VegaLiteSpec {
+  const { $schema, ...counts } = confusionMatrixSpec(matrix, labels, false);
+  const { $schema: _, ...normalized } = confusionMatrixSpec(matrix, labels, true);
+  return { $schema, hconcat: [counts, normalized], resolve: { scale: { color: "independent" } } };
+}
+
+/** Images per class in each split, as grouped bars. */
+export function classDistributionSpec(
+  countsBySplit: Record<string, number[]>,
+  labels: readonly string[] = EMOTIONS,
+): VegaLiteSpec {
+  const values = Object.entries(countsBySplit).flatMap(([split, counts]) =>
+    counts.map((count, c) => ({ split, emotion: labels[c], count }))
+  );
+  return {
+    $schema: SCHEMA,
+    title: "Images per class",
+    data: { values },
+    mark: "bar",
+    width: { step: 12 },
+    height: 220,
+    encoding: {
+      column: { field: "emotion", type: "nominal", sort: labels, title: null },
+      x: { field: "split", type: "nominal", axis: null },
+      y: { field: "count", type: "quantitative" },
+      color: { field: "split", type: "nominal" },
+      tooltip: [{ field: "split" }, { field: "emotion" }, { field: "count" }],
+    },
+  };
+}
+
+/** Precision, recall and F1 per class as grouped bars. */
+export function perClassSpec(
+  perClass: Record<string, { precision: number; recall: number; f1: number }>,
+): VegaLiteSpec {
+  const values = Object.entries(perClass).flatMap(([emotion, m]) =>
+    (["precision", "recall", "f1"] as const).map((metric) => ({ emotion, metric, value: m[metric] }))
+  );
+  return {
+    $schema: SCHEMA,
+    title: "Per-class metrics",
+    data: { values },
+    mark: "bar",
+    width: { step: 10 },
+    height: 200,
+    encoding: {
+      column: { field: "emotion", type: "nominal", sort: Object.keys(perClass), title: null },
+      x: { field: "metric", type: "nominal", axis: null },
+      y: { field: "value", type: "quantitative", scale: { domain: [0, 1] } },
+      color: { field: "metric", type: "nominal" },
+    },
+  };
+}
+
+/** Render a Vega-Lite spec to SVG text. */
+export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec as vl.TopLevelSpec).spec), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+const FONT_FILES = [
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+  "/usr/share/fonts/TTF/DejaVuSans.ttf",
+  "/System/Library/Fonts/Helvetica.ttc",
+];
+let resvgReady: Promise<Uint8Array[]> | undefined;
+
+/** Start resvg's WASM once and find a font for chart text (charts render without text if none). */
+function initResvg(): Promise<Uint8Array[]> {
+  resvgReady ??= (async () => {
+    const entry = new URL(import.meta.resolve("@resvg/resvg-wasm")).pathname;
+    await initWasm(Deno.readFileSync(entry.replace(/[^/]+$/, "index_bg.wasm")));
+    const fonts: Uint8Array[] = [];
+    for (const file of FONT_FILES) {
+      try {
+        fonts.push(Deno.readFileSync(file));
+        break;
+      } catch { /* try the next one */ }
+    }
+    if (fonts.length === 0) console.warn("charts: no DejaVu Sans font found; PNG text will be missing");
+    return fonts;
+  })();
+  return resvgReady;
+}
+
+/** Rasterize SVG text to PNG bytes at `scale` x. */
+export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
+  const fontBuffers = await initResvg();
+  const resvg = new Resvg(svg, {
+    background: "white",
+    fitTo: { mode: "zoom", value: scale },
+    font: { fontBuffers, loadSystemFonts: false, defaultFontFamily: "DejaVu Sans", sansSerifFamily: "DejaVu Sans" },
+  });
+  const png = resvg.render().asPng();
+  resvg.free();
+  return png;
+}
+
+/** Write `<basePath>.svg` and `<basePath>.png` for a spec. */
+export async function saveChart(spec: VegaLiteSpec, basePath: string): Promise<void> {
+  const svg = await renderSvg(spec);
+  Deno.writeTextFileSync(`${basePath}.svg`, svg);
+  Deno.writeFileSync(`${basePath}.png`, await svgToPng(svg));
+}

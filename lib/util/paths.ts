@@ -1,0 +1,26 @@
+/** Paths relative to the project root, so code works from any working folder (notebooks run in notebooks/). */
+import { fileURLToPath } from "node:url";
+import { isAbsolute, join, relative } from "node:path";
+
+export const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** A path under the project root. */
+export function projectPath(...parts: string[]): string {
+  return join(PROJECT_ROOT, ...parts);
+}
+
+/** `path` for messages: relative to the working folder when that is shorter. */
+export function displayPath(path: string): string {
+  const rel = relative(Deno.cwd(), path);
+  return !isAbsolute(path) || rel.length >= path.length ? path : rel;
+}
+
+/** Whether a file or folder exists. */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

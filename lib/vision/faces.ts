@@ -1,0 +1,130 @@
+/**
+ * Emotions in photos: find faces with face-api's tiny face detector (its
+ * weights ship inside the npm package, so nothing is downloaded), crop each
+ * with a margin, convert to the model's gray input and classify. The
+ * settings, crops and conversions are lib/web/face_pipeline.js, the same
+ * file the browser page runs.
+ *
+ *   const faces = await recognizeEmotions(loaded, await decodeImage(bytes, name));
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
+import type { LoadedModel } from "../model/model_io.ts";
+import type { GrayImage, RgbaImage } from "./images.ts";
+import {
+  cropFace,
+  detectionScale,
+  detectorInput,
+  FACE_SETTINGS,
+  modelInput,
+  photoBoxes,
+  resizeGray,
+  toGray,
+} from "../web/face_pipeline.js";
+
+/** One face found in an image. */
+export interface FaceResult {
+  /** [x, y, width, height] in the image's pixels. */
+  box: [number, number, number, number];
+  /** Detector confidence (1 when detection is off). */
+  score: number;
+  emotion: string;
+  probabilities: Record<string, number>;
+}
+
+export interface FaceOptions {
+  /** Treat the whole image as one face crop (no detection). */
+  noDetect?: boolean;
+  /** Ignore faces smaller than this many pixels on their shorter side (default FACE_SETTINGS.minFace). */
+  minFace?: number;
+}
+
+let detectorReady: Promise<void> | undefined;
+
+/** Load the tiny face detector's weights from the face-api package (once). */
+export function loadFaceDetector(): Promise<void> {
+  detectorReady ??= (async () => {
+    const entry = new URL(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js")).pathname;
+    await faceapi.nets.tinyFaceDetector.loadFromDisk(entry.replace(/dist\/[^/]+$/, "model/"));
+  })();
+  return detectorReady;
+}
+
+/**
+ * Face boxes (image pixels) and scores, biggest first. The detector sees the
+ * photo scaled to FACE_SETTINGS.maxDetectSide by tfjs's bilinear resize, as
+ * the browser page does.
+ */
+export async function detectFaces(
+  image: RgbaImage,
+  options: FaceOptions = {},
+): Promise<{ box: FaceResult["box"]; score: number }[]> {
+  await loadFaceDetector();
+  const scale = detectionScale(image.width, image.height);
+  const input = tf.tidy(() => detectorInput(tf, image.data, image.width, image.height, scale)) as tf.Tensor3D;
+  try {
+    const found = await faceapi.detectAllFaces(
+      input as never,
+      new faceapi.TinyFaceDetectorOptions({
+        inputSize: FACE_SETTINGS.detectorInputSize,
+        scoreThreshold: FACE_SETTINGS.minScore,
+      }),
+    );
+    return photoBoxes(found, scale, image, options.minFace);
+  } finally {
+    input.dispose();
+  }
+}
+
+/** Class probabilities for gray face crops of the model's input size; row-major [n, classes]. */
+export async function classifyCrops(loaded: LoadedModel, crops: GrayImage[]): Promise<Float32Array> {
+  const { inputSize, normalization } = loaded.metadata;
+  const pixels = modelInput(crops, normalization);
+  const probabilities = tf.tidy(() =>
+    loaded.model.predict(tf.tensor4d(pixels, [crops.length, inputSize, inputSize, 1])) as tf.Tensor
+  );
+  const out = (await probabilities.data()) as Float32Array;
+  probabilities.dispose();
+  return out;
+}
+
+/** A face found in an image, with its crop at the model's input size. */
+export interface FoundFace {
+  box: FaceResult["box"];
+  score: number;
+  crop: GrayImage;
+}
+
+/** Detect faces (or take the whole image when `noDetect`) and crop each to `inputSize` gray. */
+export async function findFaces(image: RgbaImage, inputSize: number, options: FaceOptions = {}): Promise<FoundFace[]> {
+  const gray = toGray(image);
+  if (options.noDetect) {
+    return [{ box: [0, 0, image.width, image.height], score: 1, crop: resizeGray(gray, inputSize, inputSize) }];
+  }
+  return (await detectFaces(image, options)).map((d) => ({ ...d, crop: cropFace(gray, d.box, inputSize) }));
+}
+
+/** Results for found faces from their class probabilities (row-major, a row per face). */
+export function labelFaces(found: FoundFace[], probabilities: Float32Array, labels: string[]): FaceResult[] {
+  return found.map((face, i) => {
+    const row = Array.from(probabilities.subarray(i * labels.length, (i + 1) * labels.length));
+    const best = row.indexOf(Math.max(...row));
+    return {
+      box: face.box,
+      score: Math.round(face.score * 1e4) / 1e4,
+      emotion: labels[best],
+      probabilities: Object.fromEntries(labels.map((l, c) => [l, Math.round(row[c] * 1e4) / 1e4])),
+    };
+  });
+}
+
+/** Image in, faces out: detect (unless `noDetect`), crop, classify. */
+export async function recognizeEmotions(
+  loaded: LoadedModel,
+  image: RgbaImage,
+  options: FaceOptions = {},
+): Promise<FaceResult[]> {
+  const found = await findFaces(image, loaded.metadata.inputSize, options);
+  if (found.length === 0) return [];
+  return labelFaces(found, await classifyCrops(loaded, found.map((f) => f.crop)), loaded.metadata.labels);
+}

@@ -1,0 +1,73 @@
+/** Image decoding and encoding through sharp (libvips), and the pixel operations the pipeline needs. */
+import sharp from "sharp";
+
+/** A decoded image: 8-bit RGBA, row-major. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** A single-channel 8-bit image, row-major. */
+export interface GrayImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Largest image we decode (pixels); bigger ones are refused from their header, before decoding. */
+export const MAX_PIXELS = 40_000_000;
+
+/** File extensions read as images from folders (anything libvips decodes is tried when named directly). */
+export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".avif", ".tif", ".tiff", ".gif"];
+
+/**
+ * Decode an image file's bytes (JPEG, PNG, WebP, AVIF, TIFF, GIF: whatever
+ * libvips reads) with sharp to upright 8-bit sRGB RGBA: EXIF rotation
+ * applied, CMYK, 16-bit, gray and palette images converted, only the first
+ * frame of an animation. `name` is used in error messages. Images over
+ * MAX_PIXELS, and truncated or corrupt files, are refused.
+ */
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<RgbaImage> {
+  if (bytes.length === 0) throw new Error(`${name}: empty file`);
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: "error" })
+      .rotate()
+      .toColourspace("srgb")
+      .ensureAlpha()
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/pixel limit/i.test(message)) {
+      throw new Error(`${name}: image too large (over ${MAX_PIXELS / 1e6} megapixels)`);
+    }
+    if (/unsupported image format/i.test(message)) throw new Error(`${name}: not an image file (${message})`);
+    throw new Error(`${name}: cannot decode image (${message})`);
+  }
+}
+
+/** Encode an RGBA image as PNG bytes. */
+export async function encodeRgbaPng(image: RgbaImage): Promise<Uint8Array> {
+  const raw = { width: image.width, height: image.height, channels: 4 as const };
+  return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
+}
+
+/** Encode a gray image as PNG bytes. */
+export async function encodeGrayPng(image: GrayImage): Promise<Uint8Array> {
+  const raw = { width: image.width, height: image.height, channels: 1 as const };
+  return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
+}
+
+/** Lay square gray images of side `size` out in a grid, `columns` wide, with a white `gap`. */
+export function tileGray(images: Uint8Array[], size: number, columns: number, gap = 2): GrayImage {
+  const rows = Math.ceil(images.length / columns);
+  const width = columns * size + (columns - 1) * gap, height = rows * size + (rows - 1) * gap;
+  const data = new Uint8Array(width * height).fill(255);
+  images.forEach((image, k) => {
+    const x0 = (k % columns) * (size + gap), y0 = Math.floor(k / columns) * (size + gap);
+    for (let y = 0; y < size; y++) data.set(image.subarray(y * size, (y + 1) * size), (y0 + y) * width + x0);
+  });
+  return { width, height, data };
+}

@@ -1,0 +1,86 @@
+/**
+ * A static page that recognizes emotions in the browser (lib/web/): face
+ * detection and our saved model run there with tfjs on WASM; the photo
+ * never leaves the browser. Serves only files: the page, tfjs/face-api/vega
+ * builds and WASM binaries from node_modules, the model folder.
+ * `deno task serve` is lib/cli/serve.ts. Only GET and HEAD are answered
+ * (405 otherwise); a path with a malformed %-escape gets 400.
+ */
+import { dirname, extname, join, normalize, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { wasmDistDir } from "../backend/backend.ts";
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".bin": "application/octet-stream",
+  ".png": "image/png",
+};
+
+function packageFile(specifier: string): string {
+  return fileURLToPath(import.meta.resolve(specifier));
+}
+
+/** URL prefix -> folder on disk, or URL -> single file. */
+export function staticRoutes(modelDir: string): { files: Record<string, string>; folders: Record<string, string> } {
+  const faceApiDist = dirname(packageFile("@vladmandic/face-api/dist/face-api.node-wasm.js"));
+  const web = fileURLToPath(new URL("./", import.meta.url));
+  return {
+    files: {
+      "/": join(web, "index.html"),
+      "/app.js": join(web, "app.js"),
+      "/face_pipeline.js": join(web, "face_pipeline.js"),
+      "/vendor/face-api.esm.js": join(faceApiDist, "face-api.esm.js"),
+      "/vendor/vega.min.js": join(dirname(packageFile("vega")), "vega.min.js"),
+      "/vendor/vega-lite.min.js": join(dirname(packageFile("vega-lite")), "vega-lite.min.js"),
+    },
+    folders: {
+      "/vendor/wasm/": wasmDistDir(),
+      "/face-models/": join(faceApiDist, "..", "model"),
+      "/model/": resolve(modelDir),
+    },
+  };
+}
+
+/** The file a URL path maps to, or undefined (no route, or an escape from the folder). */
+export function routeFile(routes: ReturnType<typeof staticRoutes>, pathname: string): string | undefined {
+  if (routes.files[pathname]) return routes.files[pathname];
+  for (const [prefix, folder] of Object.entries(routes.folders)) {
+    if (!pathname.startsWith(prefix)) continue;
+    const root = folder.endsWith("/") ? folder : `${folder}/`;
+    const path = normalize(join(root, decodeURIComponent(pathname.slice(prefix.length))));
+    return path.startsWith(root) ? path : undefined;
+  }
+  return undefined;
+}
+
+/** Start serving on localhost; returns the server (call `shutdown()` to stop). */
+export function startServer(options: { port: number; modelDir: string; hostname?: string }): Deno.HttpServer {
+  const routes = staticRoutes(options.modelDir);
+  return Deno.serve({
+    port: options.port,
+    hostname: options.hostname ?? "127.0.0.1",
+    onListen: ({ hostname, port }) => console.error(`serving http://${hostname}:${port}/ (model ${options.modelDir})`),
+  }, async (request) => {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    let file: string | undefined;
+    try {
+      file = routeFile(routes, new URL(request.url).pathname);
+    } catch {
+      return new Response("bad request: malformed %-escape in the path", { status: 400 });
+    }
+    if (!file) return new Response("not found", { status: 404 });
+    try {
+      const body = await Deno.readFile(file);
+      return new Response(request.method === "HEAD" ? null : body, {
+        headers: { "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream" },
+      });
+    } catch {
+      return new Response("not found", { status: 404 });
+    }
+  });
+}

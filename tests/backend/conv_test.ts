@@ -1,0 +1,98 @@
+import { assert } from "../assert.ts";
+import { initBackend, tf } from "../../lib/backend/backend.ts";
+import { ARCHITECTURES } from "../../lib/model/architectures.ts";
+
+/** dx and dw of sum(conv2d(x, w) * dy) on the active backend. */
+type Shape4 = [number, number, number, number];
+
+function convGrads(
+  x: Float32Array,
+  xs: Shape4,
+  w: Float32Array,
+  ws: Shape4,
+  dy: Float32Array,
+  stride: number,
+  pad: "same" | "valid",
+) {
+  return tf.tidy(() => {
+    const dyT = tf.tensor(dy, tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).mul(dyT).sum();
+    const forward = tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(w, ws) as tf.Tensor4D, stride, pad);
+    return [...tf.grads(f)([tf.tensor(x, xs), tf.tensor(w, ws)]), forward].map((g) => g.dataSync());
+  });
+}
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1);
+}
+
+// Shapes the architectures use (3x3, same, stride 1) and the other cases the kernels must handle.
+const CASES: [number, number, number, number, number, "same" | "valid"][] = [
+  // batch, size, channels in, channels out, stride, padding
+  [3, 48, 1, 16, 1, "same"],
+  [2, 12, 16, 32, 1, "same"],
+  [2, 6, 8, 8, 1, "valid"],
+  [2, 11, 4, 6, 2, "same"],
+  [2, 12, 4, 6, 2, "same"],
+  [2, 11, 4, 6, 2, "valid"],
+  [2, 12, 4, 6, 2, "valid"],
+  [2, 9, 4, 16, 1, "valid"],
+];
+// Every convolution of every architecture (3x3, same, stride 1), at its input size.
+const layerShapes = new Set<string>();
+for (const spec of Object.values(ARCHITECTURES)) {
+  let cin = 1, size = 48;
+  for (const filters of spec.blockFilters) {
+    for (let c = 0; c < spec.convsPerBlock; c++, cin = filters) layerShapes.add(`${size},${cin},${filters}`);
+    size /= 2;
+  }
+}
+for (const key of layerShapes) {
+  const [size, cin, cout] = key.split(",").map(Number);
+  CASES.push([2, size, cin, cout, 1, "same"]);
+}
+
+for (const [n, size, cin, cout, stride, pad] of CASES) {
+  Deno.test(`conv2d and its gradients on wasm match the cpu backend: ${n}x${size}x${size}x${cin}->${cout}, stride ${stride}, ${pad}`, async () => {
+    await initBackend();
+    const xs: Shape4 = [n, size, size, cin], ws: Shape4 = [3, 3, cin, cout];
+    const x = random(xs.reduce((a, b) => a * b), 1), w = random(ws.reduce((a, b) => a * b), 2);
+    const outShape = tf.tidy(() =>
+      tf.conv2d(tf.zeros(xs) as tf.Tensor4D, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape
+    );
+    const dy = random(outShape.reduce((a, b) => a * b), 3);
+    const [dxWasm, dwWasm, yWasm] = convGrads(x, xs, w, ws, dy, stride, pad);
+    await tf.setBackend("cpu");
+    const [dxCpu, dwCpu, yCpu] = convGrads(x, xs, w, ws, dy, stride, pad);
+    await tf.setBackend("wasm");
+    const pairs = [[dxWasm, dxCpu, "dx"], [dwWasm, dwCpu, "dw"], [yWasm, yCpu, "y"]] as const;
+    for (const [got, want, name] of pairs) {
+      assert.equal(got.length, want.length, `${name} size`);
+      const scale = (want as Float32Array).reduce((m: number, v: number) => Math.max(m, Math.abs(v)), 1);
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `${name}[${i}]: ${got[i]} vs ${want[i]}`);
+      }
+    }
+  });
+}
+
+Deno.test("conv2d filter gradient matches finite differences", async () => {
+  await initBackend();
+  const xs: Shape4 = [2, 7, 7, 2], ws: Shape4 = [3, 3, 2, 3];
+  const x = tf.tensor(random(196, 5), xs) as tf.Tensor4D;
+  const w = random(54, 6);
+  const loss = (wv: Float32Array) =>
+    tf.tidy(() => tf.conv2d(x, tf.tensor(wv, ws) as tf.Tensor4D, 2, "same").square().sum().dataSync()[0]);
+  const grad = tf.tidy(() =>
+    tf.grad((wt: tf.Tensor) => tf.conv2d(x, wt as tf.Tensor4D, 2, "same").square().sum())(tf.tensor(w, ws)).dataSync()
+  );
+  for (const i of [0, 7, 20, 33, 53]) {
+    const h = 1e-2;
+    const plus = w.slice(), minus = w.slice();
+    plus[i] += h;
+    minus[i] -= h;
+    const numeric = (loss(plus) - loss(minus)) / (2 * h);
+    assert.ok(Math.abs(numeric - grad[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `w[${i}]: ${grad[i]} vs ${numeric}`);
+  }
+});

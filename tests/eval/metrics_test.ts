@@ -1,0 +1,38 @@
+import { assert } from "../assert.ts";
+import { argmaxRows, buildReport, confusionMatrix, formatReport, perClassMetrics } from "../../lib/eval/metrics.ts";
+
+Deno.test("confusionMatrix counts rows = truth, columns = prediction", () => {
+  const m = confusionMatrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3);
+  assert.deepEqual(m, [[1, 1, 0], [0, 1, 0], [1, 0, 2]]);
+});
+
+Deno.test("perClassMetrics: precision, recall, F1 by hand", () => {
+  const [c0, c1, c2] = perClassMetrics([[1, 1, 0], [0, 1, 0], [1, 0, 2]]);
+  assert.deepEqual([c0.precision, c0.recall, c0.support], [0.5, 0.5, 2]);
+  assert.deepEqual([c1.precision, c1.recall], [0.5, 1]);
+  assert.ok(Math.abs(c1.f1 - 2 / 3) < 1e-12);
+  assert.deepEqual([c2.precision, c2.recall], [1, 2 / 3]);
+});
+
+Deno.test("a class never predicted nor present gets zeros, not NaN", () => {
+  const [, c1] = perClassMetrics([[2, 0], [0, 0]]);
+  assert.deepEqual(c1, { precision: 0, recall: 0, f1: 0, support: 0 });
+});
+
+Deno.test("buildReport: accuracy, macro-F1, labels and sums", () => {
+  const truth = [0, 1, 2, 3, 4, 5, 6, 6];
+  const predicted = [0, 1, 2, 3, 4, 5, 6, 0];
+  const r = buildReport("PrivateTest", truth, predicted);
+  assert.equal(r.n, 8);
+  assert.equal(r.accuracy, 7 / 8);
+  assert.equal(r.labels.length, 7);
+  assert.equal(r.confusion_matrix.flat().reduce((a, b) => a + b, 0), 8);
+  const f1s = Object.values(r.per_class).map((m) => m.f1);
+  assert.ok(Math.abs(r.macro_f1 - f1s.reduce((a, b) => a + b) / 7) < 1e-12);
+  assert.match(formatReport(r), /accuracy 87\.50%/);
+  assert.throws(() => buildReport("x", [0, 1], [0]), /2 labels but 1 predictions/);
+});
+
+Deno.test("argmaxRows picks the largest entry of each row", () => {
+  assert.deepEqual(Array.from(argmaxRows([0.1, 0.7, 0.2, 0.5, 0.2, 0.3], 3)), [1, 0]);
+});

@@ -1,0 +1,113 @@
+import { assert } from "../assert.ts";
+import { join } from "node:path";
+import { initBackend, tf } from "../../lib/backend/backend.ts";
+import { architectureNames, buildModel, ensembleModel, modelSummary } from "../../lib/model/architectures.ts";
+import { predictSet, TTA_VIEWS } from "../../lib/eval/evaluate.ts";
+import {
+  loadModel,
+  loadOptimizerFiles,
+  makeMetadata,
+  optimizerFiles,
+  readOptimizerWeights,
+  saveModel,
+  writeFolderAtomic,
+  writeOptimizerWeights,
+} from "../../lib/model/model_io.ts";
+
+Deno.test("the registry has a compact and a larger architecture, each summarised with its parameter count", async () => {
+  await initBackend();
+  assert.ok(architectureNames().includes("compact") && architectureNames().includes("vgg"));
+  const compact = buildModel("compact"), vgg = buildModel("vgg");
+  assert.ok(vgg.countParams() > 2 * compact.countParams());
+  assert.match(modelSummary(compact), new RegExp(`Total params: ${compact.countParams()}`));
+  assert.deepEqual(compact.outputs[0].shape, [null, 7]);
+  assert.throws(() => buildModel("resnet9000"), /unknown architecture "resnet9000"; choose one of: compact, vgg/);
+  compact.dispose();
+  vgg.dispose();
+});
+
+Deno.test("a saved model loads back with one call and gives the same outputs", async () => {
+  await initBackend();
+  const dir = join(Deno.makeTempDirSync(), "model");
+  const model = buildModel("compact");
+  model.compile({ optimizer: tf.train.adam(0.01), loss: "categoricalCrossentropy" });
+  const x = tf.randomUniform([4, 48, 48, 1]);
+  // A training step moves BatchNorm statistics away from their initial values.
+  await model.trainOnBatch(x, tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 7));
+  await saveModel(dir, model, makeMetadata(model, "compact", { note: "test" }, { PublicTest: { accuracy: 0.5 } }));
+  for (const f of ["model.json", "weights.bin", "metadata.json"]) assert.ok(Deno.statSync(join(dir, f)).isFile);
+  const loaded = await loadModel(dir);
+  const a = (model.predict(x) as tf.Tensor).dataSync(), b = (loaded.model.predict(x) as tf.Tensor).dataSync();
+  assert.deepEqual(Array.from(b), Array.from(a));
+  assert.equal(loaded.metadata.labels[3], "happy");
+  assert.equal(loaded.metadata.inputSize, 48);
+  assert.equal(loaded.metadata.parameters, model.countParams());
+  const json = JSON.parse(Deno.readTextFileSync(join(dir, "model.json")));
+  assert.equal(json.format, "layers-model");
+  assert.ok(JSON.stringify(json.modelTopology).includes('"class_name":"BatchNormalization"'));
+  await assert.rejects(() => loadModel(Deno.makeTempDirSync()), /not a saved model folder \(missing model\.json\)/);
+});
+
+Deno.test("an ensemble model averages its members' probabilities and saves and loads like any model", async () => {
+  await initBackend();
+  const members = [1, 2].map((seed) => ({ arch: "compact", model: buildModel("compact", 48, seed) }));
+  const x = tf.randomUniform([3, 48, 48, 1]);
+  // A training step on the first member moves its BatchNorm statistics, so copying them is checked too.
+  members[0].model.compile({ optimizer: tf.train.adam(0.01), loss: "categoricalCrossentropy" });
+  await members[0].model.trainOnBatch(x, tf.oneHot(tf.tensor1d([0, 1, 2], "int32"), 7));
+  const [p1, p2] = members.map((m) => m.model.predict(x) as tf.Tensor);
+  assert.ok(tf.abs(p1.sub(p2)).max().dataSync()[0] > 1e-3, "the members should differ");
+  const ensemble = ensembleModel(members);
+  assert.equal(ensemble.countParams(), 2 * members[0].model.countParams());
+  const expected = Array.from(p1.add(p2).div(2).dataSync());
+  const dir = join(Deno.makeTempDirSync(), "ensemble");
+  await saveModel(dir, ensemble, makeMetadata(ensemble, "ensemble of compact, compact", {}));
+  const loaded = await loadModel(dir);
+  for (const model of [ensemble, loaded.model]) {
+    const got = Array.from((model.predict(x) as tf.Tensor).dataSync());
+    got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-5, `probability ${i}: ${v} vs ${expected[i]}`));
+  }
+  assert.throws(() => ensembleModel(members.slice(0, 1)), /at least 2 members/);
+});
+
+Deno.test("optimizer state round-trips, so a resumed run takes the same next step", async () => {
+  await initBackend();
+  const dir = Deno.makeTempDirSync();
+  const w = tf.variable(tf.tensor1d([1, 2, 3]));
+  const optimizer = tf.train.adam(0.1);
+  const loss = () => w.square().sum() as tf.Scalar;
+  optimizer.minimize(loss);
+  optimizer.minimize(loss);
+  writeFolderAtomic(join(dir, "ckpt"), optimizerFiles(await readOptimizerWeights(optimizer)));
+  const w2 = tf.variable(w.clone());
+  optimizer.minimize(loss);
+  const fresh = tf.train.adam(0.1);
+  await writeOptimizerWeights(fresh, loadOptimizerFiles(join(dir, "ckpt")));
+  fresh.minimize(() => w2.square().sum() as tf.Scalar, false, [w2]);
+  // Equal up to float rounding (Adam recomputes beta^t on restore); a fresh Adam would step by 0.1.
+  const [resumed, continued] = [w2.dataSync(), w.dataSync()];
+  continued.forEach((v, i) => assert.ok(Math.abs(resumed[i] - v) < 1e-5, `${resumed[i]} vs ${v}`));
+});
+
+Deno.test("writeFolderAtomic replaces a folder whole and leaves no temporary folders", () => {
+  const root = Deno.makeTempDirSync();
+  const dir = join(root, "ckpt");
+  writeFolderAtomic(dir, { "a.json": { v: 1 }, "b.bin": new Uint8Array([1, 2]) });
+  writeFolderAtomic(dir, { "a.json": { v: 2 } });
+  assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), ["ckpt"]);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.json"]);
+  assert.equal(JSON.parse(Deno.readTextFileSync(join(dir, "a.json"))).v, 2);
+});
+
+Deno.test("test-time augmentation averages 10 views: unchanged for a flat image, different for a face", async () => {
+  await initBackend();
+  const model = buildModel("compact");
+  const flat = { n: 1, labels: new Uint8Array(1), pixels: new Uint8Array(2304).fill(128) };
+  const face = { n: 1, labels: new Uint8Array(1), pixels: Uint8Array.from({ length: 2304 }, (_, i) => (i * 37) % 256) };
+  const close = (a: Float32Array, b: Float32Array) => a.every((v, i) => Math.abs(v - b[i]) < 1e-5);
+  assert.equal(TTA_VIEWS.length, 10);
+  assert.ok(close(await predictSet(model, flat, { tta: true }), await predictSet(model, flat)));
+  const tta = await predictSet(model, face, { tta: true });
+  assert.ok(!close(tta, await predictSet(model, face)));
+  assert.ok(Math.abs(tta.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+});

@@ -1,0 +1,206 @@
+/**
+ * End to end on the real dataset: a short training run on a 2,000-image
+ * stratified subset of FER2013 Training, its run folder, --resume, weight
+ * averaging, a warm restart (--init-from, cosine), shipping the two runs
+ * (ensemble candidates), and the evaluate command on PrivateTest.
+ */
+import { assert } from "../assert.ts";
+import { join } from "node:path";
+import { historyCsv, parseHistoryCsv, trainModel } from "../../lib/train/train.ts";
+import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
+import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/eval/ship.ts";
+import { snapshotEpochs } from "../../lib/train/average.ts";
+import { loadModel } from "../../lib/model/model_io.ts";
+import { classCounts, loadDataset, resolveDataPath } from "../../lib/data/dataset.ts";
+
+const RUN_FILES = [
+  "config.json",
+  "history.csv",
+  "best/model.json",
+  "best/weights.bin",
+  "best/metadata.json",
+  "last/model.json",
+  "last/optimizer.bin",
+  "last/train_state.json",
+  "curves.png",
+  "curves.svg",
+  "report.json",
+  "confusion_matrix.png",
+  "confusion_matrix.svg",
+];
+
+Deno.test({
+  name:
+    "real training on 2,000 FER2013 images: loss falls, PublicTest accuracy beats the majority class; resume; evaluate",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const data = await loadDataset(resolveDataPath()); // the shared FER2013 (fails with directions when absent)
+    const out = join(Deno.makeTempDirSync(), "run");
+    const config = {
+      ...DEFAULT_CONFIG,
+      subset: 2000,
+      epochs: 3,
+      batchSize: 32,
+      lr: 0.001,
+      augment: false,
+      averageFrom: 2,
+      out,
+    };
+    const result = await trainModel(config, false, { data, log: () => {} });
+    const h = result.history;
+    assert.equal(h.length, 3);
+    assert.ok(h[2].loss < h[0].loss, `training loss should fall: ${h.map((e) => e.loss.toFixed(3))}`);
+    const counts = classCounts(data.splits.PublicTest.labels);
+    const majority = Math.max(...counts) / data.splits.PublicTest.n;
+    assert.ok(
+      result.report.accuracy > majority,
+      `PublicTest accuracy ${result.report.accuracy.toFixed(4)} should beat the majority-class rate ${
+        majority.toFixed(4)
+      }`,
+    );
+    for (const f of RUN_FILES) assert.ok(Deno.statSync(join(out, f)).size > 0, `${f} missing or empty`);
+    const report = JSON.parse(Deno.readTextFileSync(join(out, "report.json")));
+    assert.equal(report.split, "PublicTest");
+    assert.equal(report.confusion_matrix.flat().reduce((a: number, b: number) => a + b, 0), 3589);
+
+    // --resume continues after the last finished epoch and keeps the history.
+    const resumed = await trainModel({ ...config, epochs: 4 }, true, { data, log: () => {} });
+    assert.equal(resumed.history.length, 4);
+    assert.deepEqual(resumed.history.slice(0, 3), h);
+    assert.equal(parseHistoryCsv(Deno.readTextFileSync(join(out, "history.csv"))).length, 4);
+
+    // --average-from 2 kept epochs 2-4 and ended with their mean, scored on PublicTest and ranked beside best/.
+    assert.deepEqual(snapshotEpochs(out), [2, 3, 4]);
+    const averaged = JSON.parse(Deno.readTextFileSync(join(out, "averaged", "metadata.json")));
+    assert.deepEqual(averaged.metrics.PublicTest.epochs, [2, 3, 4]);
+    assert.ok(averaged.metrics.PublicTest.accuracy > majority, "the averaged weights should beat the majority class");
+    assert.deepEqual(candidates(out).map((c) => c.name).sort(), ["averaged", "best"]);
+    await assert.rejects(
+      () => trainModel(config, false, { data, log: () => {} }),
+      /already holds a run; pass --resume/,
+    );
+
+    // A warm restart: --init-from best/ with a cosine schedule starts from the trained weights (so its first
+    // epoch already beats the majority class) and anneals the rate to minLr at the last epoch.
+    const restart = await trainModel(
+      {
+        ...config,
+        out: join(out, "..", "restart"),
+        epochs: 2,
+        averageFrom: undefined,
+        initFrom: join(out, "best"),
+        schedule: "cosine",
+        minLr: 1e-5,
+      },
+      false,
+      { data, log: () => {} },
+    );
+    assert.deepEqual(restart.history.map((e) => e.lr), [0.001, 1e-5]);
+    assert.ok(restart.history[0].val_accuracy > majority, `restart epoch 1: ${restart.history[0].val_accuracy}`);
+    assert.deepEqual(lineage(join(out, "..", "restart", "best")), [out, join(out, "..", "restart")]);
+
+    // Shipping both runs: their checkpoints and their ensemble compete on PublicTest; the winner is written with
+    // PrivateTest reports and a RECIPE.md naming both training commands.
+    const shipped = join(out, "..", "shipped");
+    const ship = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "lib/cli/ship.ts", "--run", out, "--run", join(out, "..", "restart"), "--out", shipped],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(ship.code, 0, new TextDecoder().decode(ship.stderr));
+    const recipe = Deno.readTextFileSync(join(shipped, "RECIPE.md"));
+    // The ensemble joins each run's top checkpoint: the first run's best/ or averaged/, whichever scored higher.
+    const tops = [out, join(out, "..", "restart")].map((run) => candidates(run)[0].description);
+    assert.ok(
+      recipe.includes(`mean of the probabilities of ${tops[0]} and ${tops[1]}`),
+      `RECIPE.md should list the ensemble of ${tops.join(" and ")}:\n${recipe}`,
+    );
+    assert.match(recipe, /--init-from .*\/best/);
+    assert.equal(JSON.parse(Deno.readTextFileSync(join(shipped, "report.json"))).n, 3589);
+    assert.ok(Deno.statSync(join(shipped, "curves.png")).size > 0);
+    (await loadModel(shipped)).model.dispose();
+
+    // The evaluate command on the untouched test split.
+    const evalDir = join(Deno.makeTempDirSync(), "eval");
+    const cmd = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "lib/cli/evaluate.ts",
+        "--model",
+        join(out, "best"),
+        "--split",
+        "PrivateTest",
+        "--out",
+        evalDir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const { code, stdout, stderr } = await cmd.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.match(new TextDecoder().decode(stdout), /accuracy \d+\.\d+%\s+macro-F1/);
+    const privateReport = JSON.parse(Deno.readTextFileSync(join(evalDir, "report.json")));
+    assert.equal(privateReport.split, "PrivateTest");
+    assert.equal(privateReport.n, 3589);
+    assert.equal(privateReport.confusion_matrix.flat().reduce((a: number, b: number) => a + b, 0), 3589);
+    assert.ok(Deno.statSync(join(evalDir, "confusion_matrix.png")).size > 0);
+  },
+});
+
+Deno.test("train flags: defaults, validation and resume needing --out", () => {
+  const { config } = parseTrainArgs(["--subset", "2000", "--epochs", "2", "--out", "/tmp/x"]);
+  assert.equal(config.subset, 2000);
+  assert.equal(config.epochs, 2);
+  assert.equal(config.arch, "compact");
+  assert.throws(() => parseTrainArgs(["--epochs", "two"]), /--epochs two: expected a whole number/);
+  assert.throws(() => parseTrainArgs(["--resume"]), /--resume needs --out/);
+  assert.throws(() => parseTrainArgs(["--batch-size", "1"]), /at least 2/);
+});
+
+Deno.test("history.csv round-trips", () => {
+  const history = [{ epoch: 1, loss: 1.5, accuracy: 0.3, val_loss: 1.6, val_accuracy: 0.28, lr: 0.001, seconds: 12.5 }];
+  assert.deepEqual(parseHistoryCsv(historyCsv(history)), history);
+});
+
+Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () => {
+  for (const [name, recipe] of Object.entries(RECIPES)) {
+    const config = { ...DEFAULT_CONFIG, ...recipe, out: "outputs/runs/x" };
+    const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
+    const { config: parsed } = parseTrainArgs(args);
+    for (const spec of Object.values(TRAIN_FLAGS) as { key?: string }[]) {
+      if (!spec.key || spec.key === "data") continue;
+      const key = spec.key as keyof typeof config;
+      assert.deepEqual(parsed[key], config[key], `${name}: ${key}`);
+    }
+  }
+  assert.throws(
+    () => parseTrainArgs(["--schedule", "step"]),
+    /--schedule step: choose one of plateau, cosine, onecycle/,
+  );
+  assert.throws(() => parseTrainArgs(["--init-from", "/nowhere"]), /--init-from \/nowhere: no saved model there/);
+});
+
+Deno.test("joinHistories numbers epochs on across runs and says which are whose", () => {
+  const record = (epoch: number) => ({
+    epoch,
+    loss: 1,
+    accuracy: 0.5,
+    val_loss: 1,
+    val_accuracy: 0.5,
+    lr: 1e-3,
+    seconds: 1,
+  });
+  const { history, title } = joinHistories([
+    { run: "outputs/runs/a", history: [record(1), record(2)] },
+    { run: "outputs/runs/b", history: [record(1)] },
+  ]);
+  assert.deepEqual(history.map((h) => h.epoch), [1, 2, 3]);
+  assert.equal(title, "Learning curves (epochs 1-2: a, 3-3: b)");
+});
+
+Deno.test("ensemble candidates: every choice of two or more runs", () => {
+  assert.deepEqual(subsetsOfTwoOrMore(["a", "b", "c"]), [["a", "b"], ["a", "c"], ["b", "c"], ["a", "b", "c"]]);
+  assert.deepEqual(subsetsOfTwoOrMore(["a"]), []);
+});

@@ -1,0 +1,116 @@
+/**
+ * The in-browser page, driven in Debian's Chromium with playwright-core:
+ * it loads the shipped model and the face detector, finds the face in a
+ * test photo and draws its label and probability chart, and explains
+ * non-images and face-less photos. Its screenshot is the README's. The
+ * page and `recognizeEmotions` in Deno must agree on the same photo (one
+ * face pipeline, lib/web/face_pipeline.js). Chromium here runs the WASM
+ * backend.
+ */
+import { assert } from "../assert.ts";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { facePixels, loadDataset, resolveDataPath } from "../../lib/data/dataset.ts";
+import { decodeImage, encodeRgbaPng } from "../../lib/vision/images.ts";
+import { sceneWithFace } from "../../lib/vision/synthetic.ts";
+import { recognizeEmotions } from "../../lib/vision/faces.ts";
+import { loadModel } from "../../lib/model/model_io.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
+import { startServer } from "../../lib/web/server.ts";
+import { projectPath } from "../../lib/util/paths.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
+
+/** A 640x480 photo with a real FER2013 face scaled to 200 px. */
+async function scenePng(): Promise<Uint8Array> {
+  const data = await loadDataset(resolveDataPath());
+  return encodeRgbaPng(sceneWithFace({ width: 48, height: 48, data: facePixels(data.splits.PrivateTest, 3) }).image);
+}
+
+Deno.test({
+  name: "the browser page recognizes a face in a photo, and explains non-images and face-less photos",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const dir = Deno.makeTempDirSync();
+    const photos = {
+      scene: join(dir, "scene.png"),
+      text: join(dir, "notes.txt"),
+      blank: join(dir, "blank.png"),
+    };
+    Deno.writeFileSync(photos.scene, await scenePng());
+    Deno.writeTextFileSync(photos.text, "not a photo");
+    Deno.writeFileSync(
+      photos.blank,
+      await encodeRgbaPng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(200) }),
+    );
+
+    const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+
+      await page.setInputFiles("#file", photos.scene);
+      await page.waitForSelector("body[data-faces]", { timeout: 60_000 });
+      // The same photo through the Deno pipeline: same box, same probabilities.
+      const inPage = JSON.parse(await page.getAttribute("body", "data-results") ?? "[]");
+      const loaded = await loadModel(projectPath("outputs", "model"));
+      const inDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(photos.scene), "scene.png"));
+      assert.equal(inPage.length, inDeno.length, "faces found in the page and in Deno");
+      inDeno.forEach((face, i) => {
+        assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
+        for (const emotion of EMOTIONS) {
+          const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
+          assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: page ${a}, Deno ${b}`);
+        }
+      });
+      const labels = await page.$$eval(".face .emotion", (els) => els.map((e) => e.textContent ?? ""));
+      assert.ok(labels.length >= 1, "one face card");
+      assert.match(labels[0], new RegExp(`^(${EMOTIONS.join("|")}) \\d+%$`));
+      const bars = await page.$$eval(".face .chart svg .mark-rect path", (els) => els.length);
+      assert.equal(bars, 7, "a bar per emotion");
+      assert.match(await page.textContent("#status") ?? "", /1 face found/);
+      const shots = projectPath("outputs", "tests");
+      Deno.mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, "page.png"), fullPage: true });
+
+      await page.setInputFiles("#file", photos.text);
+      await page.waitForSelector("body[data-state=error]");
+      assert.match(await page.textContent("#status") ?? "", /notes\.txt" is not an image/);
+
+      await page.setInputFiles("#file", photos.blank);
+      await page.waitForSelector("#status:has-text('No face found')");
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test("the page server answers only GET and HEAD, and a malformed %-escape with 400", async () => {
+  const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
+  const base = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
+  try {
+    const status = async (path: string, method = "GET") => {
+      const response = await fetch(`${base}${path}`, { method });
+      await response.body?.cancel();
+      return response.status;
+    };
+    assert.equal(await status("/"), 200);
+    assert.equal(await status("/", "HEAD"), 200);
+    assert.equal(await status("/", "POST"), 405);
+    assert.equal(await status("/model/model.json", "DELETE"), 405);
+    assert.equal(await status("/model/%E0%A4%A"), 400);
+    assert.equal(await status("/model/../../deno.json"), 404);
+  } finally {
+    await server.shutdown();
+  }
+});
