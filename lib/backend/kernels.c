@@ -20,6 +20,29 @@ typedef v128_t f32x4;
 static inline int max_i(int a, int b) { return a > b ? a : b; }
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 
+// The micro-kernel of both filter gradients: a 4x8 block of sums (4 rows `ld` apart at d)
+// gains the outer products of `count` pairs: 4 values at x (a v128) and 8 at g, strides
+// xs and gs floats. All 32 sums stay in registers while the pairs stream past.
+static inline void accumulate_4x8(f32* d, int ld, const f32* x, long xs, const f32* g, long gs, long count) {
+  f32x4 a00 = wasm_v128_load(d), a01 = wasm_v128_load(d + 4);
+  f32x4 a10 = wasm_v128_load(d + ld), a11 = wasm_v128_load(d + ld + 4);
+  f32x4 a20 = wasm_v128_load(d + 2 * ld), a21 = wasm_v128_load(d + 2 * ld + 4);
+  f32x4 a30 = wasm_v128_load(d + 3 * ld), a31 = wasm_v128_load(d + 3 * ld + 4);
+  for (long t = 0; t < count; t++, x += xs, g += gs) {
+    const f32x4 xv = wasm_v128_load(x);
+    const f32x4 g0 = wasm_v128_load(g), g1 = wasm_v128_load(g + 4);
+    const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
+    a00 = MADD(a00, x0, g0), a01 = MADD(a01, x0, g1);
+    a10 = MADD(a10, x1, g0), a11 = MADD(a11, x1, g1);
+    a20 = MADD(a20, x2, g0), a21 = MADD(a21, x2, g1);
+    a30 = MADD(a30, x3, g0), a31 = MADD(a31, x3, g1);
+  }
+  wasm_v128_store(d, a00), wasm_v128_store(d + 4, a01);
+  wasm_v128_store(d + ld, a10), wasm_v128_store(d + ld + 4, a11);
+  wasm_v128_store(d + 2 * ld, a20), wasm_v128_store(d + 2 * ld + 4, a21);
+  wasm_v128_store(d + 3 * ld, a30), wasm_v128_store(d + 3 * ld + 4, a31);
+}
+
 // Filter gradient of a stride-1, channels-last 2-D convolution, added into dw:
 //   dw[i][j][c][k] += sum_{b,o,q} x[b][o+i-pt][q+j-pl][c] * dy[b][o][q][k]
 // Needs co % 8 == 0. Four input channels (taps) by eight output channels are
@@ -41,31 +64,10 @@ void conv2d_filter_grad(const f32* x, const f32* dy, f32* dw, int n, int h, int 
           for (int c = 0; c < ci; c += 4) {
             for (int k = 0; k < co; k += 8) {
               f32* d = dwij + (long)c * co + k;
-              f32x4 a00 = wasm_v128_load(d), a01 = wasm_v128_load(d + 4);
-              f32x4 a10 = wasm_v128_load(d + co), a11 = wasm_v128_load(d + co + 4);
-              f32x4 a20 = wasm_v128_load(d + 2 * co), a21 = wasm_v128_load(d + 2 * co + 4);
-              f32x4 a30 = wasm_v128_load(d + 3 * co), a31 = wasm_v128_load(d + 3 * co + 4);
               for (int o = o0; o < o1; o++) {
                 const f32* xp = xb + ((long)(o + i - pt) * w + (q0 + j - pl)) * ci + c;
-                const f32* gp = dyb + ((long)o * ow + q0) * co + k;
-                for (int q = q0; q < q1; q++, xp += ci, gp += co) {
-                  const f32x4 xv = wasm_v128_load(xp);
-                  const f32x4 g0 = wasm_v128_load(gp), g1 = wasm_v128_load(gp + 4);
-                  const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
-                  a00 = MADD(a00, x0, g0);
-                  a01 = MADD(a01, x0, g1);
-                  a10 = MADD(a10, x1, g0);
-                  a11 = MADD(a11, x1, g1);
-                  a20 = MADD(a20, x2, g0);
-                  a21 = MADD(a21, x2, g1);
-                  a30 = MADD(a30, x3, g0);
-                  a31 = MADD(a31, x3, g1);
-                }
+                accumulate_4x8(d, co, xp, ci, dyb + ((long)o * ow + q0) * co + k, co, q1 - q0);
               }
-              wasm_v128_store(d, a00), wasm_v128_store(d + 4, a01);
-              wasm_v128_store(d + co, a10), wasm_v128_store(d + co + 4, a11);
-              wasm_v128_store(d + 2 * co, a20), wasm_v128_store(d + 2 * co + 4, a21);
-              wasm_v128_store(d + 3 * co, a30), wasm_v128_store(d + 3 * co + 4, a31);
             }
           }
         } else {
@@ -345,31 +347,13 @@ static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, i
 // M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi. co % 8 == 0.
 static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_padded, int ci, int co) {
   const long blocks = tiles_padded / 4, panel = (long)ci * 4;
+  __builtin_memset(m, 0, 16 * tiles_padded * co * sizeof(f32));
   for (int xi = 0; xi < 16; xi++) {
     const f32* vx = v + (long)xi * blocks * panel;
     const f32* ux = u + (long)xi * ci * co;
     f32* mx = m + (long)xi * tiles_padded * co;
     for (int k = 0; k < co; k += 8) {
-      for (long tb = 0; tb < blocks; tb++) {
-        const f32* vp = vx + tb * panel;
-        const f32* up = ux + k;
-        f32x4 a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00;
-        f32x4 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (int c = 0; c < ci; c++, vp += 4, up += co) {
-          const f32x4 xv = wasm_v128_load(vp);
-          const f32x4 g0 = wasm_v128_load(up), g1 = wasm_v128_load(up + 4);
-          const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
-          a00 = MADD(a00, x0, g0), a01 = MADD(a01, x0, g1);
-          a10 = MADD(a10, x1, g0), a11 = MADD(a11, x1, g1);
-          a20 = MADD(a20, x2, g0), a21 = MADD(a21, x2, g1);
-          a30 = MADD(a30, x3, g0), a31 = MADD(a31, x3, g1);
-        }
-        f32* o = mx + tb * 4 * co + k;
-        wasm_v128_store(o, a00), wasm_v128_store(o + 4, a01);
-        wasm_v128_store(o + co, a10), wasm_v128_store(o + co + 4, a11);
-        wasm_v128_store(o + 2 * co, a20), wasm_v128_store(o + 2 * co + 4, a21);
-        wasm_v128_store(o + 3 * co, a30), wasm_v128_store(o + 3 * co + 4, a31);
-      }
+      for (long tb = 0; tb < blocks; tb++) accumulate_4x8(mx + tb * 4 * co + k, co, vx + tb * panel, 4, ux + k, co, ci);
     }
   }
 }
@@ -491,26 +475,7 @@ static void winograd_grad_products(const f32* v, const f32* y, f32* m, long tile
     f32* mx = m + (long)xi * ci * co;
     for (int c = 0; c < ci; c += 4) {
       for (int k = 0; k < co; k += 8) {
-        f32* d = mx + (long)c * co + k;
-        f32x4 a00 = wasm_v128_load(d), a01 = wasm_v128_load(d + 4);
-        f32x4 a10 = wasm_v128_load(d + co), a11 = wasm_v128_load(d + co + 4);
-        f32x4 a20 = wasm_v128_load(d + 2 * co), a21 = wasm_v128_load(d + 2 * co + 4);
-        f32x4 a30 = wasm_v128_load(d + 3 * co), a31 = wasm_v128_load(d + 3 * co + 4);
-        const f32* vp = vx + c;
-        const f32* gp = yx + k;
-        for (long t = 0; t < tiles; t++, vp += ci, gp += co) {
-          const f32x4 xv = wasm_v128_load(vp);
-          const f32x4 g0 = wasm_v128_load(gp), g1 = wasm_v128_load(gp + 4);
-          const f32x4 x0 = LANE(xv, 0), x1 = LANE(xv, 1), x2 = LANE(xv, 2), x3 = LANE(xv, 3);
-          a00 = MADD(a00, x0, g0), a01 = MADD(a01, x0, g1);
-          a10 = MADD(a10, x1, g0), a11 = MADD(a11, x1, g1);
-          a20 = MADD(a20, x2, g0), a21 = MADD(a21, x2, g1);
-          a30 = MADD(a30, x3, g0), a31 = MADD(a31, x3, g1);
-        }
-        wasm_v128_store(d, a00), wasm_v128_store(d + 4, a01);
-        wasm_v128_store(d + co, a10), wasm_v128_store(d + co + 4, a11);
-        wasm_v128_store(d + 2 * co, a20), wasm_v128_store(d + 2 * co + 4, a21);
-        wasm_v128_store(d + 3 * co, a30), wasm_v128_store(d + 3 * co + 4, a31);
+        accumulate_4x8(mx + (long)c * co + k, co, vx + c, ci, yx + k, co, tiles);
       }
     }
   }

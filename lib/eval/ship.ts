@@ -15,10 +15,11 @@ import { loadModel, makeMetadata, saveModel } from "../model/model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { evaluateSet, writeReport } from "./evaluate.ts";
 import { formatReport, type Report } from "./metrics.ts";
-import { parseHistoryCsv } from "../train/train.ts";
+import { parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
-import { type EpochRecord, learningCurvesSpec, saveChart } from "../util/charts.ts";
+import { learningCurvesSpec, saveChart } from "../util/charts.ts";
+import type { EpochRecord } from "../train/history.ts";
 import { exists } from "../util/paths.ts";
 
 const MODEL_FILES = ["model.json", "weights.bin", "metadata.json"];

@@ -28,7 +28,8 @@ import {
 } from "./schedules.ts";
 import { crossEntropy, evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
 import { argmaxRows, buildReport, formatReport, type Report } from "../eval/metrics.ts";
-import { type EpochRecord, learningCurvesSpec, saveChart } from "../util/charts.ts";
+import { learningCurvesSpec, saveChart } from "../util/charts.ts";
+import { type EpochRecord, historyCsv, parseHistoryCsv } from "./history.ts";
 import {
   loadModel,
   loadOptimizerFiles,
@@ -74,31 +75,10 @@ export interface TrainHooks {
   data?: FerData;
 }
 
-/** history.csv text for a list of epochs. */
-export function historyCsv(history: EpochRecord[]): string {
-  const columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "rss_mib"] as const;
-  return [columns.join(","), ...history.map((h) => columns.map((c) => h[c] ?? "").join(","))].join("\n") + "\n";
-}
-
-/** Parse history.csv back into records. */
-export function parseHistoryCsv(text: string): EpochRecord[] {
-  const [header, ...lines] = text.trim().split("\n");
-  const columns = header.split(",");
-  return lines.filter((l) => l.trim()).map((line) => {
-    const cells = line.split(",");
-    // An empty cell is a column the epoch did not record (e.g. rss_mib in older runs).
-    return Object.fromEntries(
-      columns.flatMap((c, i) => (cells[i] === undefined || cells[i] === "" ? [] : [[c, Number(cells[i])]])),
-    ) as unknown as EpochRecord;
-  });
-}
-
-/** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
-export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const log = hooks.log ?? ((m: string) => console.error(m));
-  await initBackend();
-  const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
-  for (const dir of [lastDir, bestDir, join(config.out, "averaged"), ...snapshotDirs(config.out)]) {
+/** Settle a crash's leftovers, refuse to overwrite a run (or resume nothing), and write config.json. */
+function openRunFolder(config: TrainConfig, resume: boolean, log: (m: string) => void): void {
+  const lastDir = join(config.out, "last");
+  for (const dir of [lastDir, join(config.out, "best"), join(config.out, "averaged"), ...snapshotDirs(config.out)]) {
     for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
   }
   if (!resume && (exists(lastDir) || exists(join(config.out, "history.csv")))) {
@@ -109,47 +89,80 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   }
   Deno.mkdirSync(config.out, { recursive: true });
   writeTextFileAtomic(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+}
 
+/** The images to train on (all of Training, or a stratified subset) and to validate on (PublicTest). */
+function trainingSets(data: FerData, config: TrainConfig): { train: FaceSet; validation: FaceSet } {
+  if (data.splits.Training.n === 0) {
+    throw new Error(`${data.source} has no Training images: nothing to train on (a header only, or only test rows?)`);
+  }
+  const all = data.splits.Training;
+  const train = config.subset ? selectRows(all, stratifiedSample(all.labels, config.subset, config.seed)) : all;
+  return { train, validation: data.splits.PublicTest };
+}
+
+/** Where training starts: the last checkpoint (resume), a saved model's weights (--init-from), or a fresh net. */
+async function startingPoint(
+  config: TrainConfig,
+  resume: boolean,
+  log: (m: string) => void,
+): Promise<{ model: tf.LayersModel; state?: TrainState; history: EpochRecord[] }> {
+  const lastDir = join(config.out, "last");
+  if (resume) {
+    const model = (await loadModel(lastDir)).model;
+    const state = readJson<TrainState>(join(lastDir, "train_state.json"));
+    const historyPath = join(config.out, "history.csv");
+    const history = exists(historyPath)
+      ? parseHistoryCsv(Deno.readTextFileSync(historyPath)).slice(0, state.epoch)
+      : [];
+    if (history.length < state.epoch) {
+      throw new Error(`${historyPath} holds ${history.length} epochs but last/ is after epoch ${state.epoch}`);
+    }
+    log(`resuming ${config.out} after epoch ${state.epoch} (lr ${state.lr})`);
+    return { model, state, history };
+  }
+  const model = buildModel(config.arch, IMAGE_SIZE, config.seed);
+  log(modelSummary(model));
+  if (config.initFrom) {
+    const init = (await loadModel(config.initFrom)).model;
+    try {
+      model.setWeights(init.getWeights());
+    } catch (error) {
+      throw new Error(`--init-from ${config.initFrom}: its weights do not fit arch ${config.arch} (${error})`);
+    } finally {
+      init.dispose();
+    }
+    log(`starting from the weights of ${config.initFrom}`);
+  }
+  return { model, history: [] };
+}
+
+/** PublicTest loss and accuracy of the model as it is. */
+async function scoreValidation(
+  model: tf.LayersModel,
+  validation: FaceSet,
+): Promise<{ loss: number; accuracy: number }> {
+  const probabilities = await predictSet(model, validation, { batchSize: 256 });
+  return {
+    loss: crossEntropy(probabilities, validation.labels, NUM_CLASSES),
+    accuracy: buildReport("PublicTest", validation.labels, argmaxRows(probabilities, NUM_CLASSES)).accuracy,
+  };
+}
+
+/** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
+export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  await initBackend();
+  openRunFolder(config, resume, log);
+  const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
   const data = hooks.data ?? await loadDataset(resolveDataPath(config.data), {
     skipBadRows: config.skipBadRows,
     seed: config.seed,
     onProgress: log,
   });
-  if (data.splits.Training.n === 0) {
-    throw new Error(`${data.source} has no Training images: nothing to train on (a header only, or only test rows?)`);
-  }
-  let train: FaceSet = data.splits.Training;
-  if (config.subset) train = selectRows(train, stratifiedSample(train.labels, config.subset, config.seed));
-  const validation = data.splits.PublicTest;
+  const { train, validation } = trainingSets(data, config);
   log(`data: ${data.source}: ${train.n} training, ${validation.n} validation (PublicTest) images`);
-
-  let model: tf.LayersModel;
-  let state: TrainState | undefined;
-  let history: EpochRecord[] = [];
-  if (resume) {
-    model = (await loadModel(lastDir)).model;
-    state = readJson<TrainState>(join(lastDir, "train_state.json"));
-    const historyPath = join(config.out, "history.csv");
-    history = exists(historyPath) ? parseHistoryCsv(Deno.readTextFileSync(historyPath)).slice(0, state.epoch) : [];
-    if (history.length < state.epoch) {
-      throw new Error(`${historyPath} holds ${history.length} epochs but last/ is after epoch ${state.epoch}`);
-    }
-    log(`resuming ${config.out} after epoch ${state!.epoch} (lr ${state!.lr})`);
-  } else {
-    model = buildModel(config.arch, IMAGE_SIZE, config.seed);
-    log(modelSummary(model));
-    if (config.initFrom) {
-      const init = (await loadModel(config.initFrom)).model;
-      try {
-        model.setWeights(init.getWeights());
-      } catch (error) {
-        throw new Error(`--init-from ${config.initFrom}: its weights do not fit arch ${config.arch} (${error})`);
-      } finally {
-        init.dispose();
-      }
-      log(`starting from the weights of ${config.initFrom}`);
-    }
-  }
+  const { model, state, history } = await startingPoint(config, resume, log);
 
   const monitor = { monitor: config.monitor, minDelta: config.minDelta };
   const stopper = new EarlyStopping({ ...monitor, patience: config.earlyStoppingPatience }, state?.earlyStopping);
@@ -160,12 +173,12 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   let lr = state?.lr ?? config.lr;
   let elapsed = state?.elapsedSeconds ?? 0;
   const metadata = (metrics: Record<string, unknown>) =>
-    makeMetadata(model, config.arch, {
-      data: data.source,
-      trainImages: train.n,
-      epochs: history.length,
-      config,
-    }, metrics);
+    makeMetadata(
+      model,
+      config.arch,
+      { data: data.source, trainImages: train.n, epochs: history.length, config },
+      metrics,
+    );
 
   const trainer = await DataParallelTrainer.start(model, train, {
     workers: config.workers,
@@ -185,9 +198,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       lr = rateAt(0);
       const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, rateAt);
       const optimizerState = await trainer.syncTo(model);
-      const probabilities = await predictSet(model, validation, { batchSize: 256 });
-      const valLoss = crossEntropy(probabilities, validation.labels, NUM_CLASSES);
-      const valAccuracy = buildReport("PublicTest", validation.labels, argmaxRows(probabilities, NUM_CLASSES)).accuracy;
+      const validated = await scoreValidation(model, validation);
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;
       const rss = Math.round(Deno.memoryUsage().rss / 2 ** 20);
@@ -195,8 +206,8 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
         epoch,
         loss,
         accuracy,
-        val_loss: valLoss,
-        val_accuracy: valAccuracy,
+        val_loss: validated.loss,
+        val_accuracy: validated.accuracy,
         lr,
         seconds,
         rss_mib: rss,
@@ -204,15 +215,15 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       history.push(record);
       writeTextFileAtomic(join(config.out, "history.csv"), historyCsv(history));
 
-      const monitored = config.monitor === "val_accuracy" ? valAccuracy : valLoss;
+      const monitored = config.monitor === "val_accuracy" ? validated.accuracy : validated.loss;
       const { improved } = stopper.update(epoch, monitored);
       if (config.schedule === "plateau") lr = plateau.update(monitored, lr);
       log(
         `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
-          `val_loss ${valLoss.toFixed(4)}  val_acc ${valAccuracy.toFixed(4)}  ${seconds.toFixed(0)}s  rss ${rss} MiB` +
-          (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
+          `val_loss ${validated.loss.toFixed(4)}  val_acc ${validated.accuracy.toFixed(4)}  ${seconds.toFixed(0)}s  ` +
+          `rss ${rss} MiB` + (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
       );
-      const epochMetrics = { PublicTest: { accuracy: valAccuracy, loss: valLoss, epoch } };
+      const epochMetrics = { PublicTest: { ...validated, epoch } };
       if (improved) await saveModel(bestDir, model, metadata(epochMetrics));
       if (config.averageFrom && epoch >= config.averageFrom) {
         await saveModel(snapshotDir(config.out, epoch), model, metadata(epochMetrics));
@@ -258,7 +269,6 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
   return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
 }
 
-/** One pass over the shuffled training set, batch by batch across the workers; mean loss and accuracy. */
 async function trainEpoch(
   trainer: DataParallelTrainer,
   train: FaceSet,

@@ -3,6 +3,7 @@
  * SVG and PNG files (vega's headless SVG renderer, then resvg-wasm).
  */
 import * as vega from "vega";
+import type { EpochRecord } from "../train/history.ts";
 import * as vl from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { EMOTIONS } from "../data/labels.ts";
@@ -12,18 +13,6 @@ export type VegaLiteSpec = Record<string, any>;
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 
-/** One row of `history.csv`. */
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  lr: number;
-  seconds: number;
-  /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
-  rss_mib?: number;
-}
 
 /** Train and validation accuracy and loss per epoch, side by side. */
 export function learningCurvesSpec(history: EpochRecord[], title = "Learning curves"): VegaLiteSpec {

@@ -6,7 +6,8 @@
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
-import { historyCsv, parseHistoryCsv, trainModel } from "../../lib/train/train.ts";
+import { trainModel } from "../../lib/train/train.ts";
+import { historyCsv, parseHistoryCsv } from "../../lib/train/history.ts";
 import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
 import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/eval/ship.ts";
 import { snapshotEpochs } from "../../lib/train/average.ts";

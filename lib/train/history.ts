@@ -1,0 +1,34 @@
+/** A run's per-epoch record, as the training loop makes it and history.csv stores it. */
+
+/** One row of `history.csv`. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  lr: number;
+  seconds: number;
+  /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
+  rss_mib?: number;
+}
+
+/** history.csv text for a list of epochs. */
+export function historyCsv(history: EpochRecord[]): string {
+  const columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "rss_mib"] as const;
+  return [columns.join(","), ...history.map((h) => columns.map((c) => h[c] ?? "").join(","))].join("\n") + "\n";
+}
+
+/** Parse history.csv back into records. */
+export function parseHistoryCsv(text: string): EpochRecord[] {
+  const [header, ...lines] = text.trim().split("\n");
+  const columns = header.split(",");
+  return lines.filter((l) => l.trim()).map((line) => {
+    const cells = line.split(",");
+    // An empty cell is a column the epoch did not record (e.g. rss_mib in older runs).
+    return Object.fromEntries(
+      columns.flatMap((c, i) => (cells[i] === undefined || cells[i] === "" ? [] : [[c, Number(cells[i])]])),
+    ) as unknown as EpochRecord;
+  });
+}
+
