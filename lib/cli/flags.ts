@@ -45,6 +45,8 @@ export interface CommandInfo {
   summary: string;
   /** Positional arguments, for the usage line (e.g. "PHOTOS..."); none when absent. */
   positionals?: string;
+  /** Defaults to show in --help for flags that take theirs from elsewhere (a settings object), by flag name. */
+  shownDefaults?: Record<string, unknown>;
 }
 
 /** Edit distance, for suggesting the closest known flag. */
@@ -65,15 +67,17 @@ function distance(a: string, b: string): number {
 /** The placeholder of a flag's value in help texts. */
 function placeholder(spec: FlagSpec): string {
   if (spec.type === "boolean") return "";
-  if (spec.choices) return ` ${spec.choices.join("|")}`;
+  if (spec.choices && !spec.value) return ` ${spec.choices.join("|")}`;
   return ` ${spec.value ?? (spec.type === "string" ? "TEXT" : "N")}`;
 }
 
 /** The `--help` text of a command. */
 export function helpText(command: CommandInfo, table: FlagTable): string {
   const rows = Object.entries(table).map(([name, spec]) => {
-    const more = spec.default !== undefined && spec.type !== "boolean" ? ` (default ${spec.default})` : "";
-    return [`  --${name}${placeholder(spec)}`, `${spec.help}${more}${spec.multiple ? "; repeatable" : ""}`];
+    const shown = spec.default ?? command.shownDefaults?.[name];
+    const more = shown !== undefined && spec.type !== "boolean" ? ` (default ${shown})` : "";
+    const choices = spec.choices && spec.value ? ` (${spec.choices.join(", ")})` : "";
+    return [`  --${name}${placeholder(spec)}`, `${spec.help}${choices}${more}${spec.multiple ? "; repeatable" : ""}`];
   });
   const width = Math.max(...rows.map(([flag]) => flag.length), 10) + 2;
   return [

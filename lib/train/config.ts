@@ -146,6 +146,7 @@ export const TRAIN_FLAGS = {
   recipe: {
     type: "string",
     choices: Object.keys(RECIPES),
+    value: "NAME",
     help: "start from a named recipe's settings (flags override)",
   },
   data: { type: "string", value: "PATH", key: "data", help: "FER2013 CSV, .csv.gz or image folder (default: found)" },
@@ -188,8 +189,12 @@ export const TRAIN_FLAGS = {
 
 /** Settings from parsed train flags, layered over a resumed run's saved config, a recipe, and the defaults. */
 export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: boolean } {
+  const shownDefaults = Object.fromEntries(
+    (Object.entries(TRAIN_FLAGS) as [string, FlagTable[string]][])
+      .map(([flag, spec]) => [flag, (DEFAULT_CONFIG as Record<string, unknown>)[spec.key ?? ""]]),
+  );
   const { values, given } = parseFlags(
-    { name: "train", summary: "Train (or resume) a model; writes a run folder." },
+    { name: "train", summary: "Train (or resume) a model; writes a run folder.", shownDefaults },
     TRAIN_FLAGS,
     args,
   );

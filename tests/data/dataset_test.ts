@@ -4,15 +4,14 @@ import { gzipSync } from "node:zlib";
 import sharp from "sharp";
 import {
   batchPixels,
-  cachePath,
   classCounts,
   inOrderBatches,
   loadDataset,
-  parsePixels,
   resolveDataPath,
   stratifiedSample,
   stratifiedSplit,
 } from "../../lib/data/dataset.ts";
+import { cachePath, parsePixels } from "../../lib/data/csv.ts";
 import { trainModel } from "../../lib/train/train.ts";
 import { DEFAULT_CONFIG } from "../../lib/train/config.ts";
 

@@ -154,26 +154,39 @@ Deno.test("EXIF orientation is applied (a 6 turns a landscape photo upright)", a
   assert.ok(image.data[4 * 8] > 200 && image.data[4 * (31 * 16 + 8)] < 60);
 });
 
-Deno.test("WebP, AVIF, TIFF and GIF photos decode; a folder's symlinked photos are found, link loops end", async () => {
-  const dir = Deno.makeTempDirSync();
-  const base = () => sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 180, g: 180, b: 180 } } });
-  const encoded: Record<string, Uint8Array> = {
-    "a.webp": new Uint8Array(await base().webp({ lossless: true }).toBuffer()),
-    "a.avif": new Uint8Array(await base().avif({ lossless: true }).toBuffer()),
-    "a.tiff": new Uint8Array(await base().tiff().toBuffer()),
-    "a.gif": new Uint8Array(await base().gif().toBuffer()),
-  };
-  for (const [name, bytes] of Object.entries(encoded)) {
-    const image = await decodeImage(bytes, name);
-    assert.deepEqual([image.width, image.height], [20, 10], name);
-    assert.ok(Math.abs(image.data[0] - 180) <= 3, `${name}: ${image.data[0]}`);
-    Deno.writeFileSync(join(dir, name), bytes);
-  }
-  const linked = join(Deno.makeTempDirSync(), "photos");
-  Deno.mkdirSync(linked);
-  Deno.symlinkSync(join(dir, "a.avif"), join(linked, "photo.avif"));
-  Deno.symlinkSync(linked, join(linked, "loop"));
-  assert.deepEqual(collectImages([linked]), [join(linked, "photo.avif")]);
+Deno.test({
+  name: "WebP, AVIF, TIFF and GIF photos decode, AVIF and TIFF are predicted; symlinked photos are found, loops end",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync();
+    const base = () =>
+      sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 180, g: 180, b: 180 } } });
+    const encoded: Record<string, Uint8Array> = {
+      "a.webp": new Uint8Array(await base().webp({ lossless: true }).toBuffer()),
+      "a.avif": new Uint8Array(await base().avif({ lossless: true }).toBuffer()),
+      "a.tiff": new Uint8Array(await base().tiff().toBuffer()),
+      "a.gif": new Uint8Array(await base().gif().toBuffer()),
+    };
+    for (const [name, bytes] of Object.entries(encoded)) {
+      const image = await decodeImage(bytes, name);
+      assert.deepEqual([image.width, image.height], [20, 10], name);
+      assert.ok(Math.abs(image.data[0] - 180) <= 3, `${name}: ${image.data[0]}`);
+      Deno.writeFileSync(join(dir, name), bytes);
+    }
+    const loaded = await tempModel();
+    const lines = await predictFiles(loaded, ["a.avif", "a.tiff"].map((n) => join(dir, n)), { noDetect: true });
+    assert.deepEqual(
+      lines.map((l) => [l.error, l.faces.length]),
+      [[null, 1], [null, 1]],
+      "AVIF and TIFF photos predicted",
+    );
+    const linked = join(Deno.makeTempDirSync(), "photos");
+    Deno.mkdirSync(linked);
+    Deno.symlinkSync(join(dir, "a.avif"), join(linked, "photo.avif"));
+    Deno.symlinkSync(linked, join(linked, "loop"));
+    assert.deepEqual(collectImages([linked]), [join(linked, "photo.avif")]);
+  },
 });
 
 Deno.test({
