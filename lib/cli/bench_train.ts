@@ -16,9 +16,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type FlagTable, parseFlags } from "./flags.ts";
-import { initBackend } from "../backend/backend.ts";
+import { type ActiveBackend, BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { ARCHITECTURES, buildModel } from "../model/architectures.ts";
 import { DataParallelTrainer } from "../train/parallel.ts";
+import { LocalTrainer, type Trainer } from "../train/local.ts";
 import { exists, projectPath } from "../util/paths.ts";
 import { busyCores, loadAverage, peakRssMiB } from "../util/machine.ts";
 import { runCommand } from "./run.ts";
@@ -36,10 +37,22 @@ export const BENCH_TRAIN_FLAGS = {
   rounds: { type: "integer", min: 1, default: 3, help: "alternating rounds; each side's best counts" },
   profile: { type: "boolean", help: "first print a per-kernel table of one single-threaded step" },
   "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
+  backend: {
+    type: "string",
+    choices: BACKEND_CHOICES,
+    default: "wasm",
+    help: "tfjs backend (webgpu trains in one process)",
+  },
 } as const satisfies FlagTable;
 
 /** Images per second of `steps` data-parallel training steps on random images. */
-export async function tfjsTrainSpeed(arch: string, batch: number, steps: number, workers: number): Promise<number> {
+export async function tfjsTrainSpeed(
+  arch: string,
+  batch: number,
+  steps: number,
+  workers: number,
+  backend: "wasm" | "webgpu" = "wasm",
+): Promise<number> {
   const n = batch;
   const train = {
     n,
@@ -47,13 +60,10 @@ export async function tfjsTrainSpeed(arch: string, batch: number, steps: number,
     labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
   };
   const model = buildModel(arch);
-  const trainer = await DataParallelTrainer.start(model, train, {
-    workers,
-    lr: 1e-3,
-    weightDecay: 0,
-    labelSmoothing: 0,
-    augment: true,
-  });
+  const options = { weightDecay: 0, labelSmoothing: 0, augment: true };
+  const trainer: Trainer = backend === "webgpu"
+    ? await LocalTrainer.start(model, train, options)
+    : await DataParallelTrainer.start(model, train, { ...options, workers });
   const rows = Array.from({ length: batch }, (_, i) => i);
   try {
     for (let s = 0; s < 2; s++) await trainer.step(rows, s, 1e-3); // warm-up
@@ -150,11 +160,20 @@ function shippedArch(): string | undefined {
 }
 
 /** Best-of-`rounds` images/s of tfjs and PyTorch, alternated so a passing load does not decide the ratio. */
-async function compare(arch: string, batch: number, steps: number, workers: number, rounds: number) {
+async function compare(
+  arch: string,
+  batch: number,
+  steps: number,
+  workers: number,
+  rounds: number,
+  active: ActiveBackend,
+) {
   let tfjs = 0, torch: number | undefined;
   for (let round = 1; round <= rounds; round++) {
-    console.error(`${arch} round ${round}/${rounds}: tfjs-wasm, batch ${batch}, ${workers} worker(s), ${steps} steps`);
-    tfjs = Math.max(tfjs, await tfjsTrainSpeed(arch, batch, steps, workers));
+    console.error(
+      `${arch} round ${round}/${rounds}: tfjs-${active.backend}, batch ${batch}, ${workers} worker(s), ${steps} steps`,
+    );
+    tfjs = Math.max(tfjs, await tfjsTrainSpeed(arch, batch, steps, workers, active.backend));
     const t = await torchTrainSpeed(arch, batch, steps, workers);
     if (t !== undefined) torch = Math.max(torch ?? 0, t);
     console.error(`  tfjs ${tfjs.toFixed(1)} images/s, PyTorch ${torch?.toFixed(1) ?? "n/a"} images/s (best so far)`);
@@ -182,7 +201,8 @@ async function main(args: string[]) {
         "timings now would not be results. Stop them, or pass --allow-busy to mark the figures as taken under load",
     );
   }
-  await initBackend();
+  const active = await initBackend(values.backend as BackendChoice);
+  console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   for (const arch of archs) {
     if (values.profile) {
       const rows = await profileTrainStep(arch, batch);
@@ -191,11 +211,13 @@ async function main(args: string[]) {
       const kernels = rows.filter((r) => r.ms >= 1 && !r.kernel.endsWith("__op") && !r.kernel.includes("scope"));
       for (const r of kernels) console.log(`| ${r.kernel} | ${r.ms.toFixed(0)} | ${r.calls} |`);
     }
-    const { tfjs, torch } = await compare(arch, batch, steps, workers, rounds);
+    const { tfjs, torch } = await compare(arch, batch, steps, workers, rounds, active);
     const inference = await tfjsInferenceSpeed(arch, 256);
     const round = (v: number | undefined) => (v === undefined ? null : Math.round(v * 10) / 10);
     console.log(JSON.stringify({
       arch,
+      backend: active.backend,
+      ...(active.adapter ? { adapter: active.adapter } : {}),
       batch,
       tfjs_img_s: round(tfjs),
       torch_img_s: round(torch),

@@ -1,6 +1,6 @@
 /** `deno task evaluate --model DIR [--split PrivateTest]`: a saved model's report on one split, with its charts. */
 import { join } from "node:path";
-import { initBackend } from "../backend/backend.ts";
+import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
@@ -17,6 +17,7 @@ export const EVALUATE_FLAGS = {
   tta: { type: "boolean", help: "average each image's prediction over 10 views" },
   "batch-size": { type: "integer", min: 1, default: 256, help: "images per prediction batch" },
   "skip-bad-rows": { type: "boolean", help: "leave malformed CSV rows out instead of stopping" },
+  backend: { type: "string", choices: BACKEND_CHOICES, default: "wasm", help: "tfjs backend (auto: a hardware GPU)" },
 } as const satisfies FlagTable;
 
 async function main(args: string[]) {
@@ -27,7 +28,8 @@ async function main(args: string[]) {
   );
   if (!values.model) throw new Error("--model DIR is required (see --help)");
   const split = values.split as Split;
-  await initBackend();
+  const active = await initBackend(values.backend as BackendChoice);
+  console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   const { model, metadata } = await loadModel(values.model);
   const data = await loadDataset(resolveDataPath(values.data), {
     skipBadRows: values["skip-bad-rows"],
@@ -42,7 +44,12 @@ async function main(args: string[]) {
   });
   console.log(formatReport(report));
   const out = values.out ?? join(values.model, values.tta ? `eval-${split}-tta` : `eval-${split}`);
-  await writeReport(out, report, { model: values.model, architecture: metadata.architecture, tta: values.tta });
+  await writeReport(out, report, {
+    model: values.model,
+    architecture: metadata.architecture,
+    tta: values.tta,
+    device: active,
+  });
   console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);
 }
 

@@ -6,7 +6,7 @@
  * the batch goes on; the exit status is 1 only when every input failed.
  */
 import { basename, extname, join } from "node:path";
-import { initBackend } from "../backend/backend.ts";
+import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import type { FaceOptions } from "../vision/faces.ts";
 import { annotationSvg, collectImages, defaultModelDir, predictFiles } from "../vision/predict.ts";
@@ -21,6 +21,7 @@ export const PREDICT_FLAGS = {
   "no-detect": { type: "boolean", help: "take each image as one face crop (no face detection)" },
   "min-face": { type: "integer", min: 1, default: 24, value: "PX", help: "smallest face side, in pixels" },
   "batch-size": { type: "integer", min: 1, default: 16, help: "images decoded and classified together" },
+  backend: { type: "string", choices: BACKEND_CHOICES, default: "wasm", help: "tfjs backend (auto: a hardware GPU)" },
 } as const satisfies FlagTable;
 
 /** Command line. Returns the exit status. */
@@ -33,7 +34,7 @@ export async function main(args: string[]): Promise<number> {
   if (positionals.length === 0) {
     throw new Error("give at least one image or folder: deno task predict [--model DIR] PATH... (see --help)");
   }
-  await initBackend();
+  await initBackend(values.backend as BackendChoice);
   const loaded = await loadModel(defaultModelDir(values.model));
   const files = collectImages(positionals);
   const options: FaceOptions = { noDetect: values["no-detect"], minFace: values["min-face"] };

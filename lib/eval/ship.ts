@@ -93,7 +93,8 @@ export function recipeText(
     trainCommand(config, run)
   }\` (resumed with \`--out ${run} --resume\` after interruptions; to train it afresh where ${run} exists, give \`--out\` a new folder) |
 | settings | ${
-    Object.entries(config).filter(([k]) => !["out", "data"].includes(k)).map(([k, v]) => `${k}=${v}`).join(", ")
+    Object.entries(config).filter(([k, v]) => !["out", "data"].includes(k) && typeof v !== "object")
+      .map(([k, v]) => `${k}=${v}`).join(", ")
   } |
 | seed | ${config.seed} |
 | epochs trained | ${history.length} |

@@ -85,7 +85,12 @@ function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number,
       .apply(x) as tf.SymbolicTensor;
   });
   x = dropout({ rate: spec.denseDropout, name: `${prefix}head_dropout` }).apply(x) as tf.SymbolicTensor;
-  return tf.layers.dense({ units: NUM_CLASSES, activation: "softmax", name: `${prefix}emotion` })
+  return tf.layers.dense({
+    units: NUM_CLASSES,
+    activation: "softmax",
+    kernelInitializer: init(),
+    name: `${prefix}emotion`,
+  })
     .apply(x) as tf.SymbolicTensor;
 }
 

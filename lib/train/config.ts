@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { architectureNames } from "../model/architectures.ts";
+import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
 import { type FlagTable, parseFlags } from "../cli/flags.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
 
@@ -39,6 +40,8 @@ export interface TrainConfig {
    * BatchNorm statistics over its own share.
    */
   workers: number;
+  /** The tfjs backend: WASM (data-parallel workers), WebGPU (one process), or WebGPU on a hardware adapter. */
+  backend: BackendChoice;
   /** The named recipe the settings started from, if any. */
   recipe?: string;
   /** "plateau": halve the rate when the monitored metric stalls; "cosine": anneal from `lr` to `minLr` over `epochs`. */
@@ -67,6 +70,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   schedule: "plateau",
   skipBadRows: false,
   workers: navigator.hardwareConcurrency || 1,
+  backend: "wasm",
 };
 
 /**
@@ -179,7 +183,13 @@ export const TRAIN_FLAGS = {
   "lr-patience": { type: "integer", min: 1, key: "lrPatience", help: "epochs without improvement before halving lr" },
   seed: { type: "integer", min: 0, key: "seed", help: "seed of initialization, data order and augmentation" },
   subset: { type: "integer", min: 1, key: "subset", help: "train on a stratified subset of this many images" },
-  workers: { type: "integer", min: 1, key: "workers", help: "data-parallel workers (one per core)" },
+  workers: { type: "integer", min: 1, key: "workers", help: "data-parallel workers (one per core; WASM only)" },
+  backend: {
+    type: "string",
+    choices: BACKEND_CHOICES,
+    key: "backend",
+    help: "wasm, webgpu, or auto (webgpu on a hardware GPU, else wasm)",
+  },
   "average-from": { type: "integer", min: 1, key: "averageFrom", help: "keep weights from this epoch on and average" },
   "init-from": { type: "string", value: "MODEL_DIR", key: "initFrom", help: "start from a saved model's weights" },
   "skip-bad-rows": { type: "boolean", key: "skipBadRows", help: "leave malformed CSV rows out instead of stopping" },

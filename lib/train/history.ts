@@ -31,4 +31,3 @@ export function parseHistoryCsv(text: string): EpochRecord[] {
     ) as unknown as EpochRecord;
   });
 }
-

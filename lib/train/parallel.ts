@@ -12,20 +12,11 @@
 import * as tf from "@tensorflow/tfjs";
 import type { FaceSet } from "../data/dataset.ts";
 import type { NamedWeightData } from "../model/model_io.ts";
-
-type WeightData = Omit<NamedWeightData, "name">;
+import type { StepOptions, WeightData } from "./stepper.ts";
+import type { Trainer } from "./local.ts";
 
 export type WorkerRequest =
-  | {
-    type: "init";
-    topology: unknown;
-    weights: WeightData[];
-    lr: number;
-    weightDecay: number;
-    labelSmoothing: number;
-    augment: boolean;
-    train: FaceSet;
-  }
+  | { type: "init"; topology: unknown; weights: WeightData[]; train: FaceSet } & StepOptions
   | { type: "gradients"; rows: number[]; seed: number }
   | { type: "apply"; gradients: Float32Array; lr: number }
   | { type: "getState" }
@@ -38,13 +29,9 @@ export type WorkerReply =
   | { type: "state"; weights: WeightData[]; optimizerWeights: NamedWeightData[]; numTensors: number }
   | { type: "error"; message: string };
 
-export interface ParallelOptions {
+/** The step settings, and how many workers (one per core). */
+export interface ParallelOptions extends StepOptions {
   workers: number;
-  lr: number;
-  /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
-  weightDecay: number;
-  labelSmoothing: number;
-  augment: boolean;
 }
 
 function weightData(tensors: tf.Tensor[]): WeightData[] {
@@ -63,7 +50,7 @@ export function shareRows(rows: number[], parts: number): number[][] {
 }
 
 /** A pool of training workers holding identical copies of one model. */
-export class DataParallelTrainer {
+export class DataParallelTrainer implements Trainer {
   private constructor(private readonly workers: Worker[]) {}
 
   /** Start `options.workers` workers with `model`'s weights (and the optimizer's state, when resuming). */
@@ -82,7 +69,6 @@ export class DataParallelTrainer {
       type: "init",
       topology,
       weights,
-      lr: options.lr,
       weightDecay: options.weightDecay,
       labelSmoothing: options.labelSmoothing,
       augment: options.augment,

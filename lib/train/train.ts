@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { initBackend } from "../backend/backend.ts";
+import { type ActiveBackend, initBackend } from "../backend/backend.ts";
 import {
   type FaceSet,
   type FerData,
@@ -44,6 +44,7 @@ import {
 } from "../model/model_io.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { DataParallelTrainer } from "./parallel.ts";
+import { LocalTrainer, type Trainer } from "./local.ts";
 import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { exists } from "../util/paths.ts";
 import { averageRun, snapshotDir, snapshotDirs, snapshotEpochs } from "./average.ts";
@@ -75,8 +76,11 @@ export interface TrainHooks {
   data?: FerData;
 }
 
-/** Settle a crash's leftovers, refuse to overwrite a run (or resume nothing), and write config.json. */
-function openRunFolder(config: TrainConfig, resume: boolean, log: (m: string) => void): void {
+/**
+ * Settle a crash's leftovers, refuse to overwrite a run (or resume nothing),
+ * and write config.json, with the backend and adapter the run got.
+ */
+function openRunFolder(config: TrainConfig, resume: boolean, active: ActiveBackend, log: (m: string) => void): void {
   const lastDir = join(config.out, "last");
   for (const dir of [lastDir, join(config.out, "best"), join(config.out, "averaged"), ...snapshotDirs(config.out)]) {
     for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
@@ -88,7 +92,7 @@ function openRunFolder(config: TrainConfig, resume: boolean, log: (m: string) =>
     throw new Error(`--resume: ${config.out} has no checkpoint (${lastDir}/train_state.json)`);
   }
   Deno.mkdirSync(config.out, { recursive: true });
-  writeTextFileAtomic(join(config.out, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  writeTextFileAtomic(join(config.out, "config.json"), JSON.stringify({ ...config, device: active }, null, 2) + "\n");
 }
 
 /** The images to train on (all of Training, or a stratified subset) and to validate on (PublicTest). */
@@ -152,8 +156,9 @@ async function scoreValidation(
 /** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
 export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((m: string) => console.error(m));
-  await initBackend();
-  openRunFolder(config, resume, log);
+  const active = await initBackend(config.backend);
+  log(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
+  openRunFolder(config, resume, active, log);
   const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
   const data = hooks.data ?? await loadDataset(resolveDataPath(config.data), {
     skipBadRows: config.skipBadRows,
@@ -180,13 +185,12 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       metrics,
     );
 
-  const trainer = await DataParallelTrainer.start(model, train, {
-    workers: config.workers,
-    lr,
-    weightDecay: config.weightDecay,
-    labelSmoothing: config.labelSmoothing,
-    augment: config.augment,
-  }, resume ? loadOptimizerFiles(lastDir) : undefined);
+  // Data-parallel workers are a CPU technique: on WebGPU the device is the parallel part, so one process trains.
+  const steps = { weightDecay: config.weightDecay, labelSmoothing: config.labelSmoothing, augment: config.augment };
+  const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;
+  const trainer: Trainer = active.backend === "webgpu"
+    ? await LocalTrainer.start(model, train, steps, optimizerState)
+    : await DataParallelTrainer.start(model, train, { ...steps, workers: config.workers }, optimizerState);
   try {
     for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
       const started = performance.now();
@@ -197,7 +201,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
         : () => lr;
       lr = rateAt(0);
       const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, rateAt);
-      const optimizerState = await trainer.syncTo(model);
+      const optimizerWeights = await trainer.syncTo(model);
       const validated = await scoreValidation(model, validation);
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;
@@ -238,7 +242,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
       writeFolderAtomic(lastDir, {
         ...(await modelFiles(model)),
         "metadata.json": metadata(epochMetrics),
-        ...optimizerFiles(optimizerState),
+        ...optimizerFiles(optimizerWeights),
         "train_state.json": trainState,
       });
       await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
@@ -270,7 +274,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
 }
 
 async function trainEpoch(
-  trainer: DataParallelTrainer,
+  trainer: Trainer,
   train: FaceSet,
   config: TrainConfig,
   epoch: number,

@@ -13,7 +13,6 @@ export type VegaLiteSpec = Record<string, any>;
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 
-
 /** Train and validation accuracy and loss per epoch, side by side. */
 export function learningCurvesSpec(history: EpochRecord[], title = "Learning curves"): VegaLiteSpec {
   const values = history.flatMap((h) => [

@@ -3,7 +3,8 @@ import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { DataParallelTrainer, shareRows } from "../../lib/train/parallel.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 
-const OPTIONS = { lr: 0.01, weightDecay: 0, labelSmoothing: 0, augment: false };
+const OPTIONS = { weightDecay: 0, labelSmoothing: 0, augment: false };
+const LR = 0.01;
 
 function randomSet(n: number, seed: number) {
   let s = seed;
@@ -57,7 +58,7 @@ Deno.test({
       const model = plainModel();
       const trainer = await DataParallelTrainer.start(model, train, { ...OPTIONS, workers });
       const stepLosses: number[] = [];
-      for (const [i, rows] of batches.entries()) stepLosses.push((await trainer.step(rows, i, OPTIONS.lr)).loss);
+      for (const [i, rows] of batches.entries()) stepLosses.push((await trainer.step(rows, i, LR)).loss);
       await trainer.syncTo(model);
       trainer.terminate();
       results.push(Float32Array.from(model.getWeights().flatMap((w) => Array.from(w.dataSync()))));
@@ -85,9 +86,9 @@ Deno.test({
       workers: 2,
     });
     const rows = Array.from({ length: 32 }, (_, i) => i);
-    await trainer.step(rows, 0, OPTIONS.lr);
+    await trainer.step(rows, 0, LR);
     const before = await trainer.tensorCounts();
-    for (let s = 1; s < 4; s++) await trainer.step(rows.map((r) => r + (s % 2) * 32), s, OPTIONS.lr);
+    for (let s = 1; s < 4; s++) await trainer.step(rows.map((r) => r + (s % 2) * 32), s, LR);
     assert.deepEqual(await trainer.tensorCounts(), before);
     trainer.terminate();
   },

@@ -1,0 +1,124 @@
+/**
+ * One model's training steps: the forward and backward pass on a share of a
+ * batch (flat gradients out), and the flat Adam update with gradients in.
+ * A data-parallel worker (worker.ts) holds one on the WASM backend; the
+ * in-process trainer (local.ts, for WebGPU) holds one on the active backend.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { batchTensor, type FaceSet } from "../data/dataset.ts";
+import { augmentBatch, DEFAULT_AUGMENT } from "../data/augment.ts";
+import { NUM_CLASSES } from "../data/labels.ts";
+import { seededRandom } from "../util/random.ts";
+import { smoothedCrossEntropy } from "./losses.ts";
+import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
+import type { NamedWeightData } from "../model/model_io.ts";
+
+/** What a step needs besides the model and the data. */
+export interface StepOptions {
+  labelSmoothing: number;
+  augment: boolean;
+  /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
+  weightDecay: number;
+}
+
+/** A weight list as plain data. */
+export type WeightData = Omit<NamedWeightData, "name">;
+
+export class Stepper {
+  private readonly optimizer: FlatAdam;
+  private readonly loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
+
+  private constructor(
+    readonly model: tf.LayersModel,
+    private readonly train: FaceSet,
+    private readonly options: StepOptions,
+    /** The trainable weights, flat in `model.trainableWeights` order: the optimizer's copy. */
+    private weights: Float32Array,
+  ) {
+    this.optimizer = new FlatAdam(
+      this.variables().map((v) => ({ name: v.name, shape: v.shape, decay: v.rank >= 2 })),
+      { ...ADAM_DEFAULTS, weightDecay: options.weightDecay },
+    );
+    this.loss = smoothedCrossEntropy(options.labelSmoothing);
+  }
+
+  /** A stepper for `model` (its weights are read asynchronously: WebGPU has no synchronous read in Deno). */
+  static async create(model: tf.LayersModel, train: FaceSet, options: StepOptions): Promise<Stepper> {
+    return new Stepper(model, train, options, await flatWeights(model));
+  }
+
+  private variables(): tf.Variable[] {
+    return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  /** Forward and backward pass on `rows`: the mean loss, the correct count, gradients flat in weight order. */
+  async computeGradients(
+    rows: number[],
+    seed: number,
+  ): Promise<{ loss: number; correct: number; gradients: Float32Array }> {
+    const variables = this.variables();
+    const random = seededRandom(seed);
+    // Kept out of the tidy and read afterwards, with the asynchronous read every backend has.
+    const { value, correct, grads } = tf.tidy(() => {
+      const images = batchTensor(this.train, rows);
+      const x = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
+      const y = tf.oneHot(tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32"), NUM_CLASSES);
+      let correct!: tf.Tensor;
+      const { value, grads } = tf.variableGrads(() => {
+        const predicted = this.model.apply(x, { training: true }) as tf.Tensor;
+        correct = tf.keep(tf.equal(predicted.argMax(-1), y.argMax(-1)).sum());
+        return this.loss(y, predicted) as tf.Scalar;
+      }, variables);
+      return { value, correct, grads: variables.map((v) => grads[v.name]) };
+    });
+    // Copied one by one: tf.concat of ~30 gradients costs more than the whole optimizer step.
+    const gradients = new Float32Array(this.weights.length);
+    let offset = 0;
+    for (const g of grads) {
+      gradients.set(await g.data() as Float32Array, offset);
+      offset += g.size;
+    }
+    const result = { loss: (await value.data())[0], correct: (await correct.data())[0], gradients };
+    tf.dispose([value, correct, ...grads]);
+    return result;
+  }
+
+  /** One Adam pass over the flat weights with (averaged) flat gradients; each variable takes its slice. */
+  applyGradients(gradients: Float32Array, lr: number): void {
+    this.optimizer.step(this.weights, gradients, lr);
+    let offset = 0;
+    for (const v of this.variables()) {
+      const value = tf.tensor(this.weights.subarray(offset, offset + v.size), v.shape);
+      v.assign(value); // the variable takes a reference to the new data
+      value.dispose();
+      offset += v.size;
+    }
+  }
+
+  /** All weights (BatchNorm statistics too) and the optimizer state. */
+  async getState(): Promise<{ weights: WeightData[]; optimizerWeights: NamedWeightData[] }> {
+    const weights = await Promise.all(
+      this.model.getWeights().map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })),
+    );
+    return { weights, optimizerWeights: this.optimizer.getWeights() };
+  }
+
+  /** Set all weights and, when given, the optimizer state. */
+  async setState(weights: WeightData[], optimizerWeights?: NamedWeightData[]): Promise<void> {
+    tf.tidy(() => this.model.setWeights(weights.map((w) => tf.tensor(w.data, w.shape))));
+    this.weights = await flatWeights(this.model);
+    if (optimizerWeights) this.optimizer.setWeights(optimizerWeights);
+  }
+}
+
+/** A model's trainable weights, flat in `trainableWeights` order. */
+async function flatWeights(model: tf.LayersModel): Promise<Float32Array> {
+  const variables = model.trainableWeights.map((w) => w.read());
+  const flat = new Float32Array(variables.reduce((n, v) => n + v.size, 0));
+  let offset = 0;
+  for (const v of variables) {
+    flat.set(await v.data() as Float32Array, offset);
+    offset += v.size;
+  }
+  return flat;
+}
