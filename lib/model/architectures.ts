@@ -28,6 +28,14 @@ export const ARCHITECTURES: Record<string, ArchSpec> = {
     blockDropout: 0.1,
     denseDropout: 0.4,
   },
+  medium: {
+    description: "4 VGG blocks of two 3x3 convs (24-48-96-192), BN, global average pooling, dense 192",
+    blockFilters: [24, 48, 96, 192],
+    convsPerBlock: 2,
+    denseUnits: [192],
+    blockDropout: 0.1,
+    denseDropout: 0.4,
+  },
   vgg: {
     description: "4 VGG blocks of two 3x3 convs (32-64-128-256), BN, global average pooling, dense 256",
     blockFilters: [32, 64, 128, 256],

@@ -21,6 +21,8 @@ export interface ModelMetadata {
   parameters: number;
   training: Record<string, unknown>;
   metrics: Record<string, unknown>;
+  /** Temperature scaling fitted on PublicTest (`deno task calibrate`); predictions use softmax(log p / T). */
+  temperature?: number;
 }
 
 /** Metadata for a model trained by this project. */

@@ -132,6 +132,41 @@ export function perClassSpec(
   };
 }
 
+/** Reliability diagrams side by side: accuracy against confidence per bin, the diagonal being perfect calibration. */
+export function reliabilitySpec(
+  diagrams: Record<string, { from: number; to: number; count: number; confidence: number; accuracy: number }[]>,
+): VegaLiteSpec {
+  const values = Object.entries(diagrams).flatMap(([name, bins]) =>
+    bins.filter((b) => b.count > 0).map((b) => ({ name, ...b, mid: (b.from + b.to) / 2 }))
+  );
+  return {
+    $schema: SCHEMA,
+    title: "Reliability: accuracy against confidence (PrivateTest)",
+    data: { values },
+    facet: { column: { field: "name", type: "nominal", title: null } },
+    spec: {
+      width: 220,
+      height: 220,
+      layer: [
+        {
+          mark: { type: "bar", opacity: 0.8 },
+          encoding: {
+            x: { field: "from", type: "quantitative", scale: { domain: [0, 1] }, title: "confidence" },
+            x2: { field: "to" },
+            y: { field: "accuracy", type: "quantitative", scale: { domain: [0, 1] }, title: "accuracy" },
+            tooltip: [{ field: "count" }, { field: "confidence", format: ".3f" }, { field: "accuracy", format: ".3f" }],
+          },
+        },
+        {
+          data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
+          mark: { type: "line", color: "#888", strokeDash: [4, 4] },
+          encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
+        },
+      ],
+    },
+  } as unknown as VegaLiteSpec;
+}
+
 /** Render a Vega-Lite spec to SVG text. */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   const view = new vega.View(vega.parse(vl.compile(spec as vl.TopLevelSpec).spec), { renderer: "none" });

@@ -12,6 +12,7 @@ import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 import type { LoadedModel } from "../model/model_io.ts";
 import type { GrayImage, RgbaImage } from "./images.ts";
 import {
+  calibrate,
   cropFace,
   detectionScale,
   detectorInput,
@@ -105,9 +106,14 @@ export async function findFaces(image: RgbaImage, inputSize: number, options: Fa
 }
 
 /** Results for found faces from their class probabilities (row-major, a row per face). */
-export function labelFaces(found: FoundFace[], probabilities: Float32Array, labels: string[]): FaceResult[] {
+export function labelFaces(
+  found: FoundFace[],
+  probabilities: Float32Array,
+  labels: string[],
+  temperature = 1,
+): FaceResult[] {
   return found.map((face, i) => {
-    const row = Array.from(probabilities.subarray(i * labels.length, (i + 1) * labels.length));
+    const row = calibrate(probabilities.subarray(i * labels.length, (i + 1) * labels.length), temperature);
     const best = row.indexOf(Math.max(...row));
     return {
       box: face.box,
@@ -126,5 +132,6 @@ export async function recognizeEmotions(
 ): Promise<FaceResult[]> {
   const found = await findFaces(image, loaded.metadata.inputSize, options);
   if (found.length === 0) return [];
-  return labelFaces(found, await classifyCrops(loaded, found.map((f) => f.crop)), loaded.metadata.labels);
+  const probabilities = await classifyCrops(loaded, found.map((f) => f.crop));
+  return labelFaces(found, probabilities, loaded.metadata.labels, loaded.metadata.temperature);
 }

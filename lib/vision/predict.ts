@@ -66,7 +66,7 @@ export async function predictFiles(
     const faceList = f.faces ?? [];
     const rows = probabilities.subarray(offset * classes, (offset + faceList.length) * classes);
     offset += faceList.length;
-    const faces = labelFaces(faceList, rows, loaded.metadata.labels);
+    const faces = labelFaces(faceList, rows, loaded.metadata.labels, loaded.metadata.temperature);
     return { path: f.path, width: f.image.width, height: f.image.height, faces, error: null, image: f.image };
   });
 }

@@ -5,6 +5,7 @@
 // `deno task predict` uses, so a photo gets the same answer in both.
 import * as faceapi from "/vendor/face-api.esm.js";
 import {
+  calibrate,
   cropFace,
   detectionScale,
   detectorInput,
@@ -116,7 +117,8 @@ async function analyse(file) {
   const gray = toGray(photo);
   const batch = modelInput(faces.map((f) => cropFace(gray, f.box, size)), metadata.normalization);
   const output = tf.tidy(() => model.predict(tf.tensor4d(batch, [faces.length, size, size, 1])));
-  const rows = await output.array();
+  // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
+  const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
   output.dispose();
   const ctx = canvas.getContext("2d");
   const line = Math.max(2, canvas.width / 300);

@@ -166,3 +166,21 @@ export function modelInput(crops, normalization) {
   });
   return out;
 }
+
+/**
+ * Class probabilities with temperature scaling applied: softmax(log p / T),
+ * the calibration fitted on PublicTest (metadata.temperature); T = 1 leaves
+ * them as they are.
+ * @param {ArrayLike<number>} probabilities one row
+ * @param {number} [temperature]
+ * @returns {number[]}
+ */
+export function calibrate(probabilities, temperature = 1) {
+  const row = Array.from(probabilities);
+  if (temperature === 1) return row;
+  const logits = row.map((p) => Math.log(Math.max(p, 1e-12)) / temperature);
+  const top = Math.max(...logits);
+  const exps = logits.map((l) => Math.exp(l - top));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / total);
+}

@@ -21,7 +21,10 @@ Deno.test("the registry has a compact and a larger architecture, each summarised
   assert.ok(vgg.countParams() > 2 * compact.countParams());
   assert.match(modelSummary(compact), new RegExp(`Total params: ${compact.countParams()}`));
   assert.deepEqual(compact.outputs[0].shape, [null, 7]);
-  assert.throws(() => buildModel("resnet9000"), /unknown architecture "resnet9000"; choose one of: compact, vgg/);
+  assert.throws(
+    () => buildModel("resnet9000"),
+    /unknown architecture "resnet9000"; choose one of: compact, medium, vgg/,
+  );
   compact.dispose();
   vgg.dispose();
 });

@@ -1,0 +1,88 @@
+/**
+ * Calibration: how far the predicted probabilities are from the accuracy
+ * they claim (expected calibration error, reliability bins), and temperature
+ * scaling (Guo et al. 2017), one number fitted on PublicTest that softens or
+ * sharpens every prediction without changing any argmax.
+ */
+import { calibrate } from "../web/face_pipeline.js";
+
+/** Row-major probabilities [n, classes] with temperature `t` applied to every row. */
+export function applyTemperature(probabilities: Float32Array, classes: number, t: number): Float32Array {
+  const out = new Float32Array(probabilities.length);
+  for (let r = 0; r < probabilities.length / classes; r++) {
+    out.set(calibrate(probabilities.subarray(r * classes, (r + 1) * classes), t), r * classes);
+  }
+  return out;
+}
+
+/** Mean negative log-likelihood of the true classes. */
+function nll(probabilities: Float32Array, labels: Uint8Array, classes: number): number {
+  let sum = 0;
+  for (let i = 0; i < labels.length; i++) sum -= Math.log(Math.max(probabilities[i * classes + labels[i]], 1e-12));
+  return sum / labels.length;
+}
+
+/** The temperature (0.05..20) that minimizes the NLL of `labels`: golden-section search on log T. */
+export function fitTemperature(probabilities: Float32Array, labels: Uint8Array, classes: number): number {
+  const loss = (logT: number) => nll(applyTemperature(probabilities, classes, Math.exp(logT)), labels, classes);
+  let a = Math.log(0.05), b = Math.log(20);
+  const ratio = (Math.sqrt(5) - 1) / 2;
+  let c = b - ratio * (b - a), d = a + ratio * (b - a);
+  let fc = loss(c), fd = loss(d);
+  for (let i = 0; i < 40; i++) {
+    if (fc < fd) {
+      b = d, d = c, fd = fc;
+      c = b - ratio * (b - a), fc = loss(c);
+    } else {
+      a = c, c = d, fc = fd;
+      d = a + ratio * (b - a), fd = loss(d);
+    }
+  }
+  return Math.exp((a + b) / 2);
+}
+
+/** One bin of a reliability diagram: predictions whose confidence (top probability) falls in [from, to). */
+export interface ReliabilityBin {
+  from: number;
+  to: number;
+  count: number;
+  confidence: number;
+  accuracy: number;
+}
+
+/** Predictions grouped by confidence into `bins` equal-width bins (empty bins included, with zeros). */
+export function reliabilityBins(
+  probabilities: Float32Array,
+  labels: Uint8Array,
+  classes: number,
+  bins = 15,
+): ReliabilityBin[] {
+  const out = Array.from(
+    { length: bins },
+    (_, b) => ({ from: b / bins, to: (b + 1) / bins, count: 0, confidence: 0, accuracy: 0 }),
+  );
+  for (let i = 0; i < labels.length; i++) {
+    const row = probabilities.subarray(i * classes, (i + 1) * classes);
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+    const bin = out[Math.min(bins - 1, Math.floor(row[best] * bins))];
+    bin.count++;
+    bin.confidence += row[best];
+    bin.accuracy += best === labels[i] ? 1 : 0;
+  }
+  for (const bin of out) {
+    if (bin.count) [bin.confidence, bin.accuracy] = [bin.confidence / bin.count, bin.accuracy / bin.count];
+  }
+  return out;
+}
+
+/** Expected calibration error: the count-weighted mean gap between confidence and accuracy over the bins. */
+export function expectedCalibrationError(
+  probabilities: Float32Array,
+  labels: Uint8Array,
+  classes: number,
+  bins = 15,
+): number {
+  return reliabilityBins(probabilities, labels, classes, bins)
+    .reduce((sum, b) => sum + (b.count / labels.length) * Math.abs(b.confidence - b.accuracy), 0);
+}
