@@ -1,14 +1,19 @@
 /**
- * Convolution gradient kernels for the tfjs WASM backend, built from the
- * backend's fast (XNNPACK) forward Conv2D.
+ * Convolution kernels for the tfjs WASM backend, for training.
  *
- * tfjs-backend-wasm 4.22 has no `Conv2DBackpropFilter`, so no conv net can
- * train on it. The filter gradient is itself a convolution: swap the batch
- * and channel axes of the input, use the output gradient as the filter,
- * dilated by the forward stride:
- *
- *   dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-pt, ow*s+kw-pl, ci] * dy[n,oh,ow,co]
- *                   = conv(xT[ci, h, w, n], dyT[oh, ow, n, co], dilation s)[ci, kh, kw, co]
+ * - 3x3 "same" convolutions with stride 1 (every convolution of our
+ *   architectures but the first layer's) go through Winograd F(2x2, 3x3) on
+ *   our native kernels (kernels.c): the forward pass, the input gradient
+ *   (the same convolution with the flipped, transposed filter) and the
+ *   filter gradient, each with 16 multiply-adds per 2x2 outputs and channel
+ *   pair instead of 36.
+ * - Other stride-1 filter gradients: a direct SIMD kernel accumulating the
+ *   filter gradient in registers (tfjs-backend-wasm 4.22 has none at all).
+ * - Everything else: the filter gradient as a forward convolution of the
+ *   transposed input with the output gradient as filter, dilated by the
+ *   stride; the input gradient as a forward convolution of the stride-spread
+ *   output gradient (the backend's own kernel is 5-10x slower); forward
+ *   convolutions on the backend's own XNNPACK kernel.
  */
 import * as tf from "@tensorflow/tfjs";
 import { heapOffset, nativeKernels } from "./native.ts";
