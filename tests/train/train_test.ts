@@ -44,6 +44,7 @@ Deno.test({
       epochs: 3,
       batchSize: 32,
       lr: 0.001,
+      schedule: "plateau" as const,
       augment: false,
       averageFrom: 2,
       out,
