@@ -3,22 +3,37 @@
  * print a one-line note instead, so the same code runs headless.
  */
 import { encodeBase64 } from "./base64.ts";
-import type { VegaLiteSpec } from "./charts.ts";
+import { renderSvg, svgToPng, type VegaLiteSpec } from "./charts.ts";
 
 interface Jupyter {
-  display(bundle: Record<string, unknown>, options?: { raw?: boolean }): Promise<void>;
+  display(
+    bundle: Record<string, unknown>,
+    options?: { raw?: boolean; display_id?: string; update?: boolean },
+  ): Promise<void>;
 }
+
+/** Display ids already shown in this kernel: showing one again updates it in place. */
+const shown = new Set<string>();
 
 function jupyter(): Jupyter | undefined {
   return (Deno as unknown as { jupyter?: Jupyter }).jupyter;
 }
 
-/** Show a Vega-Lite chart inline. */
-export async function showVegaLite(spec: VegaLiteSpec): Promise<void> {
+/**
+ * Show a Vega-Lite chart inline, with a PNG of it in the same bundle (Jupyter
+ * draws the live chart; GitHub, nbviewer and VS Code show the picture). With
+ * `displayId`, a second call with the same id redraws the first output in
+ * place (live training curves).
+ */
+export async function showVegaLite(spec: VegaLiteSpec, displayId?: string): Promise<void> {
   const title = typeof spec.title === "string" ? spec.title : "chart";
   const kernel = jupyter();
   if (!kernel) return console.log(`[chart: ${title}]`);
-  await kernel.display({ "application/vnd.vegalite.v5+json": spec, "text/plain": `[chart: ${title}]` }, { raw: true });
+  const png = encodeBase64(await svgToPng(await renderSvg(spec), 1));
+  const bundle = { "application/vnd.vegalite.v5+json": spec, "image/png": png, "text/plain": `[chart: ${title}]` };
+  const update = displayId !== undefined && shown.has(displayId);
+  if (displayId !== undefined) shown.add(displayId);
+  await kernel.display(bundle, { raw: true, ...(displayId ? { display_id: displayId, update } : {}) });
 }
 
 /** Show PNG bytes inline. */
