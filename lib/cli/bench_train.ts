@@ -149,13 +149,17 @@ async function torchTrainSpeed(
   return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").pop()!).torch_img_s;
 }
 
-/** The shipped model's architecture, when outputs/model holds one. */
-function shippedArch(): string | undefined {
+/**
+ * The architectures the shipped model is made of (one, or an ensemble's
+ * members: "ensemble of compact, compact"); none when outputs/model holds no model.
+ */
+function shippedArchs(): string[] {
   try {
     const metadata = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model", "metadata.json")));
-    return metadata.architecture;
+    const named = String(metadata.architecture).replace(/^ensemble of /, "").split(/,\s*/);
+    return named.filter((arch) => ARCHITECTURES[arch]);
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -188,8 +192,7 @@ async function main(args: string[]) {
     args,
   );
   const { batch, steps, workers, rounds } = values;
-  const shipped = shippedArch();
-  const archs = [...new Set([values.arch, ...(shipped ? [shipped] : [])])];
+  const archs = [...new Set([values.arch, ...shippedArchs()])];
   for (const arch of archs) {
     if (!ARCHITECTURES[arch]) throw new Error(`--arch ${arch}: choose one of ${Object.keys(ARCHITECTURES).join(", ")}`);
   }
