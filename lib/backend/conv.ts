@@ -17,6 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { heapOffset, nativeKernels } from "./native.ts";
+import { replaceWasmKernel } from "./registry.ts";
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -157,6 +158,12 @@ export function conv2dBackpropInput(
 /** Bytes of Winograd scratch (transformed inputs and products) per chunk of images: about half an L2 cache. */
 const WINOGRAD_CHUNK_BYTES = 1 << 20;
 
+/** Images per Winograd chunk: as many as keep its 16 transformed planes of inputs and outputs in cache. */
+function winogradChunk(n: number, tilesPerImage: number, cin: number, cout: number): number {
+  const bytesPerImage = 16 * 4 * tilesPerImage * (cin + cout);
+  return Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / bytesPerImage)));
+}
+
 /**
  * Whether a convolution takes the Winograd kernel: 3x3, stride 1, no
  * dilation, one pixel of zero padding all round ("same"), even height and
@@ -182,7 +189,7 @@ function winogradConv2D(backend: Backend, x: Info, filter: Info, cout: number, f
   const u = backend.makeOutput([16 * cin * cout], "float32");
   native.winograd_filter(at(filter), at(u), cin, cout, flip ? 1 : 0);
   const tilesPerImage = (h / 2) * (w / 2);
-  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const chunk = winogradChunk(n, tilesPerImage, cin, cout);
   const tiles = Math.ceil((chunk * tilesPerImage) / 4) * 4;
   const v = backend.makeOutput([16 * tiles * cin], "float32");
   const m = backend.makeOutput([16 * tiles * cout], "float32");
@@ -198,7 +205,7 @@ function winogradFilterGrad(backend: Backend, x: Info, dy: Info): Info {
   const cout = dy.shape[3];
   const at = (info: Info) => heapOffset(backend, info);
   const tilesPerImage = (h / 2) * (w / 2);
-  const chunk = Math.max(1, Math.min(n, Math.floor(WINOGRAD_CHUNK_BYTES / (64 * tilesPerImage * (cin + cout)))));
+  const chunk = winogradChunk(n, tilesPerImage, cin, cout);
   const v = backend.makeOutput([16 * chunk * tilesPerImage * cin], "float32");
   const y = backend.makeOutput([16 * chunk * tilesPerImage * cout], "float32");
   const m = backend.makeOutput([16 * cin * cout], "float32");
@@ -237,14 +244,9 @@ function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
 
 /** Register the gradient kernels, and Winograd for the forward convolution, on the wasm backend (once). */
 export function registerConvGradientKernels(): void {
-  for (const name of ["Conv2D", "FusedConv2D"]) {
-    const original = tf.getKernel(name, "wasm")!;
-    if ((original.kernelFunc as { winograd?: boolean }).winograd) continue;
-    const kernelFunc = conv2dKernel(original.kernelFunc);
-    (kernelFunc as { winograd?: boolean }).winograd = true;
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ ...original, kernelFunc });
-  }
+  replaceWasmKernel("Conv2D", conv2dKernel);
+  replaceWasmKernel("FusedConv2D", conv2dKernel);
+  replaceWasmKernel("Conv2DBackpropInput", () => conv2dBackpropInput as unknown as tf.KernelFunc);
   if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
     tf.registerKernel({
       kernelName: "Conv2DBackpropFilter",
@@ -252,10 +254,4 @@ export function registerConvGradientKernels(): void {
       kernelFunc: conv2dBackpropFilter as unknown as tf.KernelFunc,
     });
   }
-  tf.unregisterKernel("Conv2DBackpropInput", "wasm");
-  tf.registerKernel({
-    kernelName: "Conv2DBackpropInput",
-    backendName: "wasm",
-    kernelFunc: conv2dBackpropInput as unknown as tf.KernelFunc,
-  });
 }

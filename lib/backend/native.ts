@@ -12,6 +12,7 @@
  * - `MaxPoolGrad` for 2x2 windows, stride 2.
  */
 import * as tf from "@tensorflow/tfjs";
+import { replaceWasmKernel } from "./registry.ts";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -113,11 +114,6 @@ export function heapOffset(backend: Backend, info: Info): number {
   return backend.getMemoryOffset(info.dataId) as number;
 }
 
-/** Number of elements of a shape. */
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /** Whether the native batch-norm, dropout and ReLU kernels take a tensor of this shape on the active backend. */
 export function nativeApplies(x: tf.Tensor): boolean {
   return tf.getBackend() === "wasm" && x.dtype === "float32" && x.shape[x.rank - 1] % 4 === 0;
@@ -140,7 +136,7 @@ function batchNormForward({ inputs, backend, attrs }: KernelArgs): Info[] {
     at(variance),
     at(invstd),
     at(scratch),
-    sizeOf(x.shape) / channels,
+    tf.util.sizeFromShape(x.shape) / channels,
     channels,
     attrs.epsilon as number,
   );
@@ -164,7 +160,7 @@ function batchNormBackward({ inputs, backend }: KernelArgs): Info[] {
     at(dgamma),
     at(dbeta),
     at(scratch),
-    sizeOf(x.shape) / channels,
+    tf.util.sizeFromShape(x.shape) / channels,
     channels,
   );
   backend.disposeData(scratch.dataId);
@@ -179,7 +175,7 @@ function dropoutForward({ inputs, backend, attrs }: KernelArgs): Info[] {
     heapOffset(backend, x),
     heapOffset(backend, y),
     heapOffset(backend, mask),
-    sizeOf(x.shape),
+    tf.util.sizeFromShape(x.shape),
     1 - rate,
     seed >>> 0,
   );
@@ -193,7 +189,7 @@ function reluBackward({ inputs, backend }: KernelArgs): Info {
     heapOffset(backend, dy),
     heapOffset(backend, x),
     heapOffset(backend, dx),
-    sizeOf(x.shape),
+    tf.util.sizeFromShape(x.shape),
   );
   return dx;
 }
@@ -246,8 +242,6 @@ export function registerNativeKernels(): void {
   register("FerBatchNormBackward", batchNormBackward);
   register("FerDropout", dropoutForward);
   register("FerReluBackward", reluBackward);
-  const maxPoolGrad = tf.getKernel("MaxPoolGrad", "wasm")!;
-  tf.unregisterKernel("MaxPoolGrad", "wasm");
-  register("MaxPoolGrad", maxPoolGradKernel(maxPoolGrad.kernelFunc));
+  replaceWasmKernel("MaxPoolGrad", maxPoolGradKernel);
   tf.registerGradient({ kernelName: "Relu", inputsToSave: ["x"], gradFunc: reluGradient as tf.GradFunc });
 }

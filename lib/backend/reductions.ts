@@ -12,6 +12,7 @@
  *   copies cost more than the ReLUs.
  */
 import * as tf from "@tensorflow/tfjs";
+import { replaceWasmKernel } from "./registry.ts";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -67,16 +68,8 @@ function shareKernel(fallback: tf.KernelFunc): tf.KernelFunc {
 
 /** Replace Sum, Mean, Identity and Cast on the wasm backend (once). */
 export function registerFastKernels(): void {
-  const replace = (name: string, make: (fallback: tf.KernelFunc) => tf.KernelFunc) => {
-    const original = tf.getKernel(name, "wasm");
-    if (!original || (original.kernelFunc as { fast?: boolean }).fast) return;
-    const kernelFunc = make(original.kernelFunc);
-    (kernelFunc as { fast?: boolean }).fast = true;
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ ...original, kernelFunc });
-  };
-  replace("Sum", (f) => reductionKernel("Sum", f));
-  replace("Mean", (f) => reductionKernel("Mean", f));
-  replace("Identity", shareKernel);
-  replace("Cast", shareKernel);
+  replaceWasmKernel("Sum", (f) => reductionKernel("Sum", f));
+  replaceWasmKernel("Mean", (f) => reductionKernel("Mean", f));
+  replaceWasmKernel("Identity", shareKernel);
+  replaceWasmKernel("Cast", shareKernel);
 }

@@ -5,6 +5,7 @@
  * (`iter`, then `<variable>/m` for every variable, then `<variable>/v`), so
  * checkpoints move between the two.
  */
+import * as tf from "@tensorflow/tfjs";
 import type { NamedWeightData } from "../model/model_io.ts";
 
 /** One trainable variable's place in the flat array. */
@@ -34,13 +35,13 @@ export class FlatAdam {
   private readonly decayMask: Uint8Array;
 
   constructor(readonly slots: FlatSlot[], readonly options: AdamOptions = ADAM_DEFAULTS) {
-    const size = slots.reduce((n, s) => n + sizeOf(s.shape), 0);
+    const size = slots.reduce((n, s) => n + tf.util.sizeFromShape(s.shape), 0);
     this.m = new Float32Array(size);
     this.v = new Float32Array(size);
     this.decayMask = new Uint8Array(size);
     let offset = 0;
     for (const slot of slots) {
-      const n = sizeOf(slot.shape);
+      const n = tf.util.sizeFromShape(slot.shape);
       if (slot.decay) this.decayMask.fill(1, offset, offset + n);
       offset += n;
     }
@@ -68,7 +69,7 @@ export class FlatAdam {
     for (const [suffix, moments] of [["m", this.m], ["v", this.v]] as const) {
       let offset = 0;
       for (const { name, shape } of this.slots) {
-        const n = sizeOf(shape);
+        const n = tf.util.sizeFromShape(shape);
         out.push({ name: `${name}/${suffix}`, data: moments.slice(offset, offset + n), shape });
         offset += n;
       }
@@ -92,7 +93,7 @@ export class FlatAdam {
     for (const [k, target] of [this.m, this.v].entries()) {
       let offset = 0;
       this.slots.forEach((slot, i) => {
-        const saved = moments[k * this.slots.length + i], n = sizeOf(slot.shape);
+        const saved = moments[k * this.slots.length + i], n = tf.util.sizeFromShape(slot.shape);
         if (saved.data.length !== n) {
           throw new Error(`optimizer state ${saved.name}: ${saved.data.length} values, want ${n}`);
         }
@@ -101,8 +102,4 @@ export class FlatAdam {
       });
     }
   }
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
