@@ -32,9 +32,7 @@ export class LocalTrainer implements Trainer {
   ): Promise<LocalTrainer> {
     const copy = await tf.models.modelFromJSON(model.toJSON(undefined, false) as never);
     copy.setWeights(model.getWeights());
-    const stepper = await Stepper.create(copy, train, options);
-    if (optimizerWeights) await stepper.setState((await stepper.getState()).weights, optimizerWeights);
-    return new LocalTrainer(stepper);
+    return new LocalTrainer(await Stepper.create(copy, train, options, optimizerWeights));
   }
 
   async step(rows: number[], seed: number, lr: number): Promise<{ loss: number; correct: number }> {
@@ -43,10 +41,9 @@ export class LocalTrainer implements Trainer {
     return { loss, correct };
   }
 
-  async syncTo(model: tf.LayersModel): Promise<NamedWeightData[]> {
-    const { weights, optimizerWeights } = await this.stepper.getState();
-    tf.tidy(() => model.setWeights(weights.map((w) => tf.tensor(w.data, w.shape))));
-    return optimizerWeights;
+  syncTo(model: tf.LayersModel): Promise<NamedWeightData[]> {
+    model.setWeights(this.stepper.model.getWeights()); // the variables take references, nothing is read back
+    return Promise.resolve(this.stepper.optimizerWeights());
   }
 
   tensorCounts(): Promise<number[]> {

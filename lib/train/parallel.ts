@@ -16,11 +16,18 @@ import type { StepOptions, WeightData } from "./stepper.ts";
 import type { Trainer } from "./local.ts";
 
 export type WorkerRequest =
-  | { type: "init"; topology: unknown; weights: WeightData[]; train: FaceSet } & StepOptions
+  | {
+    type: "init";
+    topology: unknown;
+    weights: WeightData[];
+    train: FaceSet;
+    /** The optimizer's state, when resuming. */
+    optimizerWeights?: NamedWeightData[];
+  } & StepOptions
   | { type: "gradients"; rows: number[]; seed: number }
   | { type: "apply"; gradients: Float32Array; lr: number }
   | { type: "getState" }
-  | { type: "setState"; weights: WeightData[]; optimizerWeights?: NamedWeightData[] };
+  | { type: "setState"; weights: WeightData[] };
 
 export type WorkerReply =
   | { type: "ready" }
@@ -73,8 +80,8 @@ export class DataParallelTrainer implements Trainer {
       labelSmoothing: options.labelSmoothing,
       augment: options.augment,
       train,
+      optimizerWeights,
     })));
-    if (optimizerWeights) await trainer.all(workers.map(() => ({ type: "setState", weights, optimizerWeights })));
     return trainer;
   }
 

@@ -42,9 +42,19 @@ export class Stepper {
     this.loss = smoothedCrossEntropy(options.labelSmoothing);
   }
 
-  /** A stepper for `model` (its weights are read asynchronously: WebGPU has no synchronous read in Deno). */
-  static async create(model: tf.LayersModel, train: FaceSet, options: StepOptions): Promise<Stepper> {
-    return new Stepper(model, train, options, await flatWeights(model));
+  /**
+   * A stepper for `model`, its optimizer resuming from `optimizerWeights` when
+   * given (the weights are read asynchronously: WebGPU has no synchronous read in Deno).
+   */
+  static async create(
+    model: tf.LayersModel,
+    train: FaceSet,
+    options: StepOptions,
+    optimizerWeights?: NamedWeightData[],
+  ): Promise<Stepper> {
+    const stepper = new Stepper(model, train, options, await flatWeights(model));
+    if (optimizerWeights) stepper.optimizer.setWeights(optimizerWeights);
+    return stepper;
   }
 
   private variables(): tf.Variable[] {
@@ -100,14 +110,18 @@ export class Stepper {
     const weights = await Promise.all(
       this.model.getWeights().map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })),
     );
-    return { weights, optimizerWeights: this.optimizer.getWeights() };
+    return { weights, optimizerWeights: this.optimizerWeights() };
   }
 
-  /** Set all weights and, when given, the optimizer state. */
-  async setState(weights: WeightData[], optimizerWeights?: NamedWeightData[]): Promise<void> {
+  /** The optimizer's state, in tfjs Adam's layout (for checkpoints). */
+  optimizerWeights(): NamedWeightData[] {
+    return this.optimizer.getWeights();
+  }
+
+  /** Set all weights (the workers' merged BatchNorm statistics, say). */
+  async setWeights(weights: WeightData[]): Promise<void> {
     tf.tidy(() => this.model.setWeights(weights.map((w) => tf.tensor(w.data, w.shape))));
     this.weights = await flatWeights(this.model);
-    if (optimizerWeights) this.optimizer.setWeights(optimizerWeights);
   }
 }
 

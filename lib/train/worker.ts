@@ -25,7 +25,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
         await initBackend();
         const model = await tf.models.modelFromJSON(request.topology as tf.io.ModelJSON["modelTopology"] as never);
         model.setWeights(request.weights.map((w) => tf.tensor(w.data, w.shape)));
-        stepper = await Stepper.create(model, request.train, request);
+        stepper = await Stepper.create(model, request.train, request, request.optimizerWeights);
         reply({ type: "ready" });
         break;
       }
@@ -46,7 +46,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
         break;
       }
       case "setState": {
-        await stepper.setState(request.weights, request.optimizerWeights);
+        await stepper.setWeights(request.weights);
         reply({ type: "ready" });
         break;
       }
