@@ -5,6 +5,7 @@ import { loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { averageRun, snapshotEpochs } from "../train/average.ts";
 import { type FlagTable, parseFlags } from "./flags.ts";
 import { runCommand } from "./run.ts";
+import { readJson } from "../model/model_io.ts";
 
 export const AVERAGE_FLAGS = {
   run: { type: "string", value: "DIR", help: "a run folder trained with --average-from (it has snapshots/)" },
@@ -19,7 +20,7 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run) throw new Error("--run DIR is required (see --help)");
-  const config = JSON.parse(Deno.readTextFileSync(join(values.run, "config.json")));
+  const config = readJson<{ averageFrom?: number; data?: string }>(join(values.run, "config.json"));
   const from = values.from ?? config.averageFrom ?? snapshotEpochs(values.run)[0];
   if (from === undefined) throw new Error(`${values.run} holds no per-epoch snapshots to average`);
   await initBackend();

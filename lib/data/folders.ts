@@ -2,11 +2,11 @@
  * Image folders `<root>/<split>/<class>/*` (any format sharp reads, links
  * followed) into 48x48 gray typed arrays.
  */
-import { extname, join } from "node:path";
+import { join } from "node:path";
 import { EMOTIONS, type Split, SPLITS } from "./labels.ts";
 import type { BadRow, FaceSet, FerData, LoadOptions } from "./dataset.ts";
 import { IMAGE_SIZE, packRows } from "./dataset.ts";
-import { decodeImage, IMAGE_EXTENSIONS } from "../vision/images.ts";
+import { decodeImage, isImageFile } from "../vision/images.ts";
 import { resizeGray, toGray } from "../web/face_pipeline.js";
 import { listFolder, walkFiles } from "../util/files.ts";
 
@@ -54,10 +54,9 @@ export async function loadImageFolders(root: string, options: LoadOptions = {}):
           `${join(root, splitDir.name, classDir.name)}: unknown class folder; expected one of ${EMOTIONS.join(", ")}`,
         );
       }
-      const isImage = (name: string) => IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
       const classFolder = join(root, splitDir.name, classDir.name);
       const broken = (path: string) => skipped.push({ line: ++files, reason: `${path}: a link to nothing` });
-      for (const path of walkFiles(classFolder, isImage, broken)) {
+      for (const path of walkFiles(classFolder, isImageFile, broken)) {
         files++;
         try {
           const gray = resizeGray(toGray(await decodeImage(await Deno.readFile(path), path)), IMAGE_SIZE, IMAGE_SIZE);

@@ -92,6 +92,13 @@ function opsBatchNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsil
 
 // deno-lint-ignore no-explicit-any
 type LayerClass = new (args: any) => any;
+/** Register a layer class for (de)serialization under its `className` (the standard class's name). */
+function registerLayerClass(cls: LayerClass): void {
+  tf.serialization.registerClass(
+    cls as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
+  );
+}
+
 const BatchNormalizationBase = Object.getPrototypeOf(tf.layers.batchNormalization({})).constructor as LayerClass;
 
 /** tfjs-layers BatchNormalization (last axis) with the fast training gradient above. */
@@ -114,9 +121,7 @@ export class FastBatchNormalization extends BatchNormalizationBase {
     });
   }
 }
-tf.serialization.registerClass(
-  FastBatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-);
+registerLayerClass(FastBatchNormalization);
 
 /** A BatchNormalization layer (fast training gradient; saves as the standard class). */
 export function batchNormalization(args: { momentum?: number; epsilon?: number; name?: string }): tf.layers.Layer {
@@ -135,7 +140,6 @@ export function nativeDropout(x: tf.Tensor, rate: number, seed: number): tf.Tens
 }
 
 const DropoutBase = Object.getPrototypeOf(tf.layers.dropout({ rate: 0.5 })).constructor as LayerClass;
-let dropoutCalls = 0;
 
 /** tfjs-layers Dropout whose training-mode mask comes from the native kernel on the wasm backend. */
 export class FastDropout extends DropoutBase {
@@ -147,13 +151,11 @@ export class FastDropout extends DropoutBase {
     if (!kwargs?.training || !(this.rate > 0) || this.noiseShape || !nativeApplies(input)) {
       return super.call(inputs, kwargs);
     }
-    const seed = (Math.random() * 2 ** 32 + ++dropoutCalls) >>> 0;
+    const seed = Math.floor(Math.random() * 2 ** 32);
     return tf.tidy(() => nativeDropout(input, this.rate, seed));
   }
 }
-tf.serialization.registerClass(
-  FastDropout as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-);
+registerLayerClass(FastDropout);
 
 /** A Dropout layer (native training mask; saves as the standard class). */
 export function dropout(args: { rate: number; name?: string }): tf.layers.Layer {
@@ -180,9 +182,7 @@ export class FastConv2D extends Conv2DBase {
     return tf.conv2d(input as tf.Tensor4D, this.kernel.read(), this.strides, this.padding, "NHWC", this.dilationRate);
   }
 }
-tf.serialization.registerClass(
-  FastConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>,
-);
+registerLayerClass(FastConv2D);
 
 /** A Conv2D layer (plain op in training; saves as the standard class). */
 export function conv2d(args: Parameters<typeof tf.layers.conv2d>[0]): tf.layers.Layer {

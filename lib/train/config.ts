@@ -10,6 +10,7 @@ import { architectureNames } from "../model/architectures.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
 import { type FlagTable, parseFlags } from "../cli/flags.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
+import { readJson } from "../model/model_io.ts";
 
 /** Everything that defines a training run; saved as `config.json`. */
 export interface TrainConfig {
@@ -214,14 +215,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   const resume = values.resume;
   if (resume && !values.out) throw new Error("--resume needs --out DIR (the run folder to continue)");
   const savedPath = resume ? join(values.out!, "config.json") : undefined;
-  let saved: Partial<TrainConfig> = {};
-  if (savedPath && exists(savedPath)) {
-    try {
-      saved = JSON.parse(Deno.readTextFileSync(savedPath));
-    } catch (error) {
-      throw new Error(`${savedPath} is damaged (${(error as Error).message}); it cannot be resumed`);
-    }
-  }
+  const saved: Partial<TrainConfig> = savedPath && exists(savedPath) ? readJson(savedPath) : {};
   // A new run without --recipe starts from DEFAULT_RECIPE; a resumed one from what it was started with.
   const recipe = values.recipe ?? (resume ? saved.recipe : DEFAULT_RECIPE);
   const config: Record<string, unknown> = { ...DEFAULT_CONFIG, ...(recipe ? RECIPES[recipe] : {}), ...saved };

@@ -1,5 +1,6 @@
 /** Image decoding and encoding through sharp (libvips), and the pixel operations the pipeline needs. */
 import sharp from "sharp";
+import { extname } from "node:path";
 
 /** A decoded image: 8-bit RGBA, row-major. */
 export interface RgbaImage {
@@ -20,6 +21,11 @@ export const MAX_PIXELS = 40_000_000;
 
 /** File extensions read as images from folders (anything libvips decodes is tried when named directly). */
 export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".avif", ".tif", ".tiff", ".gif"];
+
+/** Whether a file name has one of IMAGE_EXTENSIONS (any case). */
+export function isImageFile(name: string): boolean {
+  return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
+}
 
 /**
  * Decode an image file's bytes (JPEG, PNG, WebP, AVIF, TIFF, GIF: whatever

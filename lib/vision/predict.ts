@@ -3,10 +3,10 @@
  * each (a bad file gets an `error`, the batch goes on), and the annotated
  * picture. `deno task predict` is lib/cli/predict.ts.
  */
-import { extname, join } from "node:path";
+import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
 import { type LoadedModel } from "../model/model_io.ts";
-import { decodeImage, encodeRgbaPng, IMAGE_EXTENSIONS, type RgbaImage } from "./images.ts";
+import { decodeImage, encodeRgbaPng, isImageFile, type RgbaImage } from "./images.ts";
 import { classifyCrops, type FaceOptions, type FaceResult, findFaces, type FoundFace, labelFaces } from "./faces.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import { exists, projectPath } from "../util/paths.ts";
@@ -23,13 +23,12 @@ export interface Prediction {
 /** Files to predict: given files as they are, folders recursed for image extensions, sorted. */
 export function collectImages(paths: string[], onBroken?: (path: string) => void): string[] {
   const out: string[] = [];
-  const isImage = (name: string) => IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
   for (const path of paths) {
     let isDirectory = false;
     try {
       isDirectory = Deno.statSync(path).isDirectory;
     } catch { /* missing: reported when read */ }
-    if (isDirectory) out.push(...walkFiles(path, isImage, onBroken));
+    if (isDirectory) out.push(...walkFiles(path, isImageFile, onBroken));
     else out.push(path);
   }
   return out;
