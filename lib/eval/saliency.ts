@@ -30,10 +30,11 @@ export async function saliencyMaps(
 ): Promise<Float32Array> {
   const { samples = 8, noise = 0.1, seed = 1 } = options;
   const [n, height, width] = images.shape;
-  const targets = classes ?? Array.from((await (model.predict(images) as tf.Tensor).argMax(-1).data()) as Int32Array);
+  const predicted = classes ? undefined : tf.tidy(() => (model.predict(images) as tf.Tensor).argMax(-1));
+  const targets = classes ?? Array.from((await predicted!.data()) as Int32Array);
+  predicted?.dispose();
   const random = seededRandom(seed);
-  const sum = tf.zeros([n, height, width, 1]);
-  let total = sum;
+  let total = tf.zeros([n, height, width, 1]);
   for (let s = 0; s < samples; s++) {
     const noisy = samples === 1
       ? images
