@@ -120,6 +120,23 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
     earlyStoppingPatience: 45,
     seed: 5,
   },
+  /**
+   * The pilot table's winner at full length: the medium net (700k
+   * parameters) on the fast recipe's one-cycle schedule, AdamW and label
+   * smoothing, every epoch scored on PublicTest, the best kept.
+   */
+  medium: {
+    arch: "medium",
+    schedule: "onecycle",
+    epochs: 45,
+    batchSize: 128,
+    lr: 3e-3,
+    minLr: 1e-5,
+    weightDecay: 5e-3,
+    labelSmoothing: 0.1,
+    earlyStoppingPatience: 45,
+    seed: 11,
+  },
   /** A second, independent compact net on a short cosine schedule: an ensemble member that errs differently. */
   "compact-fer-short": {
     arch: "compact",
