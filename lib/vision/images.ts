@@ -66,6 +66,12 @@ export async function encodeGrayPng(image: GrayImage): Promise<Uint8Array> {
   return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
 }
 
+/** Encode a gray image as JPEG bytes (small faces for the explorer: about a quarter of their PNG size). */
+export async function encodeGrayJpeg(image: GrayImage, quality = 85): Promise<Uint8Array> {
+  const raw = { width: image.width, height: image.height, channels: 1 as const };
+  return new Uint8Array(await sharp(image.data, { raw }).jpeg({ quality }).toBuffer());
+}
+
 /** Lay square gray images of side `size` out in a grid, `columns` wide, with a white `gap`. */
 export function tileGray(images: Uint8Array[], size: number, columns: number, gap = 2): GrayImage {
   const rows = Math.ceil(images.length / columns);

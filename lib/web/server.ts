@@ -1,8 +1,10 @@
 /**
  * A static page that recognizes emotions in the browser (lib/web/): face
  * detection and our saved model run there with tfjs on WASM; the photo
- * never leaves the browser. Serves only files: the page, tfjs/face-api/vega
- * builds and WASM binaries from node_modules, the model folder.
+ * never leaves the browser; /explorer, the test set's features in 2-D
+ * (Plotly, MODEL/explorer.json). Serves only files: the pages, tfjs,
+ * face-api, vega and plotly builds and WASM binaries from node_modules, the
+ * model folder.
  * `deno task serve` is lib/cli/serve.ts. Only GET and HEAD are answered
  * (405 otherwise); a path with a malformed %-escape gets 400.
  */
@@ -32,6 +34,11 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/": join(web, "index.html"),
       "/app.js": join(web, "app.js"),
       "/face_pipeline.js": join(web, "face_pipeline.js"),
+      "/saliency.js": join(web, "saliency.js"),
+      "/explorer": join(web, "explorer.html"),
+      "/explorer.js": join(web, "explorer.js"),
+      "/explorer_figure.js": join(web, "explorer_figure.js"),
+      "/vendor/plotly.min.js": packageFile("plotly.js-dist-min"),
       "/vendor/face-api.esm.js": join(faceApiDist, "face-api.esm.js"),
       "/vendor/vega.min.js": join(dirname(packageFile("vega")), "vega.min.js"),
       "/vendor/vega-lite.min.js": join(dirname(packageFile("vega-lite")), "vega-lite.min.js"),

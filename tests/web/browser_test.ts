@@ -5,13 +5,15 @@
  * non-images and face-less photos. Its screenshot is the README's. The
  * page and `recognizeEmotions` in Deno must agree on the same photo (one
  * face pipeline, lib/web/face_pipeline.js). Chromium here runs the WASM
- * backend.
+ * backend. The explorer page plots a test sample's features and shows the
+ * face under the pointer.
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { initBackend } from "../../lib/backend/backend.ts";
-import { facePixels, loadDataset, resolveDataPath } from "../../lib/data/dataset.ts";
+import { facePixels, loadDataset, resolveDataPath, stratifiedSample } from "../../lib/data/dataset.ts";
+import { explorerData } from "../../lib/eval/explorer.ts";
 import { decodeImage, encodeRgbaPng } from "../../lib/vision/images.ts";
 import { sceneWithFace } from "../../lib/vision/synthetic.ts";
 import { recognizeEmotions } from "../../lib/vision/faces.ts";
@@ -113,4 +115,56 @@ Deno.test("the page server answers only GET and HEAD, and a malformed %-escape w
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test({
+  name: "the explorer page plots the test faces and shows the face and probabilities under the pointer",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const dir = Deno.makeTempDirSync();
+    const loaded = await loadModel(projectPath("outputs", "model"));
+    const set = (await loadDataset(resolveDataPath())).splits.PrivateTest;
+    const rows = stratifiedSample(set.labels, 70, 1);
+    const data = await explorerData(loaded.model, set, rows, { split: "PrivateTest", labels: EMOTIONS });
+    Deno.writeTextFileSync(join(dir, "explorer.json"), JSON.stringify(data));
+    const server = startServer({ port: 0, modelDir: dir });
+    const empty = startServer({ port: 0, modelDir: Deno.makeTempDirSync() });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/explorer`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+      assert.equal(await page.$$eval(".scatterlayer .point", (els) => els.length), rows.length, "a marker per face");
+      assert.equal(await page.$$eval(".legendtext", (els) => els.length), EMOTIONS.length, "a legend entry per class");
+      // Hover over one marker: its face and its seven probabilities appear.
+      const box = await page.locator(".scatterlayer .point").nth(5).boundingBox();
+      assert.ok(box, "the marker is on screen");
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.waitForSelector("body[data-shown]", { timeout: 10_000 });
+      const shown = Number(await page.getAttribute("body", "data-shown"));
+      const point = data.points.find((p) => p.row === shown);
+      assert.ok(point, `the shown row ${shown} is one of the plotted faces`);
+      assert.equal(
+        await page.$eval("#face", (img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+        48,
+        "the face is drawn",
+      );
+      assert.equal(await page.$$eval("#bars .bar", (els) => els.length), EMOTIONS.length);
+      assert.match(await page.textContent("#verdict") ?? "", new RegExp(`row ${shown}: ${EMOTIONS[point.label]}`));
+      await page.screenshot({ path: join(projectPath("outputs", "tests"), "explorer.png"), fullPage: true });
+
+      await page.goto(`http://127.0.0.1:${(empty.addr as Deno.NetAddr).port}/explorer`);
+      await page.waitForSelector("body[data-state=error]");
+      assert.match(await page.textContent("#status") ?? "", /deno task explore/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+      await empty.shutdown();
+    }
+  },
 });
