@@ -2,11 +2,14 @@
 // each photo: detect faces, crop each to the model's gray input, classify,
 // and draw boxes, labels and a probability chart per face. Detection input,
 // boxes, crops and normalization come from face_pipeline.js, the same file
-// `deno task predict` uses, so a photo gets the same answer in both.
+// `deno task predict` uses, so a photo gets the same answer in both. With
+// "show where the model looks" ticked, each face gets its SmoothGrad saliency
+// map (saliency.js, the code notebook 05 runs) drawn over it.
 import * as faceapi from "/vendor/face-api.esm.js";
 import {
   calibrate,
   cropFace,
+  cropSquare,
   detectionScale,
   detectorInput,
   FACE_SETTINGS,
@@ -14,12 +17,15 @@ import {
   photoBoxes,
   toGray,
 } from "/face_pipeline.js";
+import { saliencyMaps } from "/saliency.js";
+import { registerFilterGradient } from "/filter_gradient.js";
 
 const tf = faceapi.tf;
 const status = document.getElementById("status");
 const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
-let model, metadata;
+const saliencyToggle = document.getElementById("saliency");
+let model, metadata, lastFile;
 
 function say(text, isError = false) {
   status.textContent = text;
@@ -28,6 +34,7 @@ function say(text, isError = false) {
 }
 
 async function init() {
+  registerFilterGradient(tf);
   tf.setWasmPaths("/vendor/wasm/");
   await tf.setBackend("wasm");
   await tf.ready();
@@ -93,9 +100,28 @@ function probabilityChart(probabilities) {
   };
 }
 
+/**
+ * Draw a saliency map (size x size, 0..1) over the face's crop square on the
+ * page's canvas: transparent where the pixels barely move the model's
+ * answer (under 15% of the face's peak), red to yellow where they move it most.
+ */
+function drawSaliency(ctx, map, size, box, drawScale) {
+  const heat = new OffscreenCanvas(size, size);
+  const image = new ImageData(size, size);
+  map.forEach((v, p) => {
+    image.data.set([255, Math.round(255 * v), 0, Math.round(220 * Math.min(1, Math.max(0, (v - 0.15) / 0.6)))], 4 * p);
+  });
+  heat.getContext("2d").putImageData(image, 0, 0);
+  const [x0, y0, side] = cropSquare(box);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(heat, x0 * drawScale, y0 * drawScale, side * drawScale, side * drawScale);
+}
+
 async function analyse(file) {
+  lastFile = file;
   facesPanel.replaceChildren();
   delete document.body.dataset.results;
+  delete document.body.dataset.saliency;
   if (!file.type.startsWith("image/")) {
     canvas.width = canvas.height = 0;
     return say(`"${file.name}" is not an image (${file.type || "unknown type"}). Pick a JPEG or PNG photo.`, true);
@@ -116,11 +142,29 @@ async function analyse(file) {
   const size = metadata.inputSize;
   const gray = toGray(photo);
   const batch = modelInput(faces.map((f) => cropFace(gray, f.box, size)), metadata.normalization);
-  const output = tf.tidy(() => model.predict(tf.tensor4d(batch, [faces.length, size, size, 1])));
+  const input = tf.tensor4d(batch, [faces.length, size, size, 1]);
+  const output = model.predict(input);
   // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
   const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
   output.dispose();
   const ctx = canvas.getContext("2d");
+  if (saliencyToggle.checked) {
+    say("Computing where the model looks…");
+    const classes = rows.map((row) => row.indexOf(Math.max(...row)));
+    let maps;
+    try {
+      maps = await saliencyMaps(tf, model, input, classes);
+    } catch (err) {
+      input.dispose();
+      return say(`Could not compute where the model looks: ${err.message}`, true);
+    }
+    faces.forEach((f, i) =>
+      drawSaliency(ctx, maps.subarray(i * size * size, (i + 1) * size * size), size, f.box, drawScale)
+    );
+    globalThis.saliencyMaps = Array.from(maps);
+    document.body.dataset.saliency = String(faces.length);
+  }
+  input.dispose();
   const line = Math.max(2, canvas.width / 300);
   const results = rows.map((row, i) => {
     const [x, y, width, height] = faces[i].box.map((v) => v * drawScale);
@@ -147,6 +191,7 @@ async function analyse(file) {
   document.body.dataset.faces = String(rows.length);
 }
 
+saliencyToggle.addEventListener("change", () => lastFile && analyse(lastFile));
 document.getElementById("file").addEventListener("change", (e) => e.target.files[0] && analyse(e.target.files[0]));
 const drop = document.getElementById("drop");
 drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));

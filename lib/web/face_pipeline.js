@@ -128,6 +128,19 @@ export function resizeGray(image, outWidth, outHeight) {
 }
 
 /**
+ * The square a face is cropped from: `box` grown by `margin` on each side,
+ * centred on it, as [left, top, side] in photo pixels (may leave the photo).
+ * @param {[number, number, number, number]} box
+ * @param {number} [margin]
+ * @returns {[number, number, number]}
+ */
+export function cropSquare(box, margin = FACE_SETTINGS.margin) {
+  const [x, y, w, h] = box;
+  const n = Math.max(1, Math.round(Math.max(w, h) * (1 + 2 * margin)));
+  return [Math.round(x + w / 2 - n / 2), Math.round(y + h / 2 - n / 2), n];
+}
+
+/**
  * A square crop around `box`, grown by `margin`, resized to `size` x `size`;
  * where the square leaves the photo its edge pixels repeat.
  * @param {{ width: number; height: number; data: Uint8Array }} gray
@@ -137,9 +150,7 @@ export function resizeGray(image, outWidth, outHeight) {
  * @returns {{ width: number; height: number; data: Uint8Array }}
  */
 export function cropFace(gray, box, size, margin = FACE_SETTINGS.margin) {
-  const [x, y, w, h] = box;
-  const n = Math.max(1, Math.round(Math.max(w, h) * (1 + 2 * margin)));
-  const x0 = Math.round(x + w / 2 - n / 2), y0 = Math.round(y + h / 2 - n / 2);
+  const [x0, y0, n] = cropSquare(box, margin);
   const data = new Uint8Array(n * n);
   for (let j = 0; j < n; j++) {
     const sy = Math.min(gray.height - 1, Math.max(0, y0 + j));

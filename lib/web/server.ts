@@ -35,6 +35,7 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/app.js": join(web, "app.js"),
       "/face_pipeline.js": join(web, "face_pipeline.js"),
       "/saliency.js": join(web, "saliency.js"),
+      "/filter_gradient.js": join(web, "filter_gradient.js"),
       "/explorer": join(web, "explorer.html"),
       "/explorer.js": join(web, "explorer.js"),
       "/explorer_figure.js": join(web, "explorer_figure.js"),

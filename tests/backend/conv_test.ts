@@ -1,6 +1,7 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { ARCHITECTURES } from "../../lib/model/architectures.ts";
+import { filterGradientKernel } from "../../lib/web/filter_gradient.js";
 
 /** dx and dw of sum(conv2d(x, w) * dy) on the active backend. */
 type Shape4 = [number, number, number, number];
@@ -94,5 +95,26 @@ Deno.test("conv2d filter gradient matches finite differences", async () => {
     minus[i] -= h;
     const numeric = (loss(plus) - loss(minus)) / (2 * h);
     assert.ok(Math.abs(numeric - grad[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `w[${i}]: ${grad[i]} vs ${numeric}`);
+  }
+});
+
+Deno.test("the page's JavaScript filter-gradient kernel matches ours: same, valid and strided", async () => {
+  await initBackend();
+  const kernel = filterGradientKernel(tf);
+  for (const [stride, pad] of [[1, "same"], [1, "valid"], [2, "same"]] as const) {
+    const xs: Shape4 = [2, 9, 7, 3], ws: Shape4 = [3, 3, 3, 4];
+    const x = tf.tensor4d(random(2 * 9 * 7 * 3, 5), xs);
+    const dyShape = tf.conv2d(x, tf.zeros(ws) as tf.Tensor4D, stride, pad).shape;
+    const dy = tf.tensor4d(random(dyShape.reduce((a, b) => a * b), 9), dyShape);
+    const ours = tf.grad((w: tf.Tensor) => tf.conv2d(x, w as tf.Tensor4D, stride, pad).mul(dy).sum())(tf.zeros(ws));
+    const info = kernel({
+      inputs: { x, dy },
+      backend: tf.backend(),
+      attrs: { strides: stride, pad, dataFormat: "NHWC", dimRoundingMode: undefined, filterShape: ws },
+    });
+    const page = tf.engine().makeTensorFromTensorInfo(info);
+    const gap = tf.max(tf.abs(page.sub(ours))).dataSync()[0];
+    assert.ok(gap < 1e-4, `stride ${stride} ${pad}: largest difference ${gap}`);
+    tf.dispose([x, dy, ours, page]);
   }
 });

@@ -4,14 +4,17 @@
  * test photo and draws its label and probability chart, and explains
  * non-images and face-less photos. Its screenshot is the README's. The
  * page and `recognizeEmotions` in Deno must agree on the same photo (one
- * face pipeline, lib/web/face_pipeline.js). Chromium here runs the WASM
+ * face pipeline, lib/web/face_pipeline.js), and so must their saliency
+ * maps (one lib/web/saliency.js). Chromium here runs the WASM
  * backend. The explorer page plots a test sample's features and shows the
  * face under the pointer.
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { initBackend } from "../../lib/backend/backend.ts";
+import { initBackend, tf } from "../../lib/backend/backend.ts";
+import { saliencyMaps } from "../../lib/eval/saliency.ts";
+import { cropFace, modelInput, toGray } from "../../lib/web/face_pipeline.js";
 import { facePixels, loadDataset, resolveDataPath, stratifiedSample } from "../../lib/data/dataset.ts";
 import { explorerData } from "../../lib/eval/explorer.ts";
 import { decodeImage, encodeRgbaPng } from "../../lib/vision/images.ts";
@@ -82,6 +85,31 @@ Deno.test({
       const shots = projectPath("outputs", "tests");
       Deno.mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, "page.png"), fullPage: true });
+
+      // Where the model looks: the page's SmoothGrad map of the face is the one Deno computes on the same crop.
+      await page.check("#saliency");
+      await page.waitForSelector("body[data-saliency], body[data-state=error]", { timeout: 120_000 });
+      assert.equal(
+        await page.getAttribute("body", "data-saliency"),
+        "1",
+        `${await page.textContent("#status")} ${errors.join("; ")}`,
+      );
+      const inPageMap = await page.evaluate(() => (globalThis as unknown as { saliencyMaps: number[] }).saliencyMaps);
+      const size = loaded.metadata.inputSize;
+      const crop = cropFace(
+        toGray(await decodeImage(Deno.readFileSync(photos.scene), "scene.png")),
+        inPage[0].box,
+        size,
+      );
+      const x = tf.tensor4d(modelInput([crop], loaded.metadata.normalization), [1, size, size, 1]);
+      const predicted = EMOTIONS.indexOf(inPage[0].emotion);
+      const inDenoMap = await saliencyMaps(loaded.model, x, [predicted]);
+      x.dispose();
+      assert.equal(inPageMap.length, inDenoMap.length);
+      const gap = inPageMap.reduce((sum, v, i) => sum + Math.abs(v - inDenoMap[i]), 0) / inPageMap.length;
+      assert.ok(gap < 0.01, `page and Deno saliency differ by ${gap} on average`);
+      await page.screenshot({ path: join(shots, "page-saliency.png"), fullPage: true });
+      await page.uncheck("#saliency");
 
       await page.setInputFiles("#file", photos.text);
       await page.waitForSelector("body[data-state=error]");
