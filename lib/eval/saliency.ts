@@ -3,7 +3,8 @@
  * runs too) on this process's tfjs.
  */
 import * as tf from "@tensorflow/tfjs";
-import { saliencyMaps as shared } from "../web/saliency.js";
+import { heatColour, saliencyMaps as shared } from "../web/saliency.js";
+import type { RgbaImage } from "../vision/images.ts";
 
 /** SmoothGrad settings: noisy copies per image, their noise (input units) and seed. */
 export interface SaliencyOptions {
@@ -24,4 +25,16 @@ export function saliencyMaps(
   options: SaliencyOptions = {},
 ): Promise<Float32Array> {
   return shared(tf, model, images, classes, options);
+}
+
+/** A gray face (size x size) with its saliency map blended over it in the page's colours (heatColour). */
+export function saliencyOverlay(face: Uint8Array, map: ArrayLike<number>, size: number): RgbaImage {
+  const data = new Uint8Array(size * size * 4);
+  for (let p = 0; p < size * size; p++) {
+    const [r, g, b, a] = heatColour(map[p]);
+    const alpha = a / 255;
+    data.set([r, g, b].map((c) => Math.round(alpha * c + (1 - alpha) * face[p])), 4 * p);
+    data[4 * p + 3] = 255;
+  }
+  return { width: size, height: size, data };
 }

@@ -9,9 +9,9 @@
  * `deno task ship` (lib/cli/ship.ts) runs `shipModel`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadModel, makeMetadata, saveModel } from "../model/model_io.ts";
+import { loadModel, makeMetadata, type ModelMetadata, saveModel } from "../model/model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { evaluateSet, writeReport } from "./evaluate.ts";
 import { formatReport, type Report } from "./metrics.ts";
@@ -20,7 +20,7 @@ import { DEFAULT_CONFIG, trainCommand } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
 import type { EpochRecord } from "../train/history.ts";
-import { exists } from "../util/paths.ts";
+import { exists, PROJECT_ROOT } from "../util/paths.ts";
 
 const MODEL_FILES = ["model.json", "weights.bin", "metadata.json"];
 
@@ -63,9 +63,10 @@ export interface RunRecord {
 
 /** A run folder's settings, epoch history and training wall time. */
 export function readRun(run: string): RunRecord {
-  const config = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(join(run, "config.json"))) };
-  const history = parseHistoryCsv(Deno.readTextFileSync(join(run, "history.csv")));
-  const state = JSON.parse(Deno.readTextFileSync(join(run, "last", "train_state.json")));
+  const folder = resolve(PROJECT_ROOT, run);
+  const config = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(join(folder, "config.json"))) };
+  const history = parseHistoryCsv(Deno.readTextFileSync(join(folder, "history.csv")));
+  const state = JSON.parse(Deno.readTextFileSync(join(folder, "last", "train_state.json")));
   return { run, config, history, seconds: state.elapsedSeconds };
 }
 
@@ -141,8 +142,15 @@ export function joinHistories(runs: Pick<RunRecord, "run" | "history">[]): {
 /** The runs a checkpoint descends from, oldest first: the run that trained it, after the run its --init-from came from. */
 export function lineage(checkpoint: string): string[] {
   const run = dirname(checkpoint);
-  const config = JSON.parse(Deno.readTextFileSync(join(run, "config.json")));
+  const config = JSON.parse(Deno.readTextFileSync(resolve(PROJECT_ROOT, run, "config.json")));
   return [...(config.initFrom ? lineage(config.initFrom) : []), run];
+}
+
+/** The run folders a shipped model was trained in, oldest first (every member's, for an ensemble). */
+export function shippedRuns(metadata: ModelMetadata): string[] {
+  const training = metadata.training as { members?: string[]; config?: { out?: string } };
+  const checkpoints = training.members ?? (training.config?.out ? [join(training.config.out, "best")] : []);
+  return [...new Set(checkpoints.flatMap(lineage))];
 }
 
 /** Every choice of two or more of `items`, in order. */

@@ -7,6 +7,7 @@ import type { EpochRecord } from "../train/history.ts";
 import * as vl from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { EMOTIONS } from "../data/labels.ts";
+import { CLASS_COLOURS } from "../web/explorer_figure.js";
 
 // deno-lint-ignore no-explicit-any
 export type VegaLiteSpec = Record<string, any>;
@@ -165,6 +166,97 @@ export function reliabilitySpec(
       ],
     },
   } as unknown as VegaLiteSpec;
+}
+
+/** Parameters of each architecture, as bars. */
+export function parametersSpec(rows: { architecture: string; parameters: number }[]): VegaLiteSpec {
+  return {
+    $schema: SCHEMA,
+    title: "Parameters per architecture",
+    width: 360,
+    height: 24 * rows.length,
+    data: { values: rows },
+    mark: "bar",
+    encoding: {
+      y: { field: "architecture", type: "nominal", sort: null, title: null },
+      x: { field: "parameters", type: "quantitative", title: "trainable and non-trainable parameters" },
+    },
+  };
+}
+
+/** The explorer's scatter as Vega-Lite, in the Plotly figure's colours: the picture beside it for viewers without Plotly. */
+export function explorerScatterSpec(
+  data: {
+    split: string;
+    labels: string[];
+    explained: number[];
+    points: { x: number; y: number; label: number; predicted: number }[];
+  },
+): VegaLiteSpec {
+  const values = data.points.map((p) => ({
+    x: p.x,
+    y: p.y,
+    class: data.labels[p.label],
+    prediction: p.predicted === p.label ? "right" : "wrong",
+  }));
+  const axis = (k: number) => `PC${k + 1} (${(100 * data.explained[k]).toFixed(0)}% of variance)`;
+  return {
+    $schema: SCHEMA,
+    title: `${data.split}: penultimate-layer features, PCA`,
+    width: 460,
+    height: 340,
+    data: { values },
+    mark: { type: "point", filled: true, size: 30, opacity: 0.75 },
+    encoding: {
+      x: { field: "x", type: "quantitative", title: axis(0) },
+      y: { field: "y", type: "quantitative", title: axis(1) },
+      color: {
+        field: "class",
+        type: "nominal",
+        sort: data.labels,
+        title: "true class",
+        scale: { scheme: "tableau10" },
+      },
+      shape: { field: "prediction", type: "nominal", scale: { range: ["circle", "cross"] } },
+    },
+  };
+}
+
+/** Escape text for SVG. */
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!);
+}
+
+/**
+ * A grid of images (data URLs) as SVG: a title per row on the left, a title
+ * per column on top, each image drawn `cell` pixels square (pixelated), with
+ * an optional caption under it.
+ */
+export function imageGridSvg(
+  rows: { title: string; images: { url: string; caption?: string }[] }[],
+  columnTitles: string[],
+  cell = 96,
+): string {
+  const left = 90, top = 24, gap = 8, captionHeight = 16;
+  const width = left + columnTitles.length * (cell + gap);
+  const rowHeight = cell + captionHeight + gap;
+  const height = top + rows.length * rowHeight;
+  const text = (x: number, y: number, t: string, anchor = "middle") =>
+    `<text x="${x}" y="${y}" font-family="DejaVu Sans" font-size="12" text-anchor="${anchor}">${escapeXml(t)}</text>`;
+  const parts = columnTitles.map((t, c) => text(left + c * (cell + gap) + cell / 2, 16, t));
+  rows.forEach((row, r) => {
+    const y = top + r * rowHeight;
+    parts.push(text(left - 8, y + cell / 2, row.title, "end"));
+    row.images.forEach((image, c) => {
+      const x = left + c * (cell + gap);
+      parts.push(
+        `<image x="${x}" y="${y}" width="${cell}" height="${cell}" image-rendering="optimizeSpeed" href="${image.url}"/>`,
+      );
+      if (image.caption) parts.push(text(x + cell / 2, y + cell + 12, image.caption));
+    });
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+    `<rect width="100%" height="100%" fill="white"/>${parts.join("")}</svg>`;
 }
 
 /** Render a Vega-Lite spec to SVG text. */

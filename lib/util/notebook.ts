@@ -36,6 +36,41 @@ export async function showVegaLite(spec: VegaLiteSpec, displayId?: string): Prom
   await kernel.display(bundle, { raw: true, ...(displayId ? { display_id: displayId, update } : {}) });
 }
 
+/**
+ * Show a Plotly figure inline (Jupyter draws it interactive), with a PNG of
+ * `fallback`, a Vega-Lite version of it, in the same bundle for viewers
+ * without Plotly (GitHub, nbviewer).
+ */
+export async function showPlotly(
+  figure: { data: unknown[]; layout: Record<string, unknown> },
+  fallback: VegaLiteSpec,
+): Promise<void> {
+  const title = typeof fallback.title === "string" ? fallback.title : "figure";
+  const kernel = jupyter();
+  if (!kernel) return console.log(`[plotly: ${title}]`);
+  const png = encodeBase64(await svgToPng(await renderSvg(fallback), 1));
+  await kernel.display(
+    { "application/vnd.plotly.v1+json": figure, "image/png": png, "text/plain": `[plotly: ${title}]` },
+    { raw: true },
+  );
+}
+
+/**
+ * A notebook setting: the environment variable FER_<NAME> when it is set
+ * (headless runs, CI), else `fallback`. A number setting given a value that
+ * is not a number is refused, naming the variable.
+ */
+export function setting<T extends string | number>(name: string, fallback: T): T {
+  const value = Deno.env.get(`FER_${name}`);
+  if (value === undefined) return fallback;
+  if (typeof fallback === "string") return value as T;
+  const number = Number(value);
+  if (value.trim() === "" || !Number.isFinite(number)) {
+    throw new Error(`FER_${name}=${value}: expected a number`);
+  }
+  return number as T;
+}
+
 /** Show PNG bytes inline. */
 export async function showPng(png: Uint8Array, caption = "image"): Promise<void> {
   const kernel = jupyter();

@@ -17,7 +17,7 @@ import {
   photoBoxes,
   toGray,
 } from "/face_pipeline.js";
-import { saliencyMaps } from "/saliency.js";
+import { heatColour, saliencyMaps } from "/saliency.js";
 import { registerFilterGradient } from "/filter_gradient.js";
 
 const tf = faceapi.tf;
@@ -102,14 +102,13 @@ function probabilityChart(probabilities) {
 
 /**
  * Draw a saliency map (size x size, 0..1) over the face's crop square on the
- * page's canvas: transparent where the pixels barely move the model's
- * answer (under 15% of the face's peak), red to yellow where they move it most.
+ * page's canvas, in heatColour's colours.
  */
 function drawSaliency(ctx, map, size, box, drawScale) {
   const heat = new OffscreenCanvas(size, size);
   const image = new ImageData(size, size);
   map.forEach((v, p) => {
-    image.data.set([255, Math.round(255 * v), 0, Math.round(220 * Math.min(1, Math.max(0, (v - 0.15) / 0.6)))], 4 * p);
+    image.data.set(heatColour(v), 4 * p);
   });
   heat.getContext("2d").putImageData(image, 0, 0);
   const [x0, y0, side] = cropSquare(box);

@@ -48,3 +48,15 @@ export async function saliencyMaps(tf, model, images, classes, options = {}) {
   tf.dispose([total, maps, mask]);
   return out;
 }
+
+/**
+ * The overlay colour of a saliency value (0..1) as [r, g, b, a]: transparent
+ * where the pixel barely moves the answer (under 15% of the peak), then red
+ * to yellow, more opaque, where it moves it most. The page and the notebook
+ * draw maps with it.
+ * @param {number} v
+ * @returns {[number, number, number, number]}
+ */
+export function heatColour(v) {
+  return [255, Math.round(255 * v), 0, Math.round(220 * Math.min(1, Math.max(0, (v - 0.15) / 0.6)))];
+}
