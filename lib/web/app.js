@@ -33,10 +33,43 @@ function say(text, isError = false) {
   document.body.dataset.state = isError ? "error" : "ok";
 }
 
-async function init() {
-  registerFilterGradient(tf);
+/** Load a classic script (the WebGPU backend's UMD build). */
+function loadScript(src) {
+  return new Promise((done, fail) => {
+    const script = Object.assign(document.createElement("script"), { src, onload: done });
+    script.onerror = () => fail(new Error(`could not load ${src}`));
+    document.head.append(script);
+  });
+}
+
+/**
+ * Run on WebGPU when the browser has a hardware GPU adapter, else on WASM.
+ * `?backend=wasm` forces WASM; `?backend=webgpu` takes any adapter, even a
+ * software one. The WebGPU backend's UMD build registers itself into the
+ * `tf` it finds on globalThis: face-api's bundled tfjs (the same 4.22).
+ */
+async function chooseBackend() {
+  const wanted = new URLSearchParams(location.search).get("backend") ?? "auto";
+  if (wanted !== "wasm" && navigator.gpu) {
+    try {
+      const adapter = await navigator.gpu.requestAdapter();
+      const software = adapter && (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+      if (adapter && (wanted === "webgpu" || !software)) {
+        globalThis.tf = { ...tf };
+        await loadScript("/vendor/tf-backend-webgpu.min.js");
+        if (await tf.setBackend("webgpu")) return;
+      }
+    } catch (err) {
+      console.warn(`WebGPU unavailable, using WASM: ${err.message}`);
+    }
+  }
   tf.setWasmPaths("/vendor/wasm/");
   await tf.setBackend("wasm");
+}
+
+async function init() {
+  registerFilterGradient(tf);
+  await chooseBackend();
   await tf.ready();
   await faceapi.nets.tinyFaceDetector.loadFromUri("/face-models");
   metadata = await (await fetch("/model/metadata.json")).json();
@@ -44,6 +77,7 @@ async function init() {
   say(
     `Ready: ${metadata.architecture} model, ${metadata.labels.length} emotions, tfjs ${tf.version.tfjs} on ${tf.getBackend()}.`,
   );
+  document.body.dataset.backend = tf.getBackend();
   document.body.dataset.ready = "true";
 }
 

@@ -40,6 +40,10 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/explorer.js": join(web, "explorer.js"),
       "/explorer_figure.js": join(web, "explorer_figure.js"),
       "/vendor/plotly.min.js": packageFile("plotly.js-dist-min"),
+      "/vendor/tf-backend-webgpu.min.js": join(
+        dirname(packageFile("@tensorflow/tfjs-backend-webgpu")),
+        "tf-backend-webgpu.es2017.min.js",
+      ),
       "/vendor/face-api.esm.js": join(faceApiDist, "face-api.esm.js"),
       "/vendor/vega.min.js": join(dirname(packageFile("vega")), "vega.min.js"),
       "/vendor/vega-lite.min.js": join(dirname(packageFile("vega-lite")), "vega-lite.min.js"),

@@ -5,9 +5,10 @@
  * non-images and face-less photos. Its screenshot is the README's. The
  * page and `recognizeEmotions` in Deno must agree on the same photo (one
  * face pipeline, lib/web/face_pipeline.js), and so must their saliency
- * maps (one lib/web/saliency.js). Chromium here runs the WASM
- * backend. The explorer page plots a test sample's features and shows the
- * face under the pointer.
+ * maps (one lib/web/saliency.js). Chromium runs the WASM backend, and,
+ * asked with ?backend=webgpu, WebGPU on its bundled SwiftShader. The
+ * explorer page plots a test sample's features and shows the face under
+ * the pointer.
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
@@ -193,6 +194,60 @@ Deno.test({
       await browser.close();
       await server.shutdown();
       await empty.shutdown();
+    }
+  },
+});
+
+/** Chromium with WebGPU on its bundled SwiftShader (Vulkan on the CPU): a software adapter, used when asked for. */
+const WEBGPU_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-webgpu-adapter=swiftshader",
+  "--disable-background-networking",
+];
+
+Deno.test({
+  name: "on WebGPU (SwiftShader) the page finds the same face with the same probabilities as Deno on WASM",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const scene = join(Deno.makeTempDirSync(), "scene.png");
+    Deno.writeFileSync(scene, await scenePng());
+    const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_FLAGS });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      const base = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`;
+      // Without ?backend=webgpu a software adapter is passed over for WASM, as `--backend auto` does in Deno.
+      await page.goto(base);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+      assert.equal(await page.getAttribute("body", "data-backend"), "wasm");
+      await page.goto(`${base}?backend=webgpu`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+      assert.equal(await page.getAttribute("body", "data-backend"), "webgpu", await page.textContent("#status") ?? "");
+      await page.setInputFiles("#file", scene);
+      await page.waitForSelector("body[data-faces]", { timeout: 120_000 });
+      const inPage = JSON.parse(await page.getAttribute("body", "data-results") ?? "[]");
+      const loaded = await loadModel(projectPath("outputs", "model"));
+      const inDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(scene), "scene.png"));
+      assert.equal(inPage.length, inDeno.length, "faces found on WebGPU and in Deno");
+      inDeno.forEach((face, i) => {
+        assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
+        for (const emotion of EMOTIONS) {
+          const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
+          assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: WebGPU page ${a}, Deno ${b}`);
+        }
+      });
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
     }
   },
 });
