@@ -13,8 +13,8 @@ import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel, makeMetadata, type ModelMetadata, saveModel } from "../model/model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
-import { evaluateSet, writeReport } from "./evaluate.ts";
-import { formatReport, type Report } from "./metrics.ts";
+import { evaluateSet, predictSet, writeReport } from "./evaluate.ts";
+import { argmaxRows, formatReport, type Report } from "./metrics.ts";
 import { parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
@@ -171,18 +171,33 @@ async function buildEnsemble(dirs: string[]): Promise<{ model: tf.LayersModel; a
   return { model, architecture: `ensemble of ${members.map((m) => m.metadata.architecture).join(", ")}` };
 }
 
-/** The ensembles of two or more of the checkpoints `tops`, each scored on PublicTest. */
+/**
+ * The ensembles of two or more of the checkpoints `tops`, each scored on
+ * PublicTest. An ensemble's output is the mean of its members'
+ * probabilities, so each member predicts PublicTest once and every subset
+ * is scored from those predictions.
+ */
 async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promise<Candidate[]> {
-  const found: Candidate[] = [];
-  for (const subset of subsetsOfTwoOrMore(tops)) {
-    const members = subset.map((c) => c.dir!);
-    const { model } = await buildEnsemble(members);
-    const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "ensemble PublicTest" });
+  const predictions: Float32Array[] = [];
+  for (const top of tops) {
+    const { model } = await loadModel(top.dir!);
+    predictions.push(await predictSet(model, validation, { progressLabel: `PublicTest ${top.dir}` }));
     model.dispose();
-    const description = `mean of the probabilities of ${subset.map((c) => c.description).join(" and ")}`;
-    found.push({ name: "ensemble", members, publicTest: report.accuracy, description });
   }
-  return found;
+  const classes = predictions[0].length / validation.n;
+  return subsetsOfTwoOrMore(tops.map((_, i) => i)).map((subset) => {
+    const mean = new Float32Array(predictions[0].length);
+    for (const i of subset) predictions[i].forEach((p, k) => (mean[k] += p / subset.length));
+    const predicted = argmaxRows(mean, classes);
+    const right = validation.labels.reduce((sum, label, r) => sum + (label === predicted[r] ? 1 : 0), 0);
+    const description = `mean of the probabilities of ${subset.map((i) => tops[i].description).join(" and ")}`;
+    return {
+      name: "ensemble",
+      members: subset.map((i) => tops[i].dir!),
+      publicTest: right / validation.n,
+      description,
+    };
+  });
 }
 
 /** Score every candidate of `runs` on PublicTest, ship the best to `out`, evaluate it on PrivateTest, write RECIPE.md. */
