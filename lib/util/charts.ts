@@ -215,7 +215,7 @@ export function explorerScatterSpec(
         type: "nominal",
         sort: data.labels,
         title: "true class",
-        scale: { scheme: "tableau10" },
+        scale: { domain: data.labels, range: data.labels.map((_, c) => CLASS_COLOURS[c % CLASS_COLOURS.length]) },
       },
       shape: { field: "prediction", type: "nominal", scale: { range: ["circle", "cross"] } },
     },
