@@ -23,6 +23,8 @@ import type { EpochRecord } from "../train/history.ts";
 import { exists, PROJECT_ROOT } from "../util/paths.ts";
 
 const MODEL_FILES = ["model.json", "weights.bin", "metadata.json"];
+/** What `deno task calibrate` and `deno task explore` derive from a model: removed when another is shipped over it. */
+const DERIVED_FILES = ["calibration", "explorer.json"];
 
 /** A shippable model and its PublicTest accuracy. */
 export interface Candidate {
@@ -70,9 +72,14 @@ export function readRun(run: string): RunRecord {
   return { run, config, history, seconds: state.elapsedSeconds };
 }
 
-/** RECIPE.md text: how the model was made and what it scores. */
+/**
+ * RECIPE.md text: how the model was made and what it scores. `runs` are the
+ * runs that trained the shipped model (their commands and wall time);
+ * `shippedFrom`, every run the ship command weighed.
+ */
 export function recipeText(
   runs: RunRecord[],
+  shippedFrom: string[],
   choices: Candidate[],
   parameters: number,
   plain: Report,
@@ -83,7 +90,7 @@ export function recipeText(
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
   const trainStep = (r: RunRecord) =>
     r.config.recipe ? `deno task train --recipe ${r.config.recipe}` : trainCommand(r.config, r.run);
-  const ship = `deno task ship ${runs.map((r) => `--run ${r.run}`).join(" ")}`;
+  const ship = `deno task ship ${shippedFrom.map((run) => `--run ${run}`).join(" ")}`;
   const runSection = ({ run, config, history, seconds }: RunRecord) => `
 ### ${run}
 
@@ -212,6 +219,9 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
   const chosen = choices[0];
   const records = runs.map(readRun);
   Deno.mkdirSync(out, { recursive: true });
+  for (const stale of DERIVED_FILES) {
+    if (exists(join(out, stale))) Deno.removeSync(join(out, stale), { recursive: true });
+  }
   if (chosen.dir) {
     for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(out, f));
   } else {
@@ -223,7 +233,8 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
     ensemble.model.dispose();
   }
   const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
-  const joined = joinHistories(trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run)));
+  const trainedByRecords = trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run));
+  const joined = joinHistories(trainedByRecords);
   await saveChart(learningCurvesSpec(joined.history, joined.title), join(out, "curves"));
 
   const { model } = await loadModel(out);
@@ -234,6 +245,10 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
   console.log(`with TTA: ${formatReport(tta)}`);
   await writeReport(out, plain, { model: out });
   await writeReport(join(out, "tta"), tta, { model: out, tta: true });
-  Deno.writeTextFileSync(join(out, "RECIPE.md"), recipeText(records, choices, model.countParams(), plain, tta));
+  Deno.writeTextFileSync(
+    join(out, "RECIPE.md"),
+    recipeText(trainedByRecords, runs, choices, model.countParams(), plain, tta),
+  );
   console.log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
+  console.log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);
 }
