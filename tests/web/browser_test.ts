@@ -12,7 +12,7 @@
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { saliencyMaps } from "../../lib/eval/saliency.ts";
 import { cropFace, modelInput, toGray } from "../../lib/web/face_pipeline.js";
@@ -20,7 +20,7 @@ import { facePixels, loadDataset, resolveDataPath, stratifiedSample } from "../.
 import { explorerData } from "../../lib/eval/explorer.ts";
 import { decodeImage, encodeRgbaPng } from "../../lib/vision/images.ts";
 import { sceneWithFace } from "../../lib/vision/synthetic.ts";
-import { recognizeEmotions } from "../../lib/vision/faces.ts";
+import { type FaceResult, recognizeEmotions } from "../../lib/vision/faces.ts";
 import { loadModel } from "../../lib/model/model_io.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { startServer } from "../../lib/web/server.ts";
@@ -33,6 +33,42 @@ const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 async function scenePng(): Promise<Uint8Array> {
   const data = await loadDataset(resolveDataPath());
   return encodeRgbaPng(sceneWithFace({ width: 48, height: 48, data: facePixels(data.splits.PrivateTest, 3) }).image);
+}
+
+/**
+ * Serve `modelDir`, open a page in Chromium launched with `args`, and run
+ * `steps` with it, the server's base URL and the page's errors so far; the
+ * page must raise none. Browser and server close afterwards.
+ */
+async function withPage(
+  modelDir: string,
+  args: string[],
+  steps: (page: Page, base: string, errors: string[]) => Promise<void>,
+): Promise<void> {
+  const server = startServer({ port: 0, modelDir });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await steps(page, `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`, errors);
+    assert.deepEqual(errors, [], "errors on the page");
+  } finally {
+    await browser.close();
+    await server.shutdown();
+  }
+}
+
+/** The page's faces (body[data-results]) have Deno's boxes and, within 1e-3, its probabilities. */
+function assertSameFaces(inPage: FaceResult[], inDeno: FaceResult[], where: string): void {
+  assert.equal(inPage.length, inDeno.length, `faces found ${where} and in Deno`);
+  inDeno.forEach((face, i) => {
+    assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
+    for (const emotion of EMOTIONS) {
+      const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
+      assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: ${where} ${a}, Deno ${b}`);
+    }
+  });
 }
 
 Deno.test({
@@ -54,13 +90,8 @@ Deno.test({
       await encodeRgbaPng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(200) }),
     );
 
-    const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`);
+    await withPage(projectPath("outputs", "model"), FLAGS, async (page, base, errors) => {
+      await page.goto(base);
       await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
 
       await page.setInputFiles("#file", photos.scene);
@@ -69,14 +100,7 @@ Deno.test({
       const inPage = JSON.parse(await page.getAttribute("body", "data-results") ?? "[]");
       const loaded = await loadModel(projectPath("outputs", "model"));
       const inDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(photos.scene), "scene.png"));
-      assert.equal(inPage.length, inDeno.length, "faces found in the page and in Deno");
-      inDeno.forEach((face, i) => {
-        assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
-        for (const emotion of EMOTIONS) {
-          const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
-          assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: page ${a}, Deno ${b}`);
-        }
-      });
+      assertSameFaces(inPage, inDeno, "the page");
       const labels = await page.$$eval(".face .emotion", (els) => els.map((e) => e.textContent ?? ""));
       assert.ok(labels.length >= 1, "one face card");
       assert.match(labels[0], new RegExp(`^(${EMOTIONS.join("|")}) \\d+%$`));
@@ -118,11 +142,7 @@ Deno.test({
 
       await page.setInputFiles("#file", photos.blank);
       await page.waitForSelector("#status:has-text('No face found')");
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await server.shutdown();
-    }
+    });
   },
 });
 
@@ -158,14 +178,8 @@ Deno.test({
     const rows = stratifiedSample(set.labels, 70, 1);
     const data = await explorerData(loaded.model, set, rows, { split: "PrivateTest", labels: EMOTIONS });
     Deno.writeTextFileSync(join(dir, "explorer.json"), JSON.stringify(data));
-    const server = startServer({ port: 0, modelDir: dir });
-    const empty = startServer({ port: 0, modelDir: Deno.makeTempDirSync() });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/explorer`);
+    await withPage(dir, FLAGS, async (page, base) => {
+      await page.goto(`${base}explorer`);
       await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
       assert.equal(await page.$$eval(".scatterlayer .point", (els) => els.length), rows.length, "a marker per face");
       assert.equal(await page.$$eval(".legendtext", (els) => els.length), EMOTIONS.length, "a legend entry per class");
@@ -185,16 +199,12 @@ Deno.test({
       assert.equal(await page.$$eval("#bars .bar", (els) => els.length), EMOTIONS.length);
       assert.match(await page.textContent("#verdict") ?? "", new RegExp(`row ${shown}: ${EMOTIONS[point.label]}`));
       await page.screenshot({ path: join(projectPath("outputs", "tests"), "explorer.png"), fullPage: true });
-
-      await page.goto(`http://127.0.0.1:${(empty.addr as Deno.NetAddr).port}/explorer`);
+    });
+    await withPage(Deno.makeTempDirSync(), FLAGS, async (page, base) => {
+      await page.goto(`${base}explorer`);
       await page.waitForSelector("body[data-state=error]");
       assert.match(await page.textContent("#status") ?? "", /deno task explore/);
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await server.shutdown();
-      await empty.shutdown();
-    }
+    });
   },
 });
 
@@ -217,13 +227,7 @@ Deno.test({
     await initBackend();
     const scene = join(Deno.makeTempDirSync(), "scene.png");
     Deno.writeFileSync(scene, await scenePng());
-    const server = startServer({ port: 0, modelDir: projectPath("outputs", "model") });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_FLAGS });
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      const base = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`;
+    await withPage(projectPath("outputs", "model"), WEBGPU_FLAGS, async (page, base) => {
       // Without ?backend=webgpu a software adapter is passed over for WASM, as `--backend auto` does in Deno.
       await page.goto(base);
       await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
@@ -236,18 +240,7 @@ Deno.test({
       const inPage = JSON.parse(await page.getAttribute("body", "data-results") ?? "[]");
       const loaded = await loadModel(projectPath("outputs", "model"));
       const inDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(scene), "scene.png"));
-      assert.equal(inPage.length, inDeno.length, "faces found on WebGPU and in Deno");
-      inDeno.forEach((face, i) => {
-        assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
-        for (const emotion of EMOTIONS) {
-          const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
-          assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: WebGPU page ${a}, Deno ${b}`);
-        }
-      });
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await server.shutdown();
-    }
+      assertSameFaces(inPage, inDeno, "the WebGPU page");
+    });
   },
 });
