@@ -14,7 +14,7 @@ import { applyTemperature, expectedCalibrationError, fitTemperature, reliability
 import { loadModel, readJson, writeTextFileAtomic } from "../model/model_io.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
 import { projectPath } from "../util/paths.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
 import { runCommand } from "./run.ts";
 
 export const CALIBRATE_FLAGS = {
@@ -24,7 +24,7 @@ export const CALIBRATE_FLAGS = {
     default: projectPath("outputs", "model"),
     help: "the model folder to calibrate",
   },
-  data: { type: "string", value: "PATH", help: "FER2013 CSV, .csv.gz or image folder (default: found)" },
+  data: DATA_FLAG,
 } as const satisfies FlagTable;
 
 async function main(args: string[]) {

@@ -6,14 +6,14 @@ import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
 import { formatReport } from "../eval/metrics.ts";
 import { loadModel } from "../model/model_io.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
 import { runCommand } from "./run.ts";
 
 export const EVALUATE_FLAGS = {
   model: { type: "string", value: "DIR", help: "a saved model folder (model.json, weights.bin, metadata.json)" },
   split: { type: "string", choices: SPLITS, default: "PrivateTest", help: "the split to evaluate" },
   out: { type: "string", value: "DIR", help: "where the report goes (default MODEL/eval-SPLIT[-tta])" },
-  data: { type: "string", value: "PATH", help: "FER2013 CSV, .csv.gz or image folder (default: found)" },
+  data: DATA_FLAG,
   tta: { type: "boolean", help: "average each image's prediction over 10 views" },
   "batch-size": { type: "integer", min: 1, default: 256, help: "images per prediction batch" },
   "skip-bad-rows": { type: "boolean", help: "leave malformed CSV rows out instead of stopping" },

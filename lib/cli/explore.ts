@@ -11,7 +11,7 @@ import { type Split, SPLITS } from "../data/labels.ts";
 import { explorerData } from "../eval/explorer.ts";
 import { loadModel, writeTextFileAtomic } from "../model/model_io.ts";
 import { projectPath } from "../util/paths.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
 import { runCommand } from "./run.ts";
 
 export const EXPLORE_FLAGS = {
@@ -20,7 +20,7 @@ export const EXPLORE_FLAGS = {
   points: { type: "integer", min: 10, default: 500, help: "faces in the sample (class proportions kept)" },
   seed: { type: "integer", min: 0, default: 1, help: "seed of the sample" },
   out: { type: "string", value: "FILE", help: "where the data goes (default MODEL/explorer.json)" },
-  data: { type: "string", value: "PATH", help: "FER2013 CSV, .csv.gz or image folder (default: found)" },
+  data: DATA_FLAG,
 } as const satisfies FlagTable;
 
 async function main(args: string[]) {

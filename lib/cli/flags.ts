@@ -39,6 +39,13 @@ export type FlagValues<T extends FlagTable> = {
     : ValueOf<T[K]> | undefined;
 };
 
+/** The data flag every command that reads FER2013 shares. */
+export const DATA_FLAG = {
+  type: "string",
+  value: "PATH",
+  help: "FER2013 CSV, .csv.gz or image folder (default: found)",
+} as const satisfies FlagSpec;
+
 /** What a command needs besides its flags. */
 export interface CommandInfo {
   name: string;

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { architectureNames } from "../model/architectures.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
-import { type FlagTable, parseFlags } from "../cli/flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "../cli/flags.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
 import { readJson } from "../model/model_io.ts";
 
@@ -161,7 +161,7 @@ export const TRAIN_FLAGS = {
     value: "NAME",
     help: "start from a named recipe's settings (flags override; a new run without it starts from fast)",
   },
-  data: { type: "string", value: "PATH", key: "data", help: "FER2013 CSV, .csv.gz or image folder (default: found)" },
+  data: { ...DATA_FLAG, key: "data" },
   arch: { type: "string", choices: architectureNames(), key: "arch", help: "architecture" },
   epochs: { type: "integer", min: 1, key: "epochs", help: "epochs to train" },
   "batch-size": { type: "integer", min: 2, key: "batchSize", help: "images per step, shared by the workers" },
