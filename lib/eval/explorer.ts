@@ -9,6 +9,7 @@ import { encodeGrayJpeg } from "../vision/images.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import { predictSet } from "./evaluate.ts";
 import { applyTemperature } from "./calibration.ts";
+import { argmaxRows } from "./metrics.ts";
 
 /** One test face in the explorer. */
 export interface ExplorerPoint {
@@ -125,6 +126,7 @@ export async function explorerData(
   const width = features.outputs[0].shape[1] as number;
   const { projection, explained } = principalComponents(await predictSet(features, subset), subset.n, width);
   const probabilities = applyTemperature(await predictSet(model, subset), classes, options.temperature ?? 1);
+  const predicted = argmaxRows(probabilities, classes);
   const points: ExplorerPoint[] = [];
   for (let i = 0; i < subset.n; i++) {
     const p = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (v) => Math.round(v * 1e4) / 1e4);
@@ -134,7 +136,7 @@ export async function explorerData(
       x: projection[2 * i],
       y: projection[2 * i + 1],
       label: subset.labels[i],
-      predicted: p.indexOf(Math.max(...p)),
+      predicted: predicted[i],
       probabilities: p,
       face: `data:image/jpeg;base64,${encodeBase64(jpeg)}`,
     });

@@ -11,12 +11,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadModel, makeMetadata, type ModelMetadata, saveModel } from "../model/model_io.ts";
+import { loadModel, makeMetadata, type ModelMetadata, readJson, saveModel } from "../model/model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { evaluateSet, predictSet, writeReport } from "./evaluate.ts";
-import { argmaxRows, formatReport, type Report } from "./metrics.ts";
+import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
 import { parseHistoryCsv } from "../train/history.ts";
-import { DEFAULT_CONFIG, trainCommand } from "../train/config.ts";
+import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
 import type { EpochRecord } from "../train/history.ts";
@@ -66,9 +66,9 @@ export interface RunRecord {
 /** A run folder's settings, epoch history and training wall time. */
 export function readRun(run: string): RunRecord {
   const folder = resolve(PROJECT_ROOT, run);
-  const config = { ...DEFAULT_CONFIG, ...JSON.parse(Deno.readTextFileSync(join(folder, "config.json"))) };
+  const config = { ...DEFAULT_CONFIG, ...readJson<Partial<TrainConfig>>(join(folder, "config.json")) };
   const history = parseHistoryCsv(Deno.readTextFileSync(join(folder, "history.csv")));
-  const state = JSON.parse(Deno.readTextFileSync(join(folder, "last", "train_state.json")));
+  const state = readJson<{ elapsedSeconds: number }>(join(folder, "last", "train_state.json"));
   return { run, config, history, seconds: state.elapsedSeconds };
 }
 
@@ -149,7 +149,7 @@ export function joinHistories(runs: Pick<RunRecord, "run" | "history">[]): {
 /** The runs a checkpoint descends from, oldest first: the run that trained it, after the run its --init-from came from. */
 export function lineage(checkpoint: string): string[] {
   const run = dirname(checkpoint);
-  const config = JSON.parse(Deno.readTextFileSync(resolve(PROJECT_ROOT, run, "config.json")));
+  const config = readJson<Partial<TrainConfig>>(resolve(PROJECT_ROOT, run, "config.json"));
   return [...(config.initFrom ? lineage(config.initFrom) : []), run];
 }
 
@@ -195,13 +195,12 @@ async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promi
   return subsetsOfTwoOrMore(tops.map((_, i) => i)).map((subset) => {
     const mean = new Float32Array(predictions[0].length);
     for (const i of subset) predictions[i].forEach((p, k) => (mean[k] += p / subset.length));
-    const predicted = argmaxRows(mean, classes);
-    const right = validation.labels.reduce((sum, label, r) => sum + (label === predicted[r] ? 1 : 0), 0);
+    const { accuracy } = buildReport("PublicTest", validation.labels, argmaxRows(mean, classes));
     const description = `mean of the probabilities of ${subset.map((i) => tops[i].description).join(" and ")}`;
     return {
       name: "ensemble",
       members: subset.map((i) => tops[i].dir!),
-      publicTest: right / validation.n,
+      publicTest: accuracy,
       description,
     };
   });

@@ -7,7 +7,7 @@ import type { EpochRecord } from "../train/history.ts";
 import * as vl from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { EMOTIONS } from "../data/labels.ts";
-import { CLASS_COLOURS } from "../web/explorer_figure.js";
+import { axisTitle, CLASS_COLOURS } from "../web/explorer_figure.js";
 
 // deno-lint-ignore no-explicit-any
 export type VegaLiteSpec = Record<string, any>;
@@ -199,7 +199,6 @@ export function explorerScatterSpec(
     class: data.labels[p.label],
     prediction: p.predicted === p.label ? "right" : "wrong",
   }));
-  const axis = (k: number) => `PC${k + 1} (${(100 * data.explained[k]).toFixed(0)}% of variance)`;
   return {
     $schema: SCHEMA,
     title: `${data.split}: penultimate-layer features, PCA`,
@@ -208,8 +207,8 @@ export function explorerScatterSpec(
     data: { values },
     mark: { type: "point", filled: true, size: 30, opacity: 0.75 },
     encoding: {
-      x: { field: "x", type: "quantitative", title: axis(0) },
-      y: { field: "y", type: "quantitative", title: axis(1) },
+      x: { field: "x", type: "quantitative", title: axisTitle(data.explained, 0) },
+      y: { field: "y", type: "quantitative", title: axisTitle(data.explained, 1) },
       color: {
         field: "class",
         type: "nominal",

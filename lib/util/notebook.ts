@@ -19,6 +19,16 @@ function jupyter(): Jupyter | undefined {
   return (Deno as unknown as { jupyter?: Jupyter }).jupyter;
 }
 
+/** A chart's title, for the text line of its bundle. */
+function titleOf(spec: VegaLiteSpec, fallback: string): string {
+  return typeof spec.title === "string" ? spec.title : fallback;
+}
+
+/** A Vega-Lite chart rendered to base64 PNG, the picture in a display bundle. */
+async function pngOf(spec: VegaLiteSpec): Promise<string> {
+  return encodeBase64(await svgToPng(await renderSvg(spec), 1));
+}
+
 /**
  * Show a Vega-Lite chart inline, with a PNG of it in the same bundle (Jupyter
  * draws the live chart; GitHub, nbviewer and VS Code show the picture). With
@@ -26,11 +36,14 @@ function jupyter(): Jupyter | undefined {
  * place (live training curves).
  */
 export async function showVegaLite(spec: VegaLiteSpec, displayId?: string): Promise<void> {
-  const title = typeof spec.title === "string" ? spec.title : "chart";
+  const title = titleOf(spec, "chart");
   const kernel = jupyter();
   if (!kernel) return console.log(`[chart: ${title}]`);
-  const png = encodeBase64(await svgToPng(await renderSvg(spec), 1));
-  const bundle = { "application/vnd.vegalite.v5+json": spec, "image/png": png, "text/plain": `[chart: ${title}]` };
+  const bundle = {
+    "application/vnd.vegalite.v5+json": spec,
+    "image/png": await pngOf(spec),
+    "text/plain": `[chart: ${title}]`,
+  };
   const update = displayId !== undefined && shown.has(displayId);
   if (displayId !== undefined) shown.add(displayId);
   await kernel.display(bundle, { raw: true, ...(displayId ? { display_id: displayId, update } : {}) });
@@ -45,12 +58,15 @@ export async function showPlotly(
   figure: { data: unknown[]; layout: Record<string, unknown> },
   fallback: VegaLiteSpec,
 ): Promise<void> {
-  const title = typeof fallback.title === "string" ? fallback.title : "figure";
+  const title = titleOf(fallback, "figure");
   const kernel = jupyter();
   if (!kernel) return console.log(`[plotly: ${title}]`);
-  const png = encodeBase64(await svgToPng(await renderSvg(fallback), 1));
   await kernel.display(
-    { "application/vnd.plotly.v1+json": figure, "image/png": png, "text/plain": `[plotly: ${title}]` },
+    {
+      "application/vnd.plotly.v1+json": figure,
+      "image/png": await pngOf(fallback),
+      "text/plain": `[plotly: ${title}]`,
+    },
     { raw: true },
   );
 }

@@ -60,16 +60,19 @@ export async function encodeRgbaPng(image: RgbaImage): Promise<Uint8Array> {
   return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
 }
 
+/** A gray image as sharp's raw one-channel input. */
+function grayInput(image: GrayImage): sharp.Sharp {
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 1 } });
+}
+
 /** Encode a gray image as PNG bytes. */
 export async function encodeGrayPng(image: GrayImage): Promise<Uint8Array> {
-  const raw = { width: image.width, height: image.height, channels: 1 as const };
-  return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
+  return new Uint8Array(await grayInput(image).png().toBuffer());
 }
 
 /** Encode a gray image as JPEG bytes (small faces for the explorer: about a quarter of their PNG size). */
 export async function encodeGrayJpeg(image: GrayImage, quality = 85): Promise<Uint8Array> {
-  const raw = { width: image.width, height: image.height, channels: 1 as const };
-  return new Uint8Array(await sharp(image.data, { raw }).jpeg({ quality }).toBuffer());
+  return new Uint8Array(await grayInput(image).jpeg({ quality }).toBuffer());
 }
 
 /** Lay square gray images of side `size` out in a grid, `columns` wide, with a white `gap`. */

@@ -180,13 +180,13 @@ async function analyse(file) {
   // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
   const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
   output.dispose();
+  const bests = rows.map((row) => row.indexOf(Math.max(...row)));
   const ctx = canvas.getContext("2d");
   if (saliencyToggle.checked) {
     say("Computing where the model looks…");
-    const classes = rows.map((row) => row.indexOf(Math.max(...row)));
     let maps;
     try {
-      maps = await saliencyMaps(tf, model, input, classes);
+      maps = await saliencyMaps(tf, model, input, bests);
     } catch (err) {
       input.dispose();
       return say(`Could not compute where the model looks: ${err.message}`, true);
@@ -201,7 +201,7 @@ async function analyse(file) {
   const line = Math.max(2, canvas.width / 300);
   const results = rows.map((row, i) => {
     const [x, y, width, height] = faces[i].box.map((v) => v * drawScale);
-    const best = row.indexOf(Math.max(...row));
+    const best = bests[i];
     const label = `${metadata.labels[best]} ${(100 * row[best]).toFixed(0)}%`;
     ctx.strokeStyle = ctx.fillStyle = "#ffcc00";
     ctx.lineWidth = line;

@@ -17,6 +17,16 @@ export const CLASS_COLOURS = [
 ];
 
 /**
+ * The title of principal-component axis `k` (0-based), with its share of the variance.
+ * @param {number[]} explained
+ * @param {number} k
+ * @returns {string}
+ */
+export function axisTitle(explained, k) {
+  return `PC${k + 1} (${(100 * explained[k]).toFixed(0)}% of variance)`;
+}
+
+/**
  * Hover text of a point: its true class, and its predicted class with probability.
  * @param {{ label: number; predicted: number; probabilities: number[]; row: number }} point
  * @param {string[]} labels
@@ -54,13 +64,12 @@ export function explorerFigure(data) {
       },
     };
   });
-  const axis = (k) => `PC${k + 1} (${(100 * data.explained[k]).toFixed(0)}% of variance)`;
   return {
     data: traces,
     layout: {
       title: { text: `${data.split}: penultimate-layer features, PCA (x: predicted wrongly)` },
-      xaxis: { title: { text: axis(0) }, zeroline: false },
-      yaxis: { title: { text: axis(1) }, zeroline: false },
+      xaxis: { title: { text: axisTitle(data.explained, 0) }, zeroline: false },
+      yaxis: { title: { text: axisTitle(data.explained, 1) }, zeroline: false },
       hovermode: "closest",
       width: 760,
       height: 560,
