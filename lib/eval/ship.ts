@@ -88,8 +88,6 @@ export function recipeText(
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
-  const trainStep = (r: RunRecord) =>
-    r.config.recipe ? `deno task train --recipe ${r.config.recipe}` : trainCommand(r.config, r.run);
   const ship = `deno task ship ${shippedFrom.map((run) => `--run ${run}`).join(" ")}`;
   const runSection = ({ run, config, history, seconds }: RunRecord) => `
 ### ${run}
@@ -97,7 +95,7 @@ export function recipeText(
 | | |
 | --- | --- |
 | architecture | \`${config.arch}\` |
-| command | ${config.recipe ? `\`deno task train --recipe ${config.recipe}\`, that is ` : ""}\`${
+| command | \`${
     trainCommand(config, run)
   }\` (resumed with \`--out ${run} --resume\` after interruptions; to train it afresh where ${run} exists, give \`--out\` a new folder) |
 | settings | ${
@@ -115,7 +113,7 @@ export function recipeText(
 | shipped | ${choices[0].description} |
 | chosen on PublicTest among | ${choices.map((c) => `${c.description} ${pct(c.publicTest)}`).join("; ")} |
 | parameters | ${parameters.toLocaleString("en-US")} |
-| commands | ${runs.map((r) => `\`${trainStep(r)}\``).join(", then ")}, then \`${ship}\` |
+| commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
 | machine | 2-core x86-64 CPU, 24 GiB, no GPU; tfjs 4.22 WASM backend (SIMD), two data-parallel Deno workers |
 | data | FER2013: trained on Training, early stopping and model choice on PublicTest |

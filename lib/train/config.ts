@@ -248,10 +248,14 @@ export function newRunBase(): Omit<TrainConfig, "out"> {
   return { ...DEFAULT_CONFIG, ...RECIPES[DEFAULT_RECIPE] };
 }
 
-/** The train command that reproduces `config` into `out`: every setting that differs from a new run's. */
+/**
+ * The train command that reproduces `config` into `out`: its recipe, if it
+ * has one, then every setting that differs from what that recipe (or a new
+ * run) starts from.
+ */
 export function trainCommand(config: Partial<TrainConfig>, out: string): string {
-  const parts = ["deno task train"];
-  const base = newRunBase();
+  const parts = config.recipe ? [`deno task train --recipe ${config.recipe}`] : ["deno task train"];
+  const base = config.recipe ? { ...DEFAULT_CONFIG, ...RECIPES[config.recipe] } : newRunBase();
   for (const [flag, spec] of Object.entries(TRAIN_FLAGS) as [string, FlagTable[string]][]) {
     if (!spec.key || spec.key === "data") continue;
     const value = config[spec.key as keyof TrainConfig];

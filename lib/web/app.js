@@ -19,19 +19,13 @@ import {
 } from "/face_pipeline.js";
 import { heatColour, saliencyMaps } from "/saliency.js";
 import { registerFilterGradient } from "/filter_gradient.js";
+import { say } from "/page.js";
 
 const tf = faceapi.tf;
-const status = document.getElementById("status");
 const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
 const saliencyToggle = document.getElementById("saliency");
 let model, metadata, lastFile;
-
-function say(text, isError = false) {
-  status.textContent = text;
-  status.className = isError ? "error" : "";
-  document.body.dataset.state = isError ? "error" : "ok";
-}
 
 /** Load a classic script (the WebGPU backend's UMD build). */
 function loadScript(src) {
@@ -150,7 +144,12 @@ function drawSaliency(ctx, map, size, box, drawScale) {
   ctx.drawImage(heat, x0 * drawScale, y0 * drawScale, side * drawScale, side * drawScale);
 }
 
+/** Counts analyses, so one that a newer photo (or a toggle) has replaced stops and draws nothing. */
+let analysisCount = 0;
+
 async function analyse(file) {
+  const analysis = ++analysisCount;
+  const replaced = () => analysis !== analysisCount;
   lastFile = file;
   facesPanel.replaceChildren();
   delete document.body.dataset.results;
@@ -163,12 +162,15 @@ async function analyse(file) {
   try {
     photo = await readPhoto(file);
   } catch {
+    if (replaced()) return;
     canvas.width = canvas.height = 0;
     return say(`"${file.name}" could not be read as an image.`, true);
   }
+  if (replaced()) return;
   const drawScale = drawPhoto(photo);
   say("Looking for faces…");
   const faces = await detect(photo);
+  if (replaced()) return;
   if (faces.length === 0) {
     return say(`No face found in "${file.name}". Try a photo with a clear, front-facing face.`, true);
   }
@@ -180,6 +182,7 @@ async function analyse(file) {
   // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
   const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
   output.dispose();
+  if (replaced()) return input.dispose();
   const bests = rows.map((row) => row.indexOf(Math.max(...row)));
   const ctx = canvas.getContext("2d");
   if (saliencyToggle.checked) {
@@ -189,8 +192,9 @@ async function analyse(file) {
       maps = await saliencyMaps(tf, model, input, bests);
     } catch (err) {
       input.dispose();
-      return say(`Could not compute where the model looks: ${err.message}`, true);
+      return replaced() || say(`Could not compute where the model looks: ${err.message}`, true);
     }
+    if (replaced()) return input.dispose();
     faces.forEach((f, i) =>
       drawSaliency(ctx, maps.subarray(i * size * size, (i + 1) * size * size), size, f.box, drawScale)
     );

@@ -2,14 +2,7 @@
 // explore`), draws the Plotly scatter of explorer_figure.js, and shows the
 // face and probabilities of the point under the pointer.
 import { explorerFigure } from "/explorer_figure.js";
-
-const status = document.getElementById("status");
-
-function say(text, isError = false) {
-  status.textContent = text;
-  status.className = isError ? "error" : "";
-  document.body.dataset.state = isError ? "error" : "ok";
-}
+import { say } from "/page.js";
 
 /** Show one point's face, verdict and probability bars beside the plot. */
 function showPoint(data, index) {

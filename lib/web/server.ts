@@ -15,6 +15,7 @@ import { wasmDistDir } from "../backend/backend.ts";
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
   ".json": "application/json",
   ".wasm": "application/wasm",
   ".bin": "application/octet-stream",
@@ -33,6 +34,8 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
     files: {
       "/": join(web, "index.html"),
       "/app.js": join(web, "app.js"),
+      "/page.js": join(web, "page.js"),
+      "/page.css": join(web, "page.css"),
       "/face_pipeline.js": join(web, "face_pipeline.js"),
       "/saliency.js": join(web, "saliency.js"),
       "/filter_gradient.js": join(web, "filter_gradient.js"),

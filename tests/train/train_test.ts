@@ -168,14 +168,23 @@ Deno.test("history.csv round-trips", () => {
 
 Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () => {
   for (const [name, recipe] of Object.entries(RECIPES)) {
-    const config = { ...DEFAULT_CONFIG, ...recipe, out: "outputs/runs/x" };
-    const args = trainCommand(config, "outputs/runs/x").split(" ").slice(3); // after "deno task train"
-    const { config: parsed } = parseTrainArgs(args);
-    for (const spec of Object.values(TRAIN_FLAGS) as { key?: string }[]) {
-      if (!spec.key || spec.key === "data") continue;
-      const key = spec.key as keyof typeof config;
-      assert.deepEqual(parsed[key], config[key], `${name}: ${key}`);
+    // Written out in full, and as the recipe's name with the one setting a run changed (another seed).
+    const full = { ...DEFAULT_CONFIG, ...recipe, out: "outputs/runs/x" };
+    const named = { ...full, recipe: name, seed: 99 };
+    for (const config of [full, named]) {
+      const command = trainCommand(config, "outputs/runs/x");
+      const args = command.split(" ").slice(3); // after "deno task train"
+      const { config: parsed } = parseTrainArgs(args);
+      for (const spec of Object.values(TRAIN_FLAGS) as { key?: string }[]) {
+        if (!spec.key || spec.key === "data") continue;
+        const key = spec.key as keyof typeof config;
+        assert.deepEqual(parsed[key], config[key], `${command}: ${key}`);
+      }
     }
+    assert.equal(
+      trainCommand(named, "outputs/runs/x"),
+      `deno task train --recipe ${name} --seed 99 --out outputs/runs/x`,
+    );
   }
   assert.throws(
     () => parseTrainArgs(["--schedule", "step"]),
