@@ -243,9 +243,9 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   return { config: done, resume };
 }
 
-/** The settings a new run starts from before its flags: the defaults, then DEFAULT_RECIPE. */
-export function newRunBase(): Omit<TrainConfig, "out"> {
-  return { ...DEFAULT_CONFIG, ...RECIPES[DEFAULT_RECIPE] };
+/** The settings a new run starts from before its flags: the defaults, then `recipe` (DEFAULT_RECIPE if none). */
+export function newRunBase(recipe = DEFAULT_RECIPE): Omit<TrainConfig, "out"> {
+  return { ...DEFAULT_CONFIG, ...RECIPES[recipe] };
 }
 
 /**
@@ -255,7 +255,7 @@ export function newRunBase(): Omit<TrainConfig, "out"> {
  */
 export function trainCommand(config: Partial<TrainConfig>, out: string): string {
   const parts = config.recipe ? [`deno task train --recipe ${config.recipe}`] : ["deno task train"];
-  const base = config.recipe ? { ...DEFAULT_CONFIG, ...RECIPES[config.recipe] } : newRunBase();
+  const base = newRunBase(config.recipe);
   for (const [flag, spec] of Object.entries(TRAIN_FLAGS) as [string, FlagTable[string]][]) {
     if (!spec.key || spec.key === "data") continue;
     const value = config[spec.key as keyof TrainConfig];

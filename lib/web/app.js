@@ -192,7 +192,8 @@ async function analyse(file) {
       maps = await saliencyMaps(tf, model, input, bests);
     } catch (err) {
       input.dispose();
-      return replaced() || say(`Could not compute where the model looks: ${err.message}`, true);
+      if (replaced()) return;
+      return say(`Could not compute where the model looks: ${err.message}`, true);
     }
     if (replaced()) return input.dispose();
     faces.forEach((f, i) =>
