@@ -303,36 +303,50 @@ void winograd_filter(const f32* g, f32* u, int cin, int cout, int flip) {
   }
 }
 
+// s = B^T d of the 4x4 input tile d whose top-left pixel is (y0, x0) of image b, channels c..c+3
+// (pixels outside the image, or all of them when !inside, read as zero).
+static inline __attribute__((always_inline)) void winograd_input_cols(const f32* x, long b, int y0, int x0, int h,
+                                                                      int w, int ci, int c, int inside,
+                                                                      f32x4 s[4][4]) {
+  const f32x4 zero = wasm_f32x4_splat(0);
+  f32x4 d[4][4];
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 4; j++) {
+      const int yy = y0 + i, xx = x0 + j;
+      d[i][j] = inside && yy >= 0 && yy < h && xx >= 0 && xx < w ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
+                                                                  : zero;
+    }
+  }
+  for (int j = 0; j < 4; j++) {
+    s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+    s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+    s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+    s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+  }
+}
+
+// e = row a of (B^T d) B, from row s = (B^T d)[a]: positions a * 4 + 0..3 of the 16.
+static inline __attribute__((always_inline)) void winograd_input_row(const f32x4 s[4], f32x4 e[4]) {
+  e[0] = wasm_f32x4_sub(s[0], s[2]);
+  e[1] = wasm_f32x4_add(s[1], s[2]);
+  e[2] = wasm_f32x4_sub(s[2], s[1]);
+  e[3] = wasm_f32x4_sub(s[1], s[3]);
+}
+
 // V[16][tiles/4][ci][4] of the tiles of images b0..b0+nb (rows past `tiles` zeroed). ci % 4 == 0.
 static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, int ci, long tiles_padded) {
   const int th = h / 2, tw = w / 2;
   const long tiles = (long)nb * th * tw, panel = (long)ci * 4;
-  const f32x4 zero = wasm_f32x4_splat(0);
   for (long t = 0; t < tiles_padded; t++) {
     const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
     const int y0 = 2 * (int)(r / tw) - 1, x0 = 2 * (int)(r % tw) - 1;
     f32* vt = v + (t / 4) * panel + t % 4;
     for (int c = 0; c < ci; c += 4) {
-      f32x4 d[4][4];
-      for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 4; j++) {
-          const int yy = y0 + i, xx = x0 + j;
-          d[i][j] = t < tiles && yy >= 0 && yy < h && xx >= 0 && xx < w
-            ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
-            : zero;
-        }
-      }
-      f32x4 s[4][4];  // B^T d
-      for (int j = 0; j < 4; j++) {
-        s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
-        s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
-        s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
-        s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
-      }
-      for (int a = 0; a < 4; a++) {  // (B^T d) B, scattered: lane l is channel c + l
-        const f32x4 e[4] = {wasm_f32x4_sub(s[a][0], s[a][2]), wasm_f32x4_add(s[a][1], s[a][2]),
-                            wasm_f32x4_sub(s[a][2], s[a][1]), wasm_f32x4_sub(s[a][1], s[a][3])};
-        for (int bb = 0; bb < 4; bb++) {
+      f32x4 s[4][4], e[4];
+      winograd_input_cols(x, b, y0, x0, h, w, ci, c, t < tiles, s);
+      for (int a = 0; a < 4; a++) {
+        winograd_input_row(s[a], e);
+        for (int bb = 0; bb < 4; bb++) {  // scattered: lane l is channel c + l
           f32* dst = vt + (long)(a * 4 + bb) * (tiles_padded / 4) * panel + (long)c * 4;
           dst[0] = wasm_f32x4_extract_lane(e[bb], 0);
           dst[4] = wasm_f32x4_extract_lane(e[bb], 1);
@@ -411,32 +425,15 @@ void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, int 
 static void winograd_input_rows(const f32* x, f32* v, int b0, int nb, int h, int w, int ci) {
   const int th = h / 2, tw = w / 2;
   const long tiles = (long)nb * th * tw;
-  const f32x4 zero = wasm_f32x4_splat(0);
   for (long t = 0; t < tiles; t++) {
     const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
     const int y0 = 2 * (int)(r / tw) - 1, x0 = 2 * (int)(r % tw) - 1;
     for (int c = 0; c < ci; c += 4) {
-      f32x4 d[4][4];
-      for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 4; j++) {
-          const int yy = y0 + i, xx = x0 + j;
-          d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
-                                                            : zero;
-        }
-      }
-      f32x4 s[4][4];
-      for (int j = 0; j < 4; j++) {
-        s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
-        s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
-        s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
-        s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
-      }
+      f32x4 s[4][4], e[4];
+      winograd_input_cols(x, b, y0, x0, h, w, ci, c, 1, s);
       for (int a = 0; a < 4; a++) {
-        f32* dst = v + ((long)(a * 4) * tiles + t) * ci + c;
-        wasm_v128_store(dst, wasm_f32x4_sub(s[a][0], s[a][2]));
-        wasm_v128_store(dst + tiles * ci, wasm_f32x4_add(s[a][1], s[a][2]));
-        wasm_v128_store(dst + 2 * tiles * ci, wasm_f32x4_sub(s[a][2], s[a][1]));
-        wasm_v128_store(dst + 3 * tiles * ci, wasm_f32x4_sub(s[a][1], s[a][3]));
+        winograd_input_row(s[a], e);
+        for (int bb = 0; bb < 4; bb++) wasm_v128_store(v + ((long)(a * 4 + bb) * tiles + t) * ci + c, e[bb]);
       }
     }
   }

@@ -90,3 +90,38 @@ Deno.test("native dropout keeps about 1 - rate of the values, scaled by 1 / (1 -
   assert.ok(other.some((v, i) => v !== values[i]), "another seed gives another mask");
   tf.dispose([x, y, dx]);
 });
+
+/** The sections of a WASM module: [id, bytes] pairs in file order. */
+function wasmSections(bytes: Uint8Array): [number, Uint8Array][] {
+  const sections: [number, Uint8Array][] = [];
+  let at = 8; // magic and version
+  while (at < bytes.length) {
+    const id = bytes[at++];
+    let size = 0;
+    for (let shift = 0;; shift += 7) {
+      const byte = bytes[at++];
+      size |= (byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+    }
+    sections.push([id, bytes.subarray(at, at + size)]);
+    at += size;
+  }
+  return sections;
+}
+
+Deno.test("kernels.wasm has no data segments and its code never reads or moves a stack pointer", () => {
+  const sections = wasmSections(Deno.readFileSync(new URL("../../lib/backend/kernels.wasm", import.meta.url)));
+  const ids = sections.map(([id]) => id);
+  assert.ok(ids.includes(10), "a code section");
+  assert.ok(!ids.includes(11) && !ids.includes(12), `no data section: sections ${ids.join(", ")}`);
+  // global.get / global.set (0x23 / 0x24) of global 0, the linker's __stack_pointer, whose index the
+  // linker pads to up to five LEB128 bytes (0x80 ... 0x00). A byte scan can only err towards failing
+  // (an immediate holding these bytes), never towards passing.
+  const code = sections.find(([id]) => id === 10)![1];
+  const indexZeroAt = (i: number) => {
+    for (let k = i; k < i + 5; k++) if (code[k] !== 0x80) return code[k] === 0;
+    return false;
+  };
+  const uses = code.findIndex((byte, i) => (byte === 0x23 || byte === 0x24) && indexZeroAt(i + 1));
+  assert.equal(uses, -1, "a global.get/global.set 0 in the code section");
+});
