@@ -11,7 +11,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadModel, makeMetadata, type ModelMetadata, readJson, saveModel } from "../model/model_io.ts";
+import {
+  loadModel,
+  makeMetadata,
+  type ModelMetadata,
+  readJson,
+  saveModel,
+  writeTextFileAtomic,
+} from "../model/model_io.ts";
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { evaluateSet, predictSet, writeReport } from "./evaluate.ts";
 import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
@@ -110,8 +117,8 @@ export function recipeText(
 
 | | |
 | --- | --- |
-| shipped | ${choices[0].description} |
-| chosen on PublicTest among | ${choices.map((c) => `${c.description} ${pct(c.publicTest)}`).join("; ")} |
+| shipped | ${choices[0].description} (PublicTest ${pct(choices[0].publicTest)}) |
+| chosen on PublicTest among | ${choices.length} candidates: each run's checkpoints and every ensemble of two or more runs (all under [Candidates](#candidates)) |
 | parameters | ${parameters.toLocaleString("en-US")} |
 | commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
@@ -126,7 +133,15 @@ PrivateTest (evaluated once, 3,589 images):
 | TTA (mirror x 5 shifts) | ${pct(tta.accuracy)} | ${pct(tta.macro_f1)} |
 
 ## Training runs
-${runs.map(runSection).join("")}`;
+${runs.map(runSection).join("")}
+## Candidates
+
+By PublicTest accuracy, the figure the choice was made on:
+
+| rank | PublicTest | candidate |
+| --- | --- | --- |
+${choices.map((c, i) => `| ${i + 1} | ${pct(c.publicTest)} | ${c.description} |`).join("\n")}
+`;
 }
 
 /** The runs' histories as one, epochs numbered on from run to run, and a title saying which epochs are whose. */
@@ -212,7 +227,8 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
   const data = await loadDataset(resolveDataPath());
   choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), data.splits.PublicTest));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
-  console.log(`PublicTest: ${choices.map((c) => `${c.description} ${c.publicTest}`).join("; ")}`);
+  const top = choices.slice(0, 5).map((c) => `  ${(100 * c.publicTest).toFixed(2)}%  ${c.description}`);
+  console.log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
   const chosen = choices[0];
   const records = runs.map(readRun);
   Deno.mkdirSync(out, { recursive: true });
@@ -242,7 +258,7 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
   console.log(`with TTA: ${formatReport(tta)}`);
   await writeReport(out, plain, { model: out });
   await writeReport(join(out, "tta"), tta, { model: out, tta: true });
-  Deno.writeTextFileSync(
+  writeTextFileAtomic(
     join(out, "RECIPE.md"),
     recipeText(trainedByRecords, runs, choices, model.countParams(), plain, tta),
   );
