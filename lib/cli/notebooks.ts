@@ -19,6 +19,29 @@ export const NOTEBOOKS_FLAGS = {
 
 const PYTHON = "/usr/bin/python3";
 
+/** A notebook cell as nbformat stores it (the fields read here). */
+interface NotebookCell {
+  cell_type: string;
+  source: string | string[];
+  outputs?: { output_type: string }[];
+}
+
+/**
+ * The cells (numbered from 1) of an executed notebook that call one of the
+ * show helpers but hold no display output: the Deno kernel has been seen to
+ * drop a display now and then, and the notebook would be committed without
+ * its chart.
+ */
+export function cellsMissingDisplays(notebookJson: string): number[] {
+  const cells: NotebookCell[] = JSON.parse(notebookJson).cells;
+  return cells.flatMap((cell, i) => {
+    const source = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
+    const shows = cell.cell_type === "code" && /\bshow(VegaLite|Plotly|Png)\(/.test(source);
+    const displayed = (cell.outputs ?? []).some((o) => o.output_type === "display_data");
+    return shows && !displayed ? [i + 1] : [];
+  });
+}
+
 async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number> {
   const { code } = await new Deno.Command(command, { args, env, stdout: "inherit", stderr: "inherit" }).output();
   return code;
@@ -50,22 +73,32 @@ async function main(args: string[]) {
   const env = values.full ? {} : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run");
   const failed: string[] = [];
   for (const name of notebooks) {
-    const started = performance.now();
-    console.error(`running notebooks/${name} ...`);
-    const code = await run(PYTHON, [
-      "-m",
-      "nbconvert",
-      "--to",
-      "notebook",
-      "--execute",
-      "--ExecutePreprocessor.timeout=3600",
-      "--ExecutePreprocessor.kernel_name=deno",
-      ...(values.update ? ["--inplace"] : ["--output-dir", outDir]),
-      join(projectPath("notebooks"), name),
-    ], env);
-    const seconds = ((performance.now() - started) / 1000).toFixed(0);
-    console.error(`${code === 0 ? "ok" : "FAILED"}: notebooks/${name} (${seconds}s)`);
-    if (code !== 0) failed.push(name);
+    const executed = values.update ? projectPath("notebooks", name) : join(outDir, name);
+    for (let attempt = 1;; attempt++) {
+      const started = performance.now();
+      console.error(`running notebooks/${name} ...`);
+      const code = await run(PYTHON, [
+        "-m",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.timeout=3600",
+        "--ExecutePreprocessor.kernel_name=deno",
+        ...(values.update ? ["--inplace"] : ["--output-dir", outDir]),
+        join(projectPath("notebooks"), name),
+      ], env);
+      const seconds = ((performance.now() - started) / 1000).toFixed(0);
+      const missing = code === 0 ? cellsMissingDisplays(Deno.readTextFileSync(executed)) : [];
+      if (missing.length && attempt === 1) {
+        console.error(`notebooks/${name}: cell(s) ${missing.join(", ")} lost their display output; running it again`);
+        continue;
+      }
+      const problem = code !== 0 ? "a cell failed" : missing.length ? `cell(s) ${missing.join(", ")} show nothing` : "";
+      console.error(`${problem ? `FAILED (${problem})` : "ok"}: notebooks/${name} (${seconds}s)`);
+      if (problem) failed.push(name);
+      break;
+    }
   }
   console.log(`notebooks: ${notebooks.length - failed.length} passed, ${failed.length} failed`);
   if (failed.length) throw new Error(`notebook(s) failed: ${failed.join(", ")}`);

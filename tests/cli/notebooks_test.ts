@@ -5,6 +5,7 @@
  */
 import { assert } from "../assert.ts";
 import { projectPath } from "../../lib/util/paths.ts";
+import { cellsMissingDisplays } from "../../lib/cli/notebooks.ts";
 
 interface Output {
   output_type: string;
@@ -38,5 +39,18 @@ for (const name of notebooks) {
     }
     const errors = code.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === "error");
     assert.equal(errors.length, 0, "a committed cell error");
+    const text = Deno.readTextFileSync(projectPath("notebooks", name));
+    assert.deepEqual(cellsMissingDisplays(text), [], "cells that call a show helper but show nothing");
   });
 }
+
+Deno.test("a notebook cell that calls a show helper but holds no display output is found", () => {
+  const text = Deno.readTextFileSync(projectPath("notebooks", "04_evaluation.ipynb"));
+  assert.deepEqual(cellsMissingDisplays(text), []);
+  const notebook = JSON.parse(text);
+  const index = notebook.cells.findIndex((c: Cell & { source: string[] }) =>
+    c.source.join("").includes("showVegaLite(")
+  );
+  notebook.cells[index].outputs = [];
+  assert.deepEqual(cellsMissingDisplays(JSON.stringify(notebook)), [index + 1]);
+});
