@@ -22,7 +22,7 @@ import {
 import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
 import { evaluateSet, predictSet, writeReport } from "./evaluate.ts";
 import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
-import { parseHistoryCsv } from "../train/history.ts";
+import { bestEpoch, parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
@@ -82,11 +82,12 @@ export function readRun(run: string): RunRecord {
 /**
  * RECIPE.md text: how the model was made and what it scores. `runs` are the
  * runs that trained the shipped model (their commands and wall time);
- * `shippedFrom`, every run the ship command weighed.
+ * `weighed`, every run the ship command weighed (the others get a line
+ * each: their command, best PublicTest accuracy and wall time).
  */
 export function recipeText(
   runs: RunRecord[],
-  shippedFrom: string[],
+  weighed: RunRecord[],
   choices: Candidate[],
   parameters: number,
   plain: Report,
@@ -95,7 +96,14 @@ export function recipeText(
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
-  const ship = `deno task ship ${shippedFrom.map((run) => `--run ${run}`).join(" ")}`;
+  const ship = `deno task ship ${weighed.map(({ run }) => `--run ${run}`).join(" ")}`;
+  const others = weighed.filter(({ run }) => !runs.some((r) => r.run === run));
+  const otherRow = ({ run, config, history, seconds }: RunRecord) => {
+    const best = bestEpoch(history);
+    return `| ${run} | \`${trainCommand(config, run)}\` | ${pct(best.val_accuracy)} (epoch ${best.epoch}) | ${
+      hours(seconds)
+    } |`;
+  };
   const runSection = ({ run, config, history, seconds }: RunRecord) => `
 ### ${run}
 
@@ -134,6 +142,12 @@ PrivateTest (evaluated once, 3,589 images):
 
 ## Training runs
 ${runs.map(runSection).join("")}
+## The other runs weighed
+
+| run | command | best PublicTest | training wall time |
+| --- | --- | --- | --- |
+${others.map(otherRow).join("\n")}
+
 ## Candidates
 
 By PublicTest accuracy, the figure the choice was made on:
@@ -260,7 +274,7 @@ export async function shipModel(runs: string[], out: string): Promise<void> {
   await writeReport(join(out, "tta"), tta, { model: out, tta: true });
   writeTextFileAtomic(
     join(out, "RECIPE.md"),
-    recipeText(trainedByRecords, runs, choices, model.countParams(), plain, tta),
+    recipeText(trainedByRecords, records, choices, model.countParams(), plain, tta),
   );
   console.log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
   console.log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);

@@ -31,3 +31,8 @@ export function parseHistoryCsv(text: string): EpochRecord[] {
     ) as unknown as EpochRecord;
   });
 }
+
+/** The epoch with the highest PublicTest accuracy (the first of equals). */
+export function bestEpoch(history: EpochRecord[]): EpochRecord {
+  return history.reduce((a, b) => (b.val_accuracy > a.val_accuracy ? b : a));
+}
