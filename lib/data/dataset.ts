@@ -20,6 +20,8 @@ export interface FaceSet {
   n: number;
   pixels: Uint8Array;
   labels: Uint8Array;
+  /** A teacher model's probabilities for each image, n x classes (training with --teacher: distillation). */
+  teacher?: Float32Array;
 }
 
 /** A row (or file) that could not be used, and why. */

@@ -51,6 +51,10 @@ export interface TrainConfig {
   initFrom?: string;
   /** Keep each epoch's weights from this epoch on and finish with their average (`averaged/`, see average.ts). */
   averageFrom?: number;
+  /** Distillation: a saved model whose probabilities on the training images blend into the targets (distill.ts). */
+  teacher?: string;
+  /** The teacher's share of each training target, 0-1 (with `teacher`; the label has the rest). */
+  distill: number;
 }
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
@@ -70,6 +74,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   minDelta: 1e-4,
   schedule: "plateau",
   skipBadRows: false,
+  distill: 0.5,
   workers: navigator.hardwareConcurrency || 1,
   backend: "wasm",
 };
@@ -200,6 +205,19 @@ export const TRAIN_FLAGS = {
   },
   "average-from": { type: "integer", min: 1, key: "averageFrom", help: "keep weights from this epoch on and average" },
   "init-from": { type: "string", value: "MODEL_DIR", key: "initFrom", help: "start from a saved model's weights" },
+  teacher: {
+    type: "string",
+    value: "MODEL_DIR",
+    key: "teacher",
+    help: "distil: blend this saved model's probabilities on the training images into the targets",
+  },
+  distill: {
+    type: "number",
+    min: 0,
+    max: 1,
+    key: "distill",
+    help: "the teacher's share of each target (with --teacher)",
+  },
   "skip-bad-rows": { type: "boolean", key: "skipBadRows", help: "leave malformed CSV rows out instead of stopping" },
   out: { type: "string", value: "DIR", help: "run folder (default outputs/runs/<recipe or arch-time>)" },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
@@ -234,6 +252,9 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   const done = config as unknown as TrainConfig;
   if (done.initFrom && !exists(join(done.initFrom, "model.json"))) {
     throw new Error(`--init-from ${done.initFrom}: no saved model there (model.json missing)`);
+  }
+  if (done.teacher && !exists(join(done.teacher, "model.json"))) {
+    throw new Error(`--teacher ${done.teacher}: no saved model there (model.json missing)`);
   }
   if (done.batchSize < 2 * done.workers) {
     throw new Error(

@@ -1,5 +1,21 @@
-/** The training loss. */
+/** The training loss and its targets. */
 import * as tf from "@tensorflow/tfjs";
+import type { FaceSet } from "../data/dataset.ts";
+
+/**
+ * The targets of `rows` of `set`, flat rows x classes: each label one-hot,
+ * blended with the teacher's probabilities, `distill` of the teacher to
+ * 1 - `distill` of the label, when the set carries a teacher's.
+ */
+export function trainingTargets(set: FaceSet, rows: number[], classes: number, distill: number): Float32Array {
+  const targets = new Float32Array(rows.length * classes);
+  const weight = set.teacher ? distill : 0;
+  rows.forEach((row, i) => {
+    for (let k = 0; k < classes && weight > 0; k++) targets[i * classes + k] = weight * set.teacher![row * classes + k];
+    targets[i * classes + set.labels[row]] += 1 - weight;
+  });
+  return targets;
+}
 
 /** Categorical cross-entropy on probabilities, with optional label smoothing. */
 export function smoothedCrossEntropy(smoothing: number) {

@@ -78,6 +78,7 @@ export class DataParallelTrainer implements Trainer {
       weights,
       weightDecay: options.weightDecay,
       labelSmoothing: options.labelSmoothing,
+      distill: options.distill,
       augment: options.augment,
       train,
       optimizerWeights,

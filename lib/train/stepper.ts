@@ -9,7 +9,7 @@ import { batchTensor, type FaceSet } from "../data/dataset.ts";
 import { augmentBatch, DEFAULT_AUGMENT } from "../data/augment.ts";
 import { NUM_CLASSES } from "../data/labels.ts";
 import { seededRandom } from "../util/random.ts";
-import { smoothedCrossEntropy } from "./losses.ts";
+import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
 import type { NamedWeightData } from "../model/model_io.ts";
 
@@ -19,6 +19,8 @@ export interface StepOptions {
   augment: boolean;
   /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
   weightDecay: number;
+  /** The teacher's share of each target, when the training set carries its probabilities (distillation; default 0). */
+  distill?: number;
 }
 
 /** A weight list as plain data. */
@@ -72,11 +74,13 @@ export class Stepper {
     const { value, correct, grads } = tf.tidy(() => {
       const images = batchTensor(this.train, rows);
       const x = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
-      const y = tf.oneHot(tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32"), NUM_CLASSES);
+      const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
+      const targets = trainingTargets(this.train, rows, NUM_CLASSES, this.options.distill ?? 0);
+      const y = tf.tensor2d(targets, [rows.length, NUM_CLASSES]);
       let correct!: tf.Tensor;
       const { value, grads } = tf.variableGrads(() => {
         const predicted = this.model.apply(x, { training: true }) as tf.Tensor;
-        correct = tf.keep(tf.equal(predicted.argMax(-1), y.argMax(-1)).sum());
+        correct = tf.keep(tf.equal(predicted.argMax(-1), labels).sum());
         return this.loss(y, predicted) as tf.Scalar;
       }, variables);
       return { value, correct, grads: variables.map((v) => grads[v.name]) };

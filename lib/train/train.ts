@@ -49,6 +49,7 @@ import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { exists } from "../util/paths.ts";
 import { averageRun, snapshotDir, snapshotDirs, snapshotEpochs } from "./average.ts";
 import type { TrainConfig } from "./config.ts";
+import { teacherProbabilities } from "./distill.ts";
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
 interface TrainState {
@@ -186,11 +187,19 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
     );
 
   // Data-parallel workers are a CPU technique: on WebGPU the device is the parallel part, so one process trains.
-  const steps = { weightDecay: config.weightDecay, labelSmoothing: config.labelSmoothing, augment: config.augment };
+  const steps = {
+    weightDecay: config.weightDecay,
+    labelSmoothing: config.labelSmoothing,
+    augment: config.augment,
+    distill: config.distill,
+  };
+  const taught = config.teacher
+    ? { ...train, teacher: await teacherProbabilities(config.teacher, config.out, train, log) }
+    : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;
   const trainer: Trainer = active.backend === "webgpu"
-    ? await LocalTrainer.start(model, train, steps, optimizerState)
-    : await DataParallelTrainer.start(model, train, { ...steps, workers: config.workers }, optimizerState);
+    ? await LocalTrainer.start(model, taught, steps, optimizerState)
+    : await DataParallelTrainer.start(model, taught, { ...steps, workers: config.workers }, optimizerState);
   try {
     for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
       const started = performance.now();

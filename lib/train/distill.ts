@@ -1,0 +1,67 @@
+/**
+ * Knowledge distillation (`deno task train --teacher MODEL_DIR`): a saved
+ * model (say the shipped ensemble) predicts every training image once, and
+ * each training target blends its label with those probabilities
+ * (`trainingTargets` in losses.ts), so one network learns what the teacher
+ * knows about look-alike classes.
+ */
+import { join } from "node:path";
+import type { FaceSet } from "../data/dataset.ts";
+import { EMOTIONS } from "../data/labels.ts";
+import { predictSet } from "../eval/evaluate.ts";
+import { loadModel, readJson, recoverFolder, writeFolderAtomic } from "../model/model_io.ts";
+import { exists } from "../util/paths.ts";
+
+/** What `out/teacher/source.json` records: whose probabilities these are, and on how many images. */
+interface TeacherSource {
+  teacher: string;
+  n: number;
+}
+
+/**
+ * `teacherDir`'s probabilities on the images of `train` (n x classes). Kept
+ * in `out/teacher/` (written whole or not at all), so a resumed run reuses
+ * them instead of predicting again.
+ */
+export async function teacherProbabilities(
+  teacherDir: string,
+  out: string,
+  train: FaceSet,
+  log: (m: string) => void,
+): Promise<Float32Array> {
+  const dir = join(out, "teacher");
+  for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
+  if (exists(join(dir, "source.json"))) {
+    const source = readJson<TeacherSource>(join(dir, "source.json"));
+    if (source.teacher === teacherDir && source.n === train.n) {
+      log(`teacher: reusing ${dir} (${teacherDir} on ${train.n} training images)`);
+      return new Float32Array(Deno.readFileSync(join(dir, "probabilities.bin")).buffer);
+    }
+  }
+  const { model, metadata } = await loadModel(teacherDir);
+  if (metadata.labels.join() !== EMOTIONS.join()) {
+    model.dispose();
+    throw new Error(
+      `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not ${EMOTIONS.join(", ")}`,
+    );
+  }
+  const probabilities = await predictSet(model, train, { progressLabel: `teacher ${teacherDir}` });
+  model.dispose();
+  const source: TeacherSource = { teacher: teacherDir, n: train.n };
+  writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(probabilities.buffer), "source.json": source });
+  log(
+    `teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the training labels`,
+  );
+  return probabilities;
+}
+
+/** The share of images whose most probable class under `probabilities` is their label. */
+export function agreement(probabilities: Float32Array, set: FaceSet): number {
+  const classes = probabilities.length / set.n;
+  let agreed = 0;
+  for (let i = 0; i < set.n; i++) {
+    const row = probabilities.subarray(i * classes, (i + 1) * classes);
+    if (row.indexOf(Math.max(...row)) === set.labels[i]) agreed++;
+  }
+  return agreed / set.n;
+}

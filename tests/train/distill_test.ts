@@ -1,0 +1,64 @@
+/** Distillation: the blended targets, the teacher's probabilities kept for a resumed run, and bad teachers refused. */
+import { assert } from "../assert.ts";
+import { join } from "node:path";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { buildModel } from "../../lib/model/architectures.ts";
+import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { trainingTargets } from "../../lib/train/losses.ts";
+import { agreement, teacherProbabilities } from "../../lib/train/distill.ts";
+import { parseTrainArgs } from "../../lib/train/config.ts";
+import type { FaceSet } from "../../lib/data/dataset.ts";
+
+const set = (n: number, teacher?: number[]): FaceSet => ({
+  n,
+  pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 37) % 256),
+  labels: Uint8Array.from({ length: n }, (_, i) => i % 3),
+  ...(teacher ? { teacher: Float32Array.from(teacher) } : {}),
+});
+
+Deno.test("training targets: one-hot labels, blended with the teacher's probabilities by --distill", () => {
+  const plain = set(2);
+  assert.deepEqual([...trainingTargets(plain, [1, 0], 3, 0.5)], [0, 1, 0, 1, 0, 0]);
+  const taught = set(2, [0.5, 0.25, 0.25, 0.25, 0.25, 0.5]);
+  const blended = trainingTargets(taught, [1, 0], 3, 0.5);
+  assert.deepEqual([...blended], [0.125, 0.625, 0.25, 0.75, 0.125, 0.125]);
+  assert.deepEqual([...trainingTargets(taught, [0], 3, 0)], [1, 0, 0], "--distill 0 is the labels alone");
+  assert.deepEqual([...trainingTargets(taught, [1], 3, 1)], [0.25, 0.25, 0.5], "--distill 1 is the teacher alone");
+  assert.equal(agreement(taught.teacher!, taught), 0.5, "image 0's top class is its label, image 1's is not");
+});
+
+Deno.test("the teacher predicts the training images once; a resumed run reuses them; a bad teacher is refused", async () => {
+  await initBackend();
+  const root = Deno.makeTempDirSync();
+  const teacherDir = join(root, "teacher-model");
+  const model = buildModel("compact", 48, 3);
+  await saveModel(teacherDir, model, makeMetadata(model, "compact", {}));
+  const train = set(5);
+  const logs: string[] = [];
+  const out = join(root, "run");
+  Deno.mkdirSync(out);
+  const first = await teacherProbabilities(teacherDir, out, train, (m) => logs.push(m));
+  assert.equal(first.length, 5 * 7);
+  for (let i = 0; i < 5; i++) {
+    const sum = first.subarray(7 * i, 7 * i + 7).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-4, `row ${i} sums to ${sum}`);
+  }
+  const again = await teacherProbabilities(teacherDir, out, train, (m) => logs.push(m));
+  assert.deepEqual([...again], [...first]);
+  assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+  // Another training set (a different --subset) is predicted afresh.
+  await teacherProbabilities(teacherDir, out, set(4), (m) => logs.push(m));
+  assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+
+  const metadataPath = join(teacherDir, "metadata.json");
+  const metadata = JSON.parse(Deno.readTextFileSync(metadataPath));
+  Deno.writeTextFileSync(metadataPath, JSON.stringify({ ...metadata, labels: ["yes", "no"] }));
+  await assert.rejects(
+    () => teacherProbabilities(teacherDir, join(root, "other"), train, () => {}),
+    Error,
+    `--teacher ${teacherDir}: its classes (yes, no) are not angry`,
+  );
+  assert.throws(() => parseTrainArgs(["--teacher", "/nowhere"]), /--teacher \/nowhere: no saved model there/);
+  assert.throws(() => parseTrainArgs(["--distill", "1.5"]), /--distill 1\.5/);
+  model.dispose();
+});
