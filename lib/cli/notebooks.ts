@@ -72,33 +72,38 @@ async function main(args: string[]) {
   const outDir = projectPath("outputs", "notebooks");
   const env = values.full ? {} : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run");
   const failed: string[] = [];
-  for (const name of notebooks) {
+  /** Execute one notebook; its exit code, seconds, and the cells that lost their display output. */
+  const execute = async (name: string) => {
+    const started = performance.now();
+    console.error(`running notebooks/${name} ...`);
+    const code = await run(PYTHON, [
+      "-m",
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.timeout=3600",
+      "--ExecutePreprocessor.kernel_name=deno",
+      ...(values.update ? ["--inplace"] : ["--output-dir", outDir]),
+      join(projectPath("notebooks"), name),
+    ], env);
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
     const executed = values.update ? projectPath("notebooks", name) : join(outDir, name);
-    for (let attempt = 1;; attempt++) {
-      const started = performance.now();
-      console.error(`running notebooks/${name} ...`);
-      const code = await run(PYTHON, [
-        "-m",
-        "nbconvert",
-        "--to",
-        "notebook",
-        "--execute",
-        "--ExecutePreprocessor.timeout=3600",
-        "--ExecutePreprocessor.kernel_name=deno",
-        ...(values.update ? ["--inplace"] : ["--output-dir", outDir]),
-        join(projectPath("notebooks"), name),
-      ], env);
-      const seconds = ((performance.now() - started) / 1000).toFixed(0);
-      const missing = code === 0 ? cellsMissingDisplays(Deno.readTextFileSync(executed)) : [];
-      if (missing.length && attempt === 1) {
-        console.error(`notebooks/${name}: cell(s) ${missing.join(", ")} lost their display output; running it again`);
-        continue;
-      }
-      const problem = code !== 0 ? "a cell failed" : missing.length ? `cell(s) ${missing.join(", ")} show nothing` : "";
-      console.error(`${problem ? `FAILED (${problem})` : "ok"}: notebooks/${name} (${seconds}s)`);
-      if (problem) failed.push(name);
-      break;
+    const missing = code === 0 ? cellsMissingDisplays(Deno.readTextFileSync(executed)) : [];
+    return { code, seconds, missing };
+  };
+  for (const name of notebooks) {
+    let result = await execute(name);
+    if (result.missing.length) {
+      console.error(
+        `notebooks/${name}: cell(s) ${result.missing.join(", ")} lost their display output; running it again`,
+      );
+      result = await execute(name);
     }
+    const { code, seconds, missing } = result;
+    const problem = code !== 0 ? "a cell failed" : missing.length ? `cell(s) ${missing.join(", ")} show nothing` : "";
+    console.error(`${problem ? `FAILED (${problem})` : "ok"}: notebooks/${name} (${seconds}s)`);
+    if (problem) failed.push(name);
   }
   console.log(`notebooks: ${notebooks.length - failed.length} passed, ${failed.length} failed`);
   if (failed.length) throw new Error(`notebook(s) failed: ${failed.join(", ")}`);

@@ -9,13 +9,19 @@ import { join } from "node:path";
 import type { FaceSet } from "../data/dataset.ts";
 import { EMOTIONS } from "../data/labels.ts";
 import { predictSet } from "../eval/evaluate.ts";
-import { loadModel, readJson, recoverFolder, writeFolderAtomic } from "../model/model_io.ts";
+import { argmaxRows } from "../eval/metrics.ts";
+import { loadModel, readJson, writeFolderAtomic } from "../model/model_io.ts";
 import { exists } from "../util/paths.ts";
 
 /** What `out/teacher/source.json` records: whose probabilities these are, and on how many images. */
 interface TeacherSource {
   teacher: string;
   n: number;
+}
+
+/** Where a run keeps its teacher's probabilities (settled after a crash with the run's other folders). */
+export function teacherFolder(out: string): string {
+  return join(out, "teacher");
 }
 
 /**
@@ -29,8 +35,7 @@ export async function teacherProbabilities(
   train: FaceSet,
   log: (m: string) => void,
 ): Promise<Float32Array> {
-  const dir = join(out, "teacher");
-  for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
+  const dir = teacherFolder(out);
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
     if (source.teacher === teacherDir && source.n === train.n) {
@@ -57,11 +62,6 @@ export async function teacherProbabilities(
 
 /** The share of images whose most probable class under `probabilities` is their label. */
 export function agreement(probabilities: Float32Array, set: FaceSet): number {
-  const classes = probabilities.length / set.n;
-  let agreed = 0;
-  for (let i = 0; i < set.n; i++) {
-    const row = probabilities.subarray(i * classes, (i + 1) * classes);
-    if (row.indexOf(Math.max(...row)) === set.labels[i]) agreed++;
-  }
-  return agreed / set.n;
+  const top = argmaxRows(probabilities, probabilities.length / set.n);
+  return top.filter((label, i) => label === set.labels[i]).length / set.n;
 }

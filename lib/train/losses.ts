@@ -11,7 +11,9 @@ export function trainingTargets(set: FaceSet, rows: number[], classes: number, d
   const targets = new Float32Array(rows.length * classes);
   const weight = set.teacher ? distill : 0;
   rows.forEach((row, i) => {
-    for (let k = 0; k < classes && weight > 0; k++) targets[i * classes + k] = weight * set.teacher![row * classes + k];
+    if (weight > 0) {
+      for (let k = 0; k < classes; k++) targets[i * classes + k] = weight * set.teacher![row * classes + k];
+    }
     targets[i * classes + set.labels[row]] += 1 - weight;
   });
   return targets;

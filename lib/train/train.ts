@@ -49,7 +49,7 @@ import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { exists } from "../util/paths.ts";
 import { averageRun, snapshotDir, snapshotDirs, snapshotEpochs } from "./average.ts";
 import type { TrainConfig } from "./config.ts";
-import { teacherProbabilities } from "./distill.ts";
+import { teacherFolder, teacherProbabilities } from "./distill.ts";
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
 interface TrainState {
@@ -83,7 +83,8 @@ export interface TrainHooks {
  */
 function openRunFolder(config: TrainConfig, resume: boolean, active: ActiveBackend, log: (m: string) => void): void {
   const lastDir = join(config.out, "last");
-  for (const dir of [lastDir, join(config.out, "best"), join(config.out, "averaged"), ...snapshotDirs(config.out)]) {
+  const folders = [lastDir, join(config.out, "best"), join(config.out, "averaged"), teacherFolder(config.out)];
+  for (const dir of [...folders, ...snapshotDirs(config.out)]) {
     for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
   }
   if (!resume && (exists(lastDir) || exists(join(config.out, "history.csv")))) {

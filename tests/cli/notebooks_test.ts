@@ -26,7 +26,8 @@ Deno.test("there are notebooks, and 05_explain is one of them", () => {
 
 for (const name of notebooks) {
   Deno.test(`notebooks/${name} is committed with outputs, a PNG, and a PNG beside every chart`, () => {
-    const cells: Cell[] = JSON.parse(Deno.readTextFileSync(projectPath("notebooks", name))).cells;
+    const text = Deno.readTextFileSync(projectPath("notebooks", name));
+    const cells: Cell[] = JSON.parse(text).cells;
     const code = cells.filter((c) => c.cell_type === "code");
     const withOutput = code.filter((c) => (c.outputs ?? []).length > 0).length;
     assert.ok(withOutput >= 0.8 * code.length, `${withOutput} of ${code.length} code cells have outputs`);
@@ -39,7 +40,6 @@ for (const name of notebooks) {
     }
     const errors = code.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === "error");
     assert.equal(errors.length, 0, "a committed cell error");
-    const text = Deno.readTextFileSync(projectPath("notebooks", name));
     assert.deepEqual(cellsMissingDisplays(text), [], "cells that call a show helper but show nothing");
   });
 }
