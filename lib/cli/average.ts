@@ -1,11 +1,11 @@
 /** `deno task average --run DIR [--from EPOCH]`: average a run's per-epoch weights into DIR/averaged/ (SWA). */
-import { join } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadDataset, resolveDataPath } from "../data/dataset.ts";
-import { averageRun, snapshotEpochs } from "../train/average.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
+import { averageRun } from "../train/average.ts";
+import { lockRun, runPaths, snapshotEpochs } from "../train/run_folder.ts";
+import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
-import { readJson } from "../model/model_io.ts";
+import { readJson } from "../util/files.ts";
 
 export const AVERAGE_FLAGS = {
   run: { type: "string", value: "DIR", help: "a run folder trained with --average-from (it has snapshots/)" },
@@ -20,13 +20,18 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run) throw new Error("--run DIR is required (see --help)");
-  const config = readJson<{ averageFrom?: number; data?: string }>(join(values.run, "config.json"));
+  const config = readJson<{ averageFrom?: number; data?: string }>(runPaths(values.run).config);
   const from = values.from ?? config.averageFrom ?? snapshotEpochs(values.run)[0];
   if (from === undefined) throw new Error(`${values.run} holds no per-epoch snapshots to average`);
   await initBackend();
   const data = await loadDataset(resolveDataPath(values.data ?? config.data), { onProgress: console.error });
-  const result = await averageRun(values.run, from, data.splits.Training, data.splits.PublicTest, console.log);
-  console.log(`wrote ${result.dir}`);
+  const release = lockRun(values.run, console.error);
+  try {
+    const result = await averageRun(values.run, from, data.splits.Training, data.splits.PublicTest, console.log);
+    console.log(`wrote ${result.dir}`);
+  } finally {
+    release();
+  }
 }
 
 if (import.meta.main) await runCommand(main);

@@ -7,12 +7,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
-import { parseFlags } from "./flags.ts";
+import { parseFlags } from "../util/flags.ts";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import { classifyCrops, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
-import { facePixels, loadDataset, resolveDataPath } from "../data/dataset.ts";
+import { facePixels } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
 import { defaultModelDir } from "../vision/predict.ts";
 

@@ -15,7 +15,7 @@
  * per-kernel table of one single-threaded training step.
  */
 import * as tf from "@tensorflow/tfjs";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { type ActiveBackend, BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { ARCHITECTURES, buildModel } from "../model/architectures.ts";
 import { DataParallelTrainer } from "../train/parallel.ts";

@@ -7,14 +7,15 @@
  */
 import { join } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadDataset, resolveDataPath } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { NUM_CLASSES } from "../data/labels.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { applyTemperature, expectedCalibrationError, fitTemperature, reliabilityBins } from "../eval/calibration.ts";
-import { loadModel, readJson, writeTextFileAtomic } from "../model/model_io.ts";
+import { loadModel } from "../model/model_io.ts";
+import { readJson, writeTextFileAtomic } from "../util/files.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
 import { projectPath } from "../util/paths.ts";
-import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const CALIBRATE_FLAGS = {

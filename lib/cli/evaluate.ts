@@ -1,12 +1,12 @@
 /** `deno task evaluate --model DIR [--split PrivateTest]`: a saved model's report on one split, with its charts. */
 import { join } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
-import { loadDataset, resolveDataPath } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
-import { formatReport } from "../eval/metrics.ts";
+import { chanceWarning, formatReport } from "../eval/metrics.ts";
 import { loadModel } from "../model/model_io.ts";
-import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const EVALUATE_FLAGS = {
@@ -43,6 +43,8 @@ async function main(args: string[]) {
     progressLabel: `evaluate ${split}${values.tta ? " +TTA" : ""}`,
   });
   console.log(formatReport(report));
+  const warning = chanceWarning(report);
+  if (warning) console.error(warning);
   const out = values.out ?? join(values.model, values.tta ? `eval-${split}-tta` : `eval-${split}`);
   await writeReport(out, report, {
     model: values.model,

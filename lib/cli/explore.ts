@@ -6,12 +6,14 @@
  */
 import { join } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadDataset, resolveDataPath, stratifiedSample } from "../data/dataset.ts";
+import { stratifiedSample } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { explorerData } from "../eval/explorer.ts";
-import { loadModel, writeTextFileAtomic } from "../model/model_io.ts";
+import { loadModel } from "../model/model_io.ts";
+import { writeTextFileAtomic } from "../util/files.ts";
 import { projectPath } from "../util/paths.ts";
-import { DATA_FLAG, type FlagTable, parseFlags } from "./flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const EXPLORE_FLAGS = {

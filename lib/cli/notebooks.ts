@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { projectPath } from "../util/paths.ts";
 import { runCommand } from "./run.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { type FlagTable, parseFlags } from "../util/flags.ts";
 
 export const NOTEBOOKS_FLAGS = {
   full: { type: "boolean", help: "the notebooks' own settings (default: quick, 2 epochs on 2,000 images)" },
@@ -47,9 +47,13 @@ async function run(command: string, args: string[], env: Record<string, string> 
   return code;
 }
 
-/** Quick settings so the notebooks run in a few minutes (CI). */
-export function quickEnvironment(runDir: string): Record<string, string> {
-  return { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir };
+/** Quick settings so the notebooks run in a few minutes (CI), for those the user has not set in `env`. */
+export function quickEnvironment(
+  runDir: string,
+  env: Record<string, string> = Deno.env.toObject(),
+): Record<string, string> {
+  const quick = { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir };
+  return Object.fromEntries(Object.entries(quick).filter(([name]) => env[name] === undefined));
 }
 
 async function main(args: string[]) {

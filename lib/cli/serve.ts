@@ -1,7 +1,9 @@
 /** `deno task serve [--port 8000] [--model DIR]`: the browser page (lib/web/) on localhost, until stopped. */
+import { join } from "node:path";
 import { startServer } from "../web/server.ts";
+import { readJson } from "../util/files.ts";
 import { defaultModelDir } from "../vision/predict.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const SERVE_FLAGS = {
@@ -15,7 +17,9 @@ function main(args: string[]) {
     SERVE_FLAGS,
     args,
   );
-  startServer({ port: values.port, modelDir: defaultModelDir(values.model) });
+  const modelDir = defaultModelDir(values.model);
+  readJson(join(modelDir, "metadata.json")); // a missing or damaged one is named now, not by the page later
+  startServer({ port: values.port, modelDir });
 }
 
 if (import.meta.main) await runCommand(main);

@@ -1,16 +1,20 @@
 /**
  * `deno task ship --run RUN [--run RUN...] [--out outputs/model]`: choose the
  * best of the runs' checkpoints and ensembles on PublicTest, ship it, and
- * report it once on PrivateTest (see lib/eval/ship.ts).
+ * report it once on PrivateTest (see lib/ship/ship.ts).
  */
-import { shipModel } from "../eval/ship.ts";
-import { type FlagTable, parseFlags } from "./flags.ts";
+import { shipModel } from "../ship/ship.ts";
+import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { projectPath } from "../util/paths.ts";
 import { runCommand } from "./run.ts";
 
 export const SHIP_FLAGS = {
   run: { type: "string", multiple: true, value: "DIR", help: "a run folder whose checkpoints are candidates" },
   out: { type: "string", value: "DIR", default: projectPath("outputs", "model"), help: "where the model goes" },
+  force: {
+    type: "boolean",
+    help: "replace the model at --out even when it scores as high or higher on PublicTest",
+  },
 } as const satisfies FlagTable;
 
 async function main(args: string[]) {
@@ -20,7 +24,7 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run.length) throw new Error("--run: give at least one run folder (see --help)");
-  await shipModel(values.run, values.out);
+  await shipModel(values.run, values.out, { force: values.force });
 }
 
 if (import.meta.main) await runCommand(main);

@@ -17,9 +17,10 @@ export function parsePixels(cell: string): Uint8Array | string {
   const parts = cell.trim().split(/\s+/);
   if (parts.length !== PIXELS) return `expected ${PIXELS} pixel values, found ${cell.trim() ? parts.length : 0}`;
   const out = new Uint8Array(PIXELS);
+  const digitsOnly = !/[^0-9\s]/.test(cell); // one test per cell: Number() would also take "0x10", "1e2", "3.0"
   for (let i = 0; i < PIXELS; i++) {
-    const v = Number(parts[i]);
-    if (!Number.isInteger(v) || v < 0 || v > 255) return `pixel ${i + 1} is "${parts[i]}", not an integer 0..255`;
+    const v = digitsOnly ? Number(parts[i]) : /^\d+$/.test(parts[i]) ? Number(parts[i]) : NaN;
+    if (!(v <= 255)) return `pixel ${i + 1} is "${parts[i]}", not an integer 0..255`;
     out[i] = v;
   }
   return out;
@@ -32,7 +33,7 @@ export function parseRecord(
 ): { label: number; pixels: Uint8Array; split: Split } | string {
   const labelCell = record[columns.emotion]?.trim() ?? "";
   const label = Number(labelCell);
-  if (labelCell === "" || !Number.isInteger(label) || label < 0 || label >= NUM_CLASSES) {
+  if (!/^\d+$/.test(labelCell) || label >= NUM_CLASSES) {
     return `emotion "${labelCell}" is not a label id 0..${NUM_CLASSES - 1}`;
   }
   const usage = (record[columns.usage] ?? "").trim();
@@ -75,7 +76,9 @@ export async function loadCsv(path: string, onProgress?: (message: string) => vo
           usage: header.indexOf("usage"),
         };
         if (Object.values(columns).some((i) => i < 0)) {
-          throw new Error(`${path}: line 1: expected a header with emotion,pixels,Usage, found "${record.join(",")}"`);
+          const found = record.join(",");
+          const shown = found.length > 80 ? `${found.slice(0, 80)}... (${found.length} characters)` : found;
+          throw new Error(`${path}: line 1: expected a header with emotion,pixels,Usage, found "${shown}"`);
         }
         continue;
       }

@@ -1,14 +1,12 @@
 /**
  * FER2013 as the pipeline holds it: the image sets (compact typed arrays),
- * where the data is looked for, loading (the CSV in csv.ts, image folders in
- * folders.ts), stratified subsets and splits, and normalized batches.
+ * stratified subsets and splits, and normalized batches. Loading is load.ts
+ * (the CSV in csv.ts, image folders in folders.ts).
  */
 import * as tf from "@tensorflow/tfjs";
 import { NUM_CLASSES, type Split } from "./labels.ts";
-import { loadCsvCached } from "./csv.ts";
-import { loadImageFolders } from "./folders.ts";
 import { seededRandom, shuffleInPlace } from "../util/random.ts";
-import { displayPath, exists, projectPath } from "../util/paths.ts";
+import { modelInput } from "../web/face_pipeline.js";
 
 /** Side of the square FER2013 images. */
 export const IMAGE_SIZE = 48;
@@ -50,55 +48,6 @@ export interface LoadOptions {
   seed?: number;
   /** Called with a progress message now and then. */
   onProgress?: (message: string) => void;
-}
-
-/** Where the data is looked for when no path is given, in order (relative to the project root). */
-export const DEFAULT_DATA_PATHS = [
-  "data/fer2013.csv",
-  "data/fer2013.csv.gz",
-  "../shared/datasets/fer2013/fer2013.csv.gz",
-];
-
-const WHERE_TO_GET = `FER2013 was not found. Get it from Kaggle's "Challenges in Representation Learning: ` +
-  `Facial Expression Recognition Challenge" (file fer2013.csv, or icml_face_data.csv renamed), ` +
-  `and put it at data/fer2013.csv (or .csv.gz), or pass --data PATH (a CSV or an image folder).`;
-
-/** The data path to use: the flag if given, else the first default that exists. */
-export function resolveDataPath(flag?: string): string {
-  if (flag) {
-    if (!exists(flag)) throw new Error(`--data ${flag}: no such file or folder. ${WHERE_TO_GET}`);
-    return flag;
-  }
-  const found = DEFAULT_DATA_PATHS.map((p) => projectPath(p)).find(exists);
-  if (!found) throw new Error(`${WHERE_TO_GET} Looked in: ${DEFAULT_DATA_PATHS.join(", ")}.`);
-  return displayPath(found);
-}
-
-/** Load a CSV or image folder, using (and filling) the parsed cache. */
-export async function loadDataset(path: string, options: LoadOptions = {}): Promise<FerData> {
-  const stat = Deno.statSync(path);
-  const data = stat.isDirectory ? await loadImageFolders(path, options) : await loadCsvCached(path, options);
-  reportOrFailOnBadRows(data, options);
-  if (data.splits.PublicTest.n === 0) {
-    const { train, validation } = stratifiedSplit(data.splits.Training, 0.1, options.seed ?? 1);
-    data.splits.Training = train;
-    data.splits.PublicTest = validation;
-    data.validationNote = "PublicTest: a stratified 10% of Training (the source has no validation split)";
-  }
-  return data;
-}
-
-function reportOrFailOnBadRows(data: FerData, options: LoadOptions) {
-  if (data.skipped.length === 0) return;
-  const shown = data.skipped.slice(0, 10).map((b) => `  line ${b.line}: ${b.reason}`).join("\n");
-  const more = data.skipped.length > 10 ? `\n  ... and ${data.skipped.length - 10} more` : "";
-  if (!options.skipBadRows) {
-    throw new Error(
-      `${data.source}: ${data.skipped.length} bad row(s):\n${shown}${more}\n` +
-        `Fix them, or pass --skip-bad-rows to leave them out.`,
-    );
-  }
-  options.onProgress?.(`${data.source}: skipped ${data.skipped.length} bad row(s):\n${shown}${more}`);
 }
 
 /** Rows of pixels and labels as one packed set. */
@@ -179,14 +128,9 @@ export function classCounts(labels: Uint8Array): number[] {
 /** How pixels become model inputs; saved in the model's metadata. */
 export const NORMALIZATION = { scale: 1 / 255, offset: 0, description: "x / 255" } as const;
 
-/** Rows `start..end` of a set as normalized floats, NHWC with one channel. */
+/** Rows of a set as normalized floats, NHWC with one channel (face_pipeline.js's `modelInput`, as for photos). */
 export function batchPixels(set: FaceSet, rows: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(rows.length * PIXELS);
-  for (let i = 0; i < rows.length; i++) {
-    const src = set.pixels.subarray(rows[i] * PIXELS, (rows[i] + 1) * PIXELS);
-    for (let p = 0; p < PIXELS; p++) out[i * PIXELS + p] = src[p] * NORMALIZATION.scale + NORMALIZATION.offset;
-  }
-  return out;
+  return modelInput(Array.from(rows, (row) => ({ data: facePixels(set, row) })), NORMALIZATION);
 }
 
 /** Rows of a set as a model input: a normalized [rows, 48, 48, 1] tensor. */

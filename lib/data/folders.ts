@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { EMOTIONS, type Split, SPLITS } from "./labels.ts";
 import type { BadRow, FaceSet, FerData, LoadOptions } from "./dataset.ts";
 import { IMAGE_SIZE, packRows } from "./dataset.ts";
-import { decodeImage, isImageFile } from "../vision/images.ts";
+import { isImageFile, readImageFile } from "./images.ts";
 import { resizeGray, toGray } from "../web/face_pipeline.js";
 import { listFolder, walkFiles } from "../util/files.ts";
 
@@ -55,11 +55,10 @@ export async function loadImageFolders(root: string, options: LoadOptions = {}):
         );
       }
       const classFolder = join(root, splitDir.name, classDir.name);
-      const broken = (path: string) => skipped.push({ line: ++files, reason: `${path}: a link to nothing` });
-      for (const path of walkFiles(classFolder, isImageFile, broken)) {
+      for (const path of walkFiles(classFolder, isImageFile)) {
         files++;
         try {
-          const gray = resizeGray(toGray(await decodeImage(await Deno.readFile(path), path)), IMAGE_SIZE, IMAGE_SIZE);
+          const gray = resizeGray(toGray((await readImageFile(path)).image), IMAGE_SIZE, IMAGE_SIZE);
           sets[split].pixels.push(gray.data);
           sets[split].labels.push(label);
         } catch (err) {

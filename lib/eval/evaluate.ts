@@ -4,7 +4,7 @@
  * `deno task evaluate` is lib/cli/evaluate.ts.
  */
 import * as tf from "@tensorflow/tfjs";
-import { writeTextFileAtomic } from "../model/model_io.ts";
+import { writeTextFileAtomic } from "../util/files.ts";
 import { join } from "node:path";
 import { batchTensor, type FaceSet, inOrderBatches } from "../data/dataset.ts";
 import { argmaxRows, buildReport, type Report } from "./metrics.ts";

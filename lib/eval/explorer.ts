@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { facePixels, type FaceSet, IMAGE_SIZE, selectRows } from "../data/dataset.ts";
-import { encodeGrayJpeg } from "../vision/images.ts";
+import { encodeGrayJpeg } from "../data/images.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import { predictSet } from "./evaluate.ts";
 import { applyTemperature } from "./calibration.ts";

@@ -109,3 +109,15 @@ export function misclassifiedRows(
   if (confidence) rows.sort((a, b) => confidence[b] - confidence[a]);
   return rows.slice(0, limit);
 }
+
+/**
+ * A warning when a report's accuracy is no better than always answering its
+ * most common class (random or untrained weights, say); undefined otherwise.
+ */
+export function chanceWarning(report: Report): string | undefined {
+  const largest = Math.max(...report.confusion_matrix.map((row) => row.reduce((a, b) => a + b, 0)));
+  const chance = largest / Math.max(1, report.n);
+  if (report.accuracy > chance + 0.01) return undefined;
+  return `warning: accuracy ${(100 * report.accuracy).toFixed(2)}% is at chance (always answering the most common ` +
+    `class scores ${(100 * chance).toFixed(2)}%): the weights may be untrained or damaged`;
+}

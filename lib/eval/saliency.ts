@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { heatColour, saliencyMaps as shared } from "../web/saliency.js";
-import type { RgbaImage } from "../vision/images.ts";
+import type { RgbaImage } from "../data/images.ts";
 
 /** SmoothGrad settings: noisy copies per image, their noise (input units) and seed. */
 export interface SaliencyOptions {

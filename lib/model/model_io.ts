@@ -6,10 +6,12 @@
  * a half-written checkpoint.
  */
 import * as tf from "@tensorflow/tfjs";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { EMOTIONS } from "../data/labels.ts";
 import { NORMALIZATION } from "../data/dataset.ts";
 import { exists } from "../util/paths.ts";
+import { readJson, writeFolderAtomic } from "../util/files.ts";
+import { metadataProblem } from "../web/face_pipeline.js";
 
 /** What a model folder says about how to use the model. */
 export interface ModelMetadata {
@@ -42,68 +44,6 @@ export function makeMetadata(
     training,
     metrics,
   };
-}
-
-/**
- * Write `files` (name -> bytes or JSON value) as folder `dir`, replacing it
- * so that a crash at any point leaves a complete copy that `recoverFolder`
- * puts back: the files go to `dir.tmp-PID`; renaming that to `dir.new`
- * marks it complete; then `dir` becomes `dir.old`, `dir.new` becomes `dir`,
- * and `dir.old` is removed.
- */
-export function writeFolderAtomic(dir: string, files: Record<string, Uint8Array | unknown>): void {
-  recoverFolder(dir); // settle what an earlier crash left (this also clears old temporary folders)
-  const tmp = `${dir}.tmp-${Deno.pid}`;
-  Deno.mkdirSync(tmp, { recursive: true });
-  for (const [name, content] of Object.entries(files)) {
-    const bytes = content instanceof Uint8Array
-      ? content
-      : new TextEncoder().encode(JSON.stringify(content, null, 2) + "\n");
-    Deno.writeFileSync(join(tmp, name), bytes);
-  }
-  Deno.renameSync(tmp, `${dir}.new`);
-  if (exists(dir)) Deno.renameSync(dir, `${dir}.old`);
-  Deno.renameSync(`${dir}.new`, dir);
-  if (exists(`${dir}.old`)) Deno.removeSync(`${dir}.old`, { recursive: true });
-}
-
-/**
- * Settle what a crash inside `writeFolderAtomic` left beside `dir`: a
- * complete `dir.new` replaces `dir`; a missing `dir` comes back from
- * `dir.old`; unfinished `dir.tmp-*` folders are removed. Also settles the
- * older scheme's leftovers (`dir.tmp-PID` complete whenever a `dir.old-PID`
- * sits beside it). Returns what it did, for the log (empty when nothing).
- */
-export function recoverFolder(dir: string): string[] {
-  const parent = dirname(dir), base = basename(dir);
-  if (!exists(parent)) return [];
-  const siblings = [...Deno.readDirSync(parent)].map((e) => e.name).filter((n) => n.startsWith(`${base}.`));
-  const done: string[] = [];
-  const take = (name: string) => {
-    if (exists(dir)) Deno.removeSync(dir, { recursive: true });
-    Deno.renameSync(join(parent, name), dir);
-    done.push(`restored ${dir} from ${name}`);
-  };
-  const legacyTmp = siblings.find((n) => /^\.tmp-\d+$/.test(n.slice(base.length)));
-  const legacyOld = siblings.find((n) => /^\.old-\d+$/.test(n.slice(base.length)));
-  if (siblings.includes(`${base}.new`)) take(`${base}.new`);
-  else if (!exists(dir) && legacyTmp && legacyOld) take(legacyTmp);
-  else if (!exists(dir) && siblings.includes(`${base}.old`)) take(`${base}.old`);
-  else if (!exists(dir) && legacyOld) take(legacyOld);
-  for (const name of siblings) {
-    const path = join(parent, name);
-    if (!exists(path) || !/^\.(old|new|tmp-\d+|old-\d+)$/.test(name.slice(base.length))) continue;
-    Deno.removeSync(path, { recursive: true });
-    done.push(`removed ${path}`);
-  }
-  return done;
-}
-
-/** Write a text file whole or not at all: to `path.tmp-PID`, then renamed over `path`. */
-export function writeTextFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  Deno.writeTextFileSync(tmp, text);
-  Deno.renameSync(tmp, path);
 }
 
 /** The model's topology and weights as tfjs layers-format files. */
@@ -145,21 +85,6 @@ export interface LoadedModel {
   dir: string;
 }
 
-/** Parse a JSON file; a missing, empty or damaged file is named in the error. */
-export function readJson<T>(path: string): T {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    throw new Error(`${path} is missing`);
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (error) {
-    throw new Error(`${path} is damaged: ${text.trim() ? (error as Error).message : "it is empty"}`);
-  }
-}
-
 /** Load a model folder saved by `saveModel` (one call; the backend must be initialised). */
 export async function loadModel(dir: string): Promise<LoadedModel> {
   if (!exists(join(dir, "model.json"))) {
@@ -184,15 +109,44 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
     throw new Error(`${files} is damaged: ${actual} bytes where model.json describes ${expected}`);
   }
+  let model: tf.LayersModel;
   try {
-    const model = await tf.loadLayersModel(tf.io.fromMemory({
+    model = await tf.loadLayersModel(tf.io.fromMemory({
       modelTopology: modelJson.modelTopology,
       weightSpecs,
       weightData: tf.io.concatenateArrayBuffers(weightData.map((b: Uint8Array) => b.slice().buffer)),
     }));
-    return { model, metadata, dir };
   } catch (error) {
     throw new Error(`${join(dir, "model.json")} is damaged: ${(error as Error).message}`);
+  }
+  try {
+    await checkModel(model, metadata, dir);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, metadata, dir };
+}
+
+/**
+ * Refuse a model whose metadata.json does not fit it (face_pipeline.js's
+ * `metadataProblem`), or whose weights give non-finite probabilities on a
+ * plain gray probe image (damaged weights).
+ */
+async function checkModel(model: tf.LayersModel, metadata: ModelMetadata, dir: string): Promise<void> {
+  const inputShape = model.inputs[0].shape;
+  const problem = metadataProblem(metadata, { inputShape, classes: model.outputs[0].shape[1] as number });
+  if (problem) throw new Error(`${join(dir, "metadata.json")}: ${problem}`);
+  const size = metadata.inputSize, { scale, offset } = metadata.normalization;
+  const output = tf.tidy(() => model.predict(tf.fill([1, size, size, 1], 128 * scale + offset)) as tf.Tensor);
+  const row = Array.from(await output.data() as Float32Array);
+  output.dispose();
+  const total = row.reduce((a, b) => a + b, 0);
+  if (!row.every(Number.isFinite) || Math.abs(total - 1) > 1e-3) {
+    throw new Error(
+      `${join(dir, "weights.bin")} is damaged: the model's output on a gray probe image is not a probability ` +
+        `distribution (${row.map((v) => v.toPrecision(3)).join(", ")})`,
+    );
   }
 }
 

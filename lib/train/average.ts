@@ -18,30 +18,7 @@ import { loadModel, saveModel } from "../model/model_io.ts";
 import { formatReport, type Report } from "../eval/metrics.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { exists } from "../util/paths.ts";
-
-/** Where a run keeps the weights of one epoch for averaging. */
-export function snapshotDir(run: string, epoch: number): string {
-  return join(run, "snapshots", `epoch-${String(epoch).padStart(3, "0")}`);
-}
-
-/** Every snapshot folder name in `run`, also those only present as a crash's leftovers (`epoch-NNN.new`). */
-export function snapshotDirs(run: string): string[] {
-  const dir = join(run, "snapshots");
-  if (!exists(dir)) return [];
-  const names = [...Deno.readDirSync(dir)].map((e) => /^(epoch-\d+)(\..+)?$/.exec(e.name)?.[1]).filter((n) => n);
-  return [...new Set(names)].map((name) => join(dir, name!));
-}
-
-/** Epochs with a saved snapshot in `run`, ascending. */
-export function snapshotEpochs(run: string): number[] {
-  const dir = join(run, "snapshots");
-  if (!exists(dir)) return [];
-  return [...Deno.readDirSync(dir)]
-    .map((entry) => /^epoch-(\d+)$/.exec(entry.name))
-    .filter((match) => match !== null)
-    .map((match) => Number(match![1]))
-    .sort((a, b) => a - b);
-}
+import { runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
 
 /** Element-wise mean of several weight lists of one architecture. */
 export function meanWeights(weightLists: Float32Array[][]): Float32Array[] {
@@ -120,14 +97,14 @@ export async function averageRun(
   recomputeBatchNorm(model, train, 256, "BatchNorm statistics");
   const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "evaluate PublicTest" });
   log(formatReport(report));
-  const dir = join(run, "averaged");
+  const dir = runPaths(run).averaged;
   await saveModel(dir, model, {
     ...metadata,
     training: { ...metadata.training, averagedEpochs: epochs },
     metrics: { PublicTest: { accuracy: report.accuracy, macro_f1: report.macro_f1, epochs } },
   });
   model.dispose();
-  const best = join(run, "best", "metadata.json");
+  const best = join(runPaths(run).best, "metadata.json");
   if (exists(best)) {
     const bestAccuracy = JSON.parse(Deno.readTextFileSync(best)).metrics.PublicTest.accuracy;
     log(
@@ -137,5 +114,3 @@ export async function averageRun(
   }
   return { epochs, report, dir };
 }
-
-/** Command line: average a run's snapshots and report PublicTest beside its best epoch. */

@@ -5,12 +5,13 @@
  * validation and `--help` (lib/cli/train.ts), and the command that
  * reproduces a run (`trainCommand`, used by ship's RECIPE.md).
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { architectureNames } from "../model/architectures.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
-import { DATA_FLAG, type FlagTable, parseFlags } from "../cli/flags.ts";
+import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
-import { readJson } from "../model/model_io.ts";
+import { readJson } from "../util/files.ts";
+import { runPaths } from "./run_folder.ts";
 
 /** Everything that defines a training run; saved as `config.json`. */
 export interface TrainConfig {
@@ -57,99 +58,80 @@ export interface TrainConfig {
   distill: number;
 }
 
-export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
-  arch: "compact",
-  epochs: 60,
-  batchSize: 64,
-  lr: 1e-3,
-  weightDecay: 0,
-  seed: 1,
-  labelSmoothing: 0,
-  augment: true,
-  monitor: "val_accuracy",
-  earlyStoppingPatience: 12,
-  lrPatience: 4,
-  lrFactor: 0.5,
-  minLr: 1e-5,
-  minDelta: 1e-4,
-  schedule: "plateau",
-  skipBadRows: false,
-  distill: 0.5,
-  workers: navigator.hardwareConcurrency || 1,
-  backend: "wasm",
-};
-
 /**
- * A useful model in under an hour on two cores: the compact net, a one-cycle
- * schedule, AdamW and label smoothing; every epoch scored on PublicTest, the
- * best kept.
+ * The settings of `deno task train` with no flags (the `fast` recipe): a
+ * useful model in under an hour on two cores. Every recipe and flag is a
+ * change to these.
  */
-const FAST_RECIPE: Partial<TrainConfig> = {
-  arch: "compact",
-  schedule: "onecycle",
-  epochs: 45,
-  batchSize: 128,
-  lr: 3e-3,
-  minLr: 1e-5,
-  weightDecay: 5e-3,
-  labelSmoothing: 0.1,
-  earlyStoppingPatience: 45,
-  seed: 5,
+export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
+  arch: "compact", // the 312k-parameter net (lib/model/architectures.ts)
+  epochs: 45, // epochs to train
+  batchSize: 128, // images per step, shared by the workers
+  lr: 3e-3, // peak learning rate of the one-cycle schedule
+  minLr: 1e-5, // where the schedules end (and plateau halving stops)
+  schedule: "onecycle", // warm-up, then cosine annealing (schedules.ts: learningRate)
+  weightDecay: 5e-3, // AdamW's decoupled decay per unit of learning rate
+  labelSmoothing: 0.1, // share of each target spread over all classes
+  augment: true, // random shifts, rotations, zooms and mirror images
+  monitor: "val_accuracy", // PublicTest metric that picks best/ and drives stopping
+  earlyStoppingPatience: 45, // epochs without improvement before stopping (45: never, on this schedule)
+  lrPatience: 4, // plateau schedule: epochs without improvement before halving
+  lrFactor: 0.5, // plateau schedule: the halving
+  minDelta: 1e-4, // the least change that counts as an improvement
+  seed: 5, // initialization, data order, augmentation
+  skipBadRows: false, // malformed CSV rows stop the load
+  distill: 0.5, // with --teacher: the teacher's share of each target
+  workers: navigator.hardwareConcurrency || 1, // data-parallel workers, one per core
+  backend: "wasm", // tfjs backend
 };
 
+/** The settings of the recipes that trained the committed runs before the one-cycle defaults (plateau, Adam). */
+const PLATEAU_ADAM: Partial<TrainConfig> = { schedule: "plateau", weightDecay: 0, seed: 1 };
+
 /**
- * Named training recipes: the settings that produced a shipped model, so
- * `deno task train --recipe NAME` reproduces it (flags still override).
+ * Named recipes: settings only, each a change to DEFAULT_CONFIG, so that
+ * `deno task train --recipe NAME` trains that way (flags still override).
  */
 export const RECIPES: Record<string, Partial<TrainConfig>> = {
+  /** The defaults: the compact net, 45 one-cycle epochs. */
+  fast: {},
+  /** A first model in under ten minutes on two cores: five one-cycle epochs of the compact net. */
+  quick: { epochs: 5, earlyStoppingPatience: 5 },
+  /** The medium net (24-48-96-192, 700k parameters) on the fast recipe. */
+  medium: { arch: "medium", seed: 11 },
+  /** The compact net halving its rate on plateaus, weights averaged from epoch 29. */
   "compact-fer": {
-    arch: "compact",
+    ...PLATEAU_ADAM,
     epochs: 50,
-    batchSize: 128,
     lr: 2e-3,
-    labelSmoothing: 0.1,
     lrPatience: 3,
     earlyStoppingPatience: 8,
-    seed: 1,
     averageFrom: 29,
   },
-  /** A warm restart of compact-fer's best weights: one cosine cycle from a raised learning rate. */
+  /** A warm restart (with --init-from a compact model): one cosine cycle from a raised learning rate. */
   "compact-fer-restart": {
-    arch: "compact",
-    initFrom: "outputs/runs/compact-fer/best",
+    ...PLATEAU_ADAM,
     schedule: "cosine",
     epochs: 18,
-    batchSize: 128,
     lr: 1e-3,
-    minLr: 1e-5,
-    labelSmoothing: 0.1,
     earlyStoppingPatience: 18,
     seed: 2,
   },
-  fast: FAST_RECIPE,
-  /** The pilot table's winner at full length: the medium net (700k parameters) on the fast recipe. */
-  medium: { ...FAST_RECIPE, arch: "medium", seed: 11 },
-  /** A second, independent compact net on a short cosine schedule: an ensemble member that errs differently. */
+  /** The compact net on a short cosine schedule. */
   "compact-fer-short": {
-    arch: "compact",
+    ...PLATEAU_ADAM,
     schedule: "cosine",
     epochs: 12,
-    batchSize: 128,
     lr: 2e-3,
-    minLr: 1e-5,
-    labelSmoothing: 0.1,
     earlyStoppingPatience: 12,
     seed: 3,
   },
-  /** An independent compact net on a full-length cosine schedule: an ensemble member for compact-fer-restart. */
+  /** The compact net on a full-length cosine schedule. */
   "compact-fer-cosine": {
-    arch: "compact",
+    ...PLATEAU_ADAM,
     schedule: "cosine",
     epochs: 26,
-    batchSize: 128,
     lr: 2e-3,
-    minLr: 1e-5,
-    labelSmoothing: 0.1,
     earlyStoppingPatience: 26,
     seed: 4,
   },
@@ -236,7 +218,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   );
   const resume = values.resume;
   if (resume && !values.out) throw new Error("--resume needs --out DIR (the run folder to continue)");
-  const savedPath = resume ? join(values.out!, "config.json") : undefined;
+  const savedPath = resume ? runPaths(values.out!).config : undefined;
   const saved: Partial<TrainConfig> = savedPath && exists(savedPath) ? readJson(savedPath) : {};
   // A new run without --recipe starts from DEFAULT_RECIPE; a resumed one from what it was started with.
   const recipe = values.recipe ?? (resume ? saved.recipe : DEFAULT_RECIPE);
@@ -244,6 +226,17 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   for (const [flag, spec] of Object.entries(TRAIN_FLAGS) as [string, FlagTable[string]][]) {
     if (!spec.key || !given.has(flag)) continue;
     const value = values[flag as keyof typeof values];
+    if (
+      resume && savedPath && FIXED_ON_RESUME.has(flag) &&
+      !sameSetting(spec.key, saved[spec.key as keyof TrainConfig], value)
+    ) {
+      throw new Error(
+        `--resume: --${flag} ${value} differs from the run's ${spec.key} (${
+          saved[spec.key as keyof TrainConfig] ?? "the default"
+        } ` +
+          `in ${savedPath}); the checkpoint was trained that way: train a new run with --out elsewhere`,
+      );
+    }
     config[spec.key] = spec.invert ? !value : value;
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -256,6 +249,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   if (done.teacher && !exists(join(done.teacher, "model.json"))) {
     throw new Error(`--teacher ${done.teacher}: no saved model there (model.json missing)`);
   }
+  checkSettings(done);
   if (done.batchSize < 2 * done.workers) {
     throw new Error(
       `--batch-size must be at least 2 per worker (BatchNorm); got ${done.batchSize} for ${done.workers} workers`,
@@ -264,7 +258,32 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   return { config: done, resume };
 }
 
-/** The settings a new run starts from before its flags: the defaults, then `recipe` (DEFAULT_RECIPE if none). */
+/** The flags a resumed run refuses to change: they decide what its checkpoint is. */
+const FIXED_ON_RESUME = new Set(["arch", "data", "subset"]);
+
+/** Whether a resumed run's saved setting and a given flag value agree (data paths compared resolved). */
+function sameSetting(key: string, saved: unknown, given: unknown): boolean {
+  if (key !== "data") return saved === given;
+  return saved !== undefined && resolve(String(saved)) === resolve(String(given));
+}
+
+/** Refuse settings that cannot work together, in one line naming them. */
+function checkSettings(config: TrainConfig): void {
+  if (config.minLr > config.lr) {
+    throw new Error(`--min-lr ${config.minLr} is above --lr ${config.lr}: the schedule would raise the rate`);
+  }
+  if (config.averageFrom !== undefined && config.averageFrom > config.epochs) {
+    throw new Error(`--average-from ${config.averageFrom} is after the last epoch (--epochs ${config.epochs})`);
+  }
+  const cores = navigator.hardwareConcurrency || 1;
+  if (config.workers > cores) {
+    throw new Error(
+      `--workers ${config.workers}: this machine has ${cores} cores; more workers than cores only slow down`,
+    );
+  }
+}
+
+/** The settings a new run starts from before its flags: the defaults, then `recipe`'s changes. */
 export function newRunBase(recipe = DEFAULT_RECIPE): Omit<TrainConfig, "out"> {
   return { ...DEFAULT_CONFIG, ...RECIPES[recipe] };
 }

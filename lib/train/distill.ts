@@ -10,18 +10,15 @@ import type { FaceSet } from "../data/dataset.ts";
 import { EMOTIONS } from "../data/labels.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
-import { loadModel, readJson, writeFolderAtomic } from "../model/model_io.ts";
+import { loadModel } from "../model/model_io.ts";
+import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { exists } from "../util/paths.ts";
+import { runPaths } from "./run_folder.ts";
 
 /** What `out/teacher/source.json` records: whose probabilities these are, and on how many images. */
 interface TeacherSource {
   teacher: string;
   n: number;
-}
-
-/** Where a run keeps its teacher's probabilities (settled after a crash with the run's other folders). */
-export function teacherFolder(out: string): string {
-  return join(out, "teacher");
 }
 
 /**
@@ -35,7 +32,7 @@ export async function teacherProbabilities(
   train: FaceSet,
   log: (m: string) => void,
 ): Promise<Float32Array> {
-  const dir = teacherFolder(out);
+  const dir = runPaths(out).teacher;
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
     if (source.teacher === teacherDir && source.n === train.n) {

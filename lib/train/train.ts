@@ -5,17 +5,9 @@
  * config, history, checkpoints, report and charts (see lib/cli/train.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import { join } from "node:path";
 import { type ActiveBackend, initBackend } from "../backend/backend.ts";
-import {
-  type FaceSet,
-  type FerData,
-  IMAGE_SIZE,
-  loadDataset,
-  resolveDataPath,
-  selectRows,
-  stratifiedSample,
-} from "../data/dataset.ts";
+import { type FaceSet, type FerData, IMAGE_SIZE, selectRows, stratifiedSample } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { NUM_CLASSES } from "../data/labels.ts";
 import { buildModel, modelSummary } from "../model/architectures.ts";
 import {
@@ -36,20 +28,18 @@ import {
   makeMetadata,
   modelFiles,
   optimizerFiles,
-  readJson,
-  recoverFolder,
   saveModel,
-  writeFolderAtomic,
-  writeTextFileAtomic,
 } from "../model/model_io.ts";
+import { readJson, writeFolderAtomic, writeTextFileAtomic } from "../util/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { DataParallelTrainer } from "./parallel.ts";
 import { LocalTrainer, type Trainer } from "./local.ts";
 import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { exists } from "../util/paths.ts";
-import { averageRun, snapshotDir, snapshotDirs, snapshotEpochs } from "./average.ts";
+import { averageRun } from "./average.ts";
+import { lockRun, prepareRun, runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
 import type { TrainConfig } from "./config.ts";
-import { teacherFolder, teacherProbabilities } from "./distill.ts";
+import { teacherProbabilities } from "./distill.ts";
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
 interface TrainState {
@@ -78,23 +68,25 @@ export interface TrainHooks {
 }
 
 /**
- * Settle a crash's leftovers, refuse to overwrite a run (or resume nothing),
- * and write config.json, with the backend and adapter the run got.
+ * Take the run folder's lock, settle a crash's leftovers, and write
+ * config.json with the backend and adapter the run got. Returns whether
+ * training continues from `last/`, and the lock's release.
  */
-function openRunFolder(config: TrainConfig, resume: boolean, active: ActiveBackend, log: (m: string) => void): void {
-  const lastDir = join(config.out, "last");
-  const folders = [lastDir, join(config.out, "best"), join(config.out, "averaged"), teacherFolder(config.out)];
-  for (const dir of [...folders, ...snapshotDirs(config.out)]) {
-    for (const line of recoverFolder(dir)) log(`recovered after a crash: ${line}`);
+function openRunFolder(
+  config: TrainConfig,
+  resume: boolean,
+  active: ActiveBackend,
+  log: (m: string) => void,
+): { fromCheckpoint: boolean; release: () => void } {
+  const release = lockRun(config.out, log);
+  try {
+    const fromCheckpoint = prepareRun(config.out, resume, log) === "resume";
+    writeTextFileAtomic(runPaths(config.out).config, JSON.stringify({ ...config, device: active }, null, 2) + "\n");
+    return { fromCheckpoint, release };
+  } catch (error) {
+    release();
+    throw error;
   }
-  if (!resume && (exists(lastDir) || exists(join(config.out, "history.csv")))) {
-    throw new Error(`${config.out} already holds a run; pass --resume to continue it, or choose another --out`);
-  }
-  if (resume && !exists(join(lastDir, "train_state.json"))) {
-    throw new Error(`--resume: ${config.out} has no checkpoint (${lastDir}/train_state.json)`);
-  }
-  Deno.mkdirSync(config.out, { recursive: true });
-  writeTextFileAtomic(join(config.out, "config.json"), JSON.stringify({ ...config, device: active }, null, 2) + "\n");
 }
 
 /** The images to train on (all of Training, or a stratified subset) and to validate on (PublicTest). */
@@ -113,11 +105,11 @@ async function startingPoint(
   resume: boolean,
   log: (m: string) => void,
 ): Promise<{ model: tf.LayersModel; state?: TrainState; history: EpochRecord[] }> {
-  const lastDir = join(config.out, "last");
+  const paths = runPaths(config.out);
   if (resume) {
-    const model = (await loadModel(lastDir)).model;
-    const state = readJson<TrainState>(join(lastDir, "train_state.json"));
-    const historyPath = join(config.out, "history.csv");
+    const model = (await loadModel(paths.last)).model;
+    const state = readJson<TrainState>(paths.trainState);
+    const historyPath = paths.history;
     const history = exists(historyPath)
       ? parseHistoryCsv(Deno.readTextFileSync(historyPath)).slice(0, state.epoch)
       : [];
@@ -155,13 +147,32 @@ async function scoreValidation(
   };
 }
 
-/** Train (or resume, when `out/last` exists and `resume` is set) and write the run folder. */
+/**
+ * Train (or resume from `out/last` when `resume` is set) and write the run
+ * folder, holding its lock throughout.
+ */
 export async function trainModel(config: TrainConfig, resume = false, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((m: string) => console.error(m));
   const active = await initBackend(config.backend);
   log(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
-  openRunFolder(config, resume, active, log);
-  const lastDir = join(config.out, "last"), bestDir = join(config.out, "best");
+  const { fromCheckpoint, release } = openRunFolder(config, resume, active, log);
+  try {
+    return await trainInFolder(config, fromCheckpoint, active, hooks, log);
+  } finally {
+    release();
+  }
+}
+
+/** The training itself, in a run folder that `openRunFolder` has prepared. */
+async function trainInFolder(
+  config: TrainConfig,
+  resume: boolean,
+  active: ActiveBackend,
+  hooks: TrainHooks,
+  log: (m: string) => void,
+): Promise<TrainResult> {
+  const paths = runPaths(config.out);
+  const lastDir = paths.last, bestDir = paths.best;
   const data = hooks.data ?? await loadDataset(resolveDataPath(config.data), {
     skipBadRows: config.skipBadRows,
     seed: config.seed,
@@ -227,7 +238,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
         rss_mib: rss,
       };
       history.push(record);
-      writeTextFileAtomic(join(config.out, "history.csv"), historyCsv(history));
+      writeTextFileAtomic(paths.history, historyCsv(history));
 
       const monitored = config.monitor === "val_accuracy" ? validated.accuracy : validated.loss;
       const { improved } = stopper.update(epoch, monitored);
@@ -255,7 +266,7 @@ export async function trainModel(config: TrainConfig, resume = false, hooks: Tra
         ...optimizerFiles(optimizerWeights),
         "train_state.json": trainState,
       });
-      await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), join(config.out, "curves"));
+      await saveChart(learningCurvesSpec(history, `${config.arch}: learning curves`), paths.curves);
       await hooks.onEpochEnd?.(history);
     }
   } finally {

@@ -3,10 +3,8 @@
  * SVG and PNG files (vega's headless SVG renderer, then resvg-wasm).
  */
 import * as vega from "vega";
-import type { EpochRecord } from "../train/history.ts";
 import * as vl from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
-import { EMOTIONS } from "../data/labels.ts";
 import { axisTitle, CLASS_COLOURS } from "../web/explorer_figure.js";
 
 // deno-lint-ignore no-explicit-any
@@ -14,8 +12,17 @@ export type VegaLiteSpec = Record<string, any>;
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 
+/** What a learning curve plots of one epoch (history.csv's rows have these and more). */
+export interface CurvePoint {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+}
+
 /** Train and validation accuracy and loss per epoch, side by side. */
-export function learningCurvesSpec(history: EpochRecord[], title = "Learning curves"): VegaLiteSpec {
+export function learningCurvesSpec(history: CurvePoint[], title = "Learning curves"): VegaLiteSpec {
   const values = history.flatMap((h) => [
     { epoch: h.epoch, metric: "accuracy", split: "train", value: h.accuracy },
     { epoch: h.epoch, metric: "accuracy", split: "validation", value: h.val_accuracy },
@@ -40,7 +47,7 @@ export function learningCurvesSpec(history: EpochRecord[], title = "Learning cur
 /** Confusion matrix heatmap; `normalized` shows each row as fractions of the true class. */
 export function confusionMatrixSpec(
   matrix: number[][],
-  labels: readonly string[] = EMOTIONS,
+  labels: readonly string[],
   normalized = false,
 ): VegaLiteSpec {
   const values = matrix.flatMap((row, t) => {
@@ -79,7 +86,7 @@ export function confusionMatrixSpec(
 }
 
 /** Both confusion matrices (counts and row-normalized) side by side. */
-export function confusionMatricesSpec(matrix: number[][], labels: readonly string[] = EMOTIONS): VegaLiteSpec {
+export function confusionMatricesSpec(matrix: number[][], labels: readonly string[]): VegaLiteSpec {
   const { $schema, ...counts } = confusionMatrixSpec(matrix, labels, false);
   const { $schema: _, ...normalized } = confusionMatrixSpec(matrix, labels, true);
   return { $schema, hconcat: [counts, normalized], resolve: { scale: { color: "independent" } } };
@@ -88,7 +95,7 @@ export function confusionMatricesSpec(matrix: number[][], labels: readonly strin
 /** Images per class in each split, as grouped bars. */
 export function classDistributionSpec(
   countsBySplit: Record<string, number[]>,
-  labels: readonly string[] = EMOTIONS,
+  labels: readonly string[],
 ): VegaLiteSpec {
   const values = Object.entries(countsBySplit).flatMap(([split, counts]) =>
     counts.map((count, c) => ({ split, emotion: labels[c], count }))

@@ -1,4 +1,4 @@
-/** What the machine is doing: load, CPU use by other processes, this process's memory (Linux /proc). */
+/** What the machine is and is doing: its description, load, CPU use by other processes, this process's memory (Linux /proc). */
 
 /** The 1-minute load average, or undefined where /proc/loadavg is missing. */
 export function loadAverage(): number | undefined {
@@ -43,4 +43,17 @@ export function peakRssMiB(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The machine in one line for records: cores, CPU model, memory, GPU adapters aside (e.g. "2-core AMD EPYC 7B13, 24 GiB"). */
+export function machineDescription(): string {
+  const cores = navigator.hardwareConcurrency || 1;
+  let cpu: string = Deno.build.arch, memory = "";
+  try {
+    cpu = /model name\s*:\s*(.+)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1].trim() ?? cpu;
+  } catch { /* no /proc: the architecture alone */ }
+  try {
+    memory = `, ${Math.round(Deno.systemMemoryInfo().total / 2 ** 30)} GiB`;
+  } catch { /* not available here */ }
+  return `${cores}-core ${cpu}${memory}`;
 }

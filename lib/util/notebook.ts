@@ -73,18 +73,19 @@ export async function showPlotly(
 
 /**
  * A notebook setting: the environment variable FER_<NAME> when it is set
- * (headless runs, CI), else `fallback`. A number setting given a value that
- * is not a number is refused, naming the variable.
+ * (headless runs, CI), else `fallback`. Number settings are counts: a value
+ * that is not a whole number, or is below 1 (below 0 where the default is
+ * 0, "no limit"), is refused in one line naming the variable.
  */
 export function setting<T extends string | number>(name: string, fallback: T): T {
   const value = Deno.env.get(`FER_${name}`);
   if (value === undefined) return fallback;
   if (typeof fallback === "string") return value as T;
-  const number = Number(value);
-  if (value.trim() === "" || !Number.isFinite(number)) {
-    throw new Error(`FER_${name}=${value}: expected a number`);
+  const least = Math.min(1, fallback);
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) < least) {
+    throw new Error(`FER_${name}=${value}: expected a whole number, at least ${least}`);
   }
-  return number as T;
+  return Number(value) as T;
 }
 
 /** Show PNG bytes inline. */

@@ -10,15 +10,14 @@
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 import type { LoadedModel } from "../model/model_io.ts";
-import type { GrayImage, RgbaImage } from "./images.ts";
+import type { GrayImage, RgbaImage } from "../data/images.ts";
 import {
+  argmax,
   calibrate,
   cropFace,
-  detectionScale,
-  detectorInput,
-  FACE_SETTINGS,
+  detectFaces as sharedDetectFaces,
   modelInput,
-  photoBoxes,
+  probabilityMap,
   resizeGray,
   toGray,
 } from "../web/face_pipeline.js";
@@ -51,30 +50,13 @@ export function loadFaceDetector(): Promise<void> {
   return detectorReady;
 }
 
-/**
- * Face boxes (image pixels) and scores, biggest first. The detector sees the
- * photo scaled to FACE_SETTINGS.maxDetectSide by tfjs's bilinear resize, as
- * the browser page does.
- */
+/** Face boxes (image pixels) and scores, biggest first (face_pipeline.js's `detectFaces`, as the page runs it). */
 export async function detectFaces(
   image: RgbaImage,
   options: FaceOptions = {},
 ): Promise<{ box: FaceResult["box"]; score: number }[]> {
   await loadFaceDetector();
-  const scale = detectionScale(image.width, image.height);
-  const input = tf.tidy(() => detectorInput(tf, image.data, image.width, image.height, scale)) as tf.Tensor3D;
-  try {
-    const found = await faceapi.detectAllFaces(
-      input as never,
-      new faceapi.TinyFaceDetectorOptions({
-        inputSize: FACE_SETTINGS.detectorInputSize,
-        scoreThreshold: FACE_SETTINGS.minScore,
-      }),
-    );
-    return photoBoxes(found, scale, image, options.minFace);
-  } finally {
-    input.dispose();
-  }
+  return await sharedDetectFaces(faceapi, tf, image, options.minFace);
 }
 
 /** Class probabilities for gray face crops of the model's input size; row-major [n, classes]. */
@@ -114,12 +96,11 @@ export function labelFaces(
 ): FaceResult[] {
   return found.map((face, i) => {
     const row = calibrate(probabilities.subarray(i * labels.length, (i + 1) * labels.length), temperature);
-    const best = row.indexOf(Math.max(...row));
     return {
       box: face.box,
       score: Math.round(face.score * 1e4) / 1e4,
-      emotion: labels[best],
-      probabilities: Object.fromEntries(labels.map((l, c) => [l, Math.round(row[c] * 1e4) / 1e4])),
+      emotion: labels[argmax(row)],
+      probabilities: probabilityMap(labels, row),
     };
   });
 }

@@ -6,9 +6,10 @@
 import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
 import { type LoadedModel } from "../model/model_io.ts";
-import { decodeImage, encodeRgbaPng, isImageFile, type RgbaImage } from "./images.ts";
+import { encodeRgbaPng, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
 import { classifyCrops, type FaceOptions, type FaceResult, findFaces, type FoundFace, labelFaces } from "./faces.ts";
 import { encodeBase64 } from "../util/base64.ts";
+import { FACE_SETTINGS, faceMark } from "../web/face_pipeline.js";
 import { exists, projectPath } from "../util/paths.ts";
 
 /** One output line. */
@@ -20,53 +21,76 @@ export interface Prediction {
   error: string | null;
 }
 
-/** Files to predict: given files as they are, folders recursed for image extensions, sorted. */
-export function collectImages(paths: string[], onBroken?: (path: string) => void): string[] {
-  const out: string[] = [];
-  for (const path of paths) {
+/** Photos are decoded to at most this many pixels on their longer side (boxes are given in the file's pixels). */
+export const MAX_WORKING_SIDE = 2048;
+
+/**
+ * Files to predict, sorted within each folder: given paths as they are (a
+ * file, or anything else, reported when read), folders recursed for image
+ * extensions; a folder without images stays an input of its own, so that
+ * its line says so.
+ */
+export function collectImages(paths: string[]): string[] {
+  return paths.flatMap((path) => {
     let isDirectory = false;
     try {
       isDirectory = Deno.statSync(path).isDirectory;
     } catch { /* missing: reported when read */ }
-    if (isDirectory) out.push(...walkFiles(path, isImageFile, onBroken));
-    else out.push(path);
-  }
-  return out;
+    const found = isDirectory ? walkFiles(path, isImageFile) : [];
+    return found.length ? found : [path];
+  });
 }
 
-/** A prediction line plus the decoded image (for annotation). */
-export type PredictionWithImage = Prediction & { image?: RgbaImage };
+/** A prediction line plus the decoded image (for annotation) and its scale (file pixels per image pixel). */
+export type PredictionWithImage = Prediction & { image?: RgbaImage; scale?: number };
 
 /**
  * Predict several image files, classifying all their faces in one batch;
- * a file's errors become its line's `error` and the others go on.
+ * a file's errors become its line's `error` and the others go on. Photos
+ * are read one at a time and decoded to at most MAX_WORKING_SIDE; only with
+ * `keepImages` (for annotation) are they kept until the batch ends.
  */
 export async function predictFiles(
   loaded: LoadedModel,
   paths: string[],
   options: FaceOptions = {},
+  keepImages = false,
 ): Promise<PredictionWithImage[]> {
-  const found: { path: string; image?: RgbaImage; faces?: FoundFace[]; error?: string }[] = [];
-  for (const path of paths) { // one at a time: decoded photos can be large
+  const found: (PredictionWithImage & { found?: FoundFace[] })[] = [];
+  for (const path of paths) {
     try {
-      const image = await decodeImage(await Deno.readFile(path), path);
-      found.push({ path, image, faces: await findFaces(image, loaded.metadata.inputSize, options) });
+      const file = await readImageFile(path, MAX_WORKING_SIDE);
+      const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / file.scale;
+      const faces = await findFaces(file.image, loaded.metadata.inputSize, { ...options, minFace });
+      found.push({
+        path,
+        width: file.width,
+        height: file.height,
+        faces: [],
+        error: null,
+        found: faces.map((f) => ({ ...f, box: f.box.map((v) => Math.round(v * file.scale)) as FoundFace["box"] })),
+        ...(keepImages ? { image: file.image, scale: file.scale } : {}),
+      });
     } catch (err) {
       const message = (err as Error).message;
-      found.push({ path, error: message.startsWith(path) ? message : `${path}: ${message}` });
+      found.push({
+        path,
+        width: null,
+        height: null,
+        faces: [],
+        error: message.startsWith(path) ? message : `${path}: ${message}`,
+      });
     }
   }
-  const crops = found.flatMap((f) => f.faces?.map((face) => face.crop) ?? []);
+  const crops = found.flatMap((f) => f.found?.map((face) => face.crop) ?? []);
   const probabilities = crops.length ? await classifyCrops(loaded, crops) : new Float32Array();
   const classes = loaded.metadata.labels.length;
   let offset = 0;
-  return found.map((f) => {
-    if (!f.image) return { path: f.path, width: null, height: null, faces: [], error: f.error! };
-    const faceList = f.faces ?? [];
+  return found.map(({ found: faceList, ...prediction }) => {
+    if (!faceList) return prediction;
     const rows = probabilities.subarray(offset * classes, (offset + faceList.length) * classes);
     offset += faceList.length;
-    const faces = labelFaces(faceList, rows, loaded.metadata.labels, loaded.metadata.temperature);
-    return { path: f.path, width: f.image.width, height: f.image.height, faces, error: null, image: f.image };
+    return { ...prediction, faces: labelFaces(faceList, rows, loaded.metadata.labels, loaded.metadata.temperature) };
   });
 }
 
@@ -76,20 +100,22 @@ export async function predictFile(
   path: string,
   options: FaceOptions = {},
 ): Promise<PredictionWithImage> {
-  return (await predictFiles(loaded, [path], options))[0];
+  return (await predictFiles(loaded, [path], options, true))[0];
 }
 
-/** An SVG of the image with each face's box and emotion drawn on it. */
-export async function annotationSvg(image: RgbaImage, faces: FaceResult[]): Promise<string> {
-  const stroke = Math.max(2, Math.round(Math.max(image.width, image.height) / 300));
-  const font = Math.max(12, Math.round(Math.max(image.width, image.height) / 40));
+/**
+ * An SVG of the image with each face's box and emotion drawn on it (as the
+ * page draws them: `faceMark`); `scale` is file pixels per image pixel (the
+ * boxes are in file pixels).
+ */
+export async function annotationSvg(image: RgbaImage, faces: FaceResult[], scale = 1): Promise<string> {
   const marks = faces.map((f) => {
-    const [x, y, w, h] = f.box;
-    const label = `${f.emotion} ${(100 * f.probabilities[f.emotion]).toFixed(0)}%`;
-    const ty = y > font + 4 ? y - 4 : y + h + font;
-    return `<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="#ffcc00" stroke-width="${stroke}"/>` +
-      `<text x="${x}" y="${ty}" font-family="DejaVu Sans" font-size="${font}" fill="#ffcc00" stroke="black" ` +
-      `stroke-width="${stroke / 3}" paint-order="stroke">${label}</text>`;
+    const box = f.box.map((v) => v / scale) as FaceResult["box"];
+    const [x, y, w, h] = box;
+    const mark = faceMark(box, f.emotion, f.probabilities[f.emotion], image);
+    return `<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="#ffcc00" stroke-width="${mark.stroke}"/>` +
+      `<text x="${mark.x}" y="${mark.y}" font-family="DejaVu Sans" font-weight="bold" font-size="${mark.font}" ` +
+      `fill="#ffcc00" stroke="black" stroke-width="${mark.stroke / 3}" paint-order="stroke">${mark.text}</text>`;
   }).join("");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${image.width}" height="${image.height}">` +
     `<image href="data:image/png;base64,${encodeBase64(await encodeRgbaPng(image))}" width="${image.width}" ` +

@@ -1,5 +1,5 @@
 /** Synthetic photos for the tests and the prediction benchmark: a known face at a known place. */
-import type { GrayImage, RgbaImage } from "./images.ts";
+import type { GrayImage, RgbaImage } from "../data/images.ts";
 import { resizeGray } from "../web/face_pipeline.js";
 
 /**

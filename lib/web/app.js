@@ -7,14 +7,16 @@
 // map (saliency.js, the code notebook 05 runs) drawn over it.
 import * as faceapi from "/vendor/face-api.esm.js";
 import {
+  argmax,
   calibrate,
   cropFace,
   cropSquare,
+  detectFaces,
   detectionScale,
-  detectorInput,
-  FACE_SETTINGS,
+  faceMark,
+  metadataProblem,
   modelInput,
-  photoBoxes,
+  probabilityMap,
   toGray,
 } from "/face_pipeline.js";
 import { heatColour, saliencyMaps } from "/saliency.js";
@@ -68,6 +70,8 @@ async function init() {
   await faceapi.nets.tinyFaceDetector.loadFromUri("/face-models");
   metadata = await (await fetch("/model/metadata.json")).json();
   model = await tf.loadLayersModel("/model/model.json");
+  const problem = metadataProblem(metadata, { inputShape: model.inputs[0].shape, classes: model.outputs[0].shape[1] });
+  if (problem) throw new Error(`the model's metadata.json is damaged: ${problem}`);
   say(
     `Ready: ${metadata.architecture} model, ${metadata.labels.length} emotions, tfjs ${tf.version.tfjs} on ${tf.getBackend()}.`,
   );
@@ -93,24 +97,6 @@ function drawPhoto(photo) {
   canvas.height = Math.round(photo.height * scale);
   canvas.getContext("2d").drawImage(photo.canvas, 0, 0, canvas.width, canvas.height);
   return scale;
-}
-
-/** Face boxes in photo pixels, biggest first, from the detector run on the scaled photo. */
-async function detect(photo) {
-  const scale = detectionScale(photo.width, photo.height);
-  const input = tf.tidy(() => detectorInput(tf, photo.data, photo.width, photo.height, scale));
-  try {
-    const found = await faceapi.detectAllFaces(
-      input,
-      new faceapi.TinyFaceDetectorOptions({
-        inputSize: FACE_SETTINGS.detectorInputSize,
-        scoreThreshold: FACE_SETTINGS.minScore,
-      }),
-    );
-    return photoBoxes(found, scale, photo);
-  } finally {
-    input.dispose();
-  }
 }
 
 function probabilityChart(probabilities) {
@@ -169,7 +155,7 @@ async function analyse(file) {
   if (replaced()) return;
   const drawScale = drawPhoto(photo);
   say("Looking for faces…");
-  const faces = await detect(photo);
+  const faces = await detectFaces(faceapi, tf, photo);
   if (replaced()) return;
   if (faces.length === 0) {
     return say(`No face found in "${file.name}". Try a photo with a clear, front-facing face.`, true);
@@ -183,7 +169,7 @@ async function analyse(file) {
   const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
   output.dispose();
   if (replaced()) return input.dispose();
-  const bests = rows.map((row) => row.indexOf(Math.max(...row)));
+  const bests = rows.map(argmax);
   const ctx = canvas.getContext("2d");
   if (saliencyToggle.checked) {
     say("Computing where the model looks…");
@@ -203,21 +189,21 @@ async function analyse(file) {
     document.body.dataset.saliency = String(faces.length);
   }
   input.dispose();
-  const line = Math.max(2, canvas.width / 300);
   const results = rows.map((row, i) => {
-    const [x, y, width, height] = faces[i].box.map((v) => v * drawScale);
+    const box = faces[i].box.map((v) => v * drawScale);
     const best = bests[i];
-    const label = `${metadata.labels[best]} ${(100 * row[best]).toFixed(0)}%`;
+    const mark = faceMark(box, metadata.labels[best], row[best], canvas);
+    const label = mark.text;
     ctx.strokeStyle = ctx.fillStyle = "#ffcc00";
-    ctx.lineWidth = line;
-    ctx.strokeRect(x, y, width, height);
-    ctx.font = `bold ${Math.max(14, canvas.width / 40)}px sans-serif`;
-    ctx.fillText(label, x, y > 20 ? y - 6 : y + height + 18);
+    ctx.lineWidth = mark.stroke;
+    ctx.strokeRect(...box);
+    ctx.font = `bold ${mark.font}px sans-serif`;
+    ctx.fillText(label, mark.x, mark.y);
     const card = document.createElement("div");
     card.className = "face";
     card.innerHTML = `<h3>Face ${i + 1}: <span class="emotion">${label}</span></h3><div class="chart"></div>`;
     facesPanel.append(card);
-    const probabilities = Object.fromEntries(metadata.labels.map((l, c) => [l, row[c]]));
+    const probabilities = probabilityMap(metadata.labels, row, 6);
     new vega.View(vega.parse(vegaLite.compile(probabilityChart(probabilities)).spec), {
       renderer: "svg",
       container: card.querySelector(".chart"),

@@ -1,8 +1,10 @@
 // The face pipeline shared by Deno (lib/vision/faces.ts) and the browser page
-// (app.js, served as /face_pipeline.js): detector settings, mapping detections
-// back to the photo, the square crop with its margin, gray conversion,
-// resizing and normalization. Plain JavaScript without imports, so both load
-// this same file and a photo gets the same crops and answers in both.
+// (app.js, served as /face_pipeline.js): detector settings and detection,
+// mapping detections back to the photo, the square crop with its margin, gray
+// conversion, resizing and normalization, the model folder's checks, the
+// answer per face (argmax, probabilities by class) and how it is drawn.
+// Plain JavaScript without imports, so both load this same file and a photo
+// gets the same crops and answers in both.
 
 /** Detector and crop settings. */
 export const FACE_SETTINGS = Object.freeze({
@@ -41,6 +43,29 @@ export function detectorInput(tf, rgba, width, height, scale) {
   const rgb = tf.tensor3d(Int32Array.from(rgba), [height, width, 4], "int32").slice([0, 0, 0], [height, width, 3]);
   if (scale >= 1) return rgb;
   return tf.image.resizeBilinear(rgb, [Math.round(height * scale), Math.round(width * scale)]).round().toInt();
+}
+
+/**
+ * Face boxes in photo pixels and detector scores, biggest first: face-api's
+ * tiny face detector on the photo scaled to maxDetectSide.
+ * @param {any} faceapi face-api (its Deno build, or the page's bundle)
+ * @param {any} tf the tfjs module that face-api runs on
+ * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo RGBA
+ * @param {number} [minFace]
+ * @returns {Promise<{ box: [number, number, number, number]; score: number }[]>}
+ */
+export async function detectFaces(faceapi, tf, photo, minFace = FACE_SETTINGS.minFace) {
+  const scale = detectionScale(photo.width, photo.height);
+  const input = tf.tidy(() => detectorInput(tf, photo.data, photo.width, photo.height, scale));
+  try {
+    const options = new faceapi.TinyFaceDetectorOptions({
+      inputSize: FACE_SETTINGS.detectorInputSize,
+      scoreThreshold: FACE_SETTINGS.minScore,
+    });
+    return photoBoxes(await faceapi.detectAllFaces(input, options), scale, photo, minFace);
+  } finally {
+    input.dispose();
+  }
 }
 
 /**
@@ -108,6 +133,7 @@ function halve(image) {
  * @returns {{ width: number; height: number; data: Uint8Array }}
  */
 export function resizeGray(image, outWidth, outHeight) {
+  if (!(outWidth >= 1 && outHeight >= 1)) throw new Error(`resizeGray: cannot resize to ${outWidth}x${outHeight}`);
   let src = image;
   while (src.width >= 2 * outWidth && src.height >= 2 * outHeight) src = halve(src);
   if (src.width === outWidth && src.height === outHeight) return src;
@@ -194,4 +220,84 @@ export function calibrate(probabilities, temperature = 1) {
   const exps = logits.map((l) => Math.exp(l - top));
   const total = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / total);
+}
+
+/**
+ * The index of the largest value of a row (the first of equals).
+ * @param {ArrayLike<number>} row
+ * @returns {number}
+ */
+export function argmax(row) {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/**
+ * A row of class probabilities as { label: probability }, rounded to `digits` decimals.
+ * @param {readonly string[]} labels
+ * @param {ArrayLike<number>} row
+ * @param {number} [digits]
+ * @returns {Record<string, number>}
+ */
+export function probabilityMap(labels, row, digits = 4) {
+  const unit = 10 ** digits;
+  return Object.fromEntries(labels.map((label, c) => [label, Math.round(row[c] * unit) / unit]));
+}
+
+/**
+ * How a face's box and label are drawn on an image of the given size: line
+ * width, font size, the label's text and where its baseline starts.
+ * @param {[number, number, number, number]} box in the drawing's pixels
+ * @param {string} emotion
+ * @param {number} probability
+ * @param {{ width: number; height: number }} drawing
+ * @returns {{ stroke: number; font: number; text: string; x: number; y: number }}
+ */
+export function faceMark(box, emotion, probability, drawing) {
+  const side = Math.max(drawing.width, drawing.height);
+  const stroke = Math.max(2, Math.round(side / 300)), font = Math.max(12, Math.round(side / 40));
+  const [x, y, , h] = box;
+  return {
+    stroke,
+    font,
+    text: `${emotion} ${(100 * probability).toFixed(0)}%`,
+    x,
+    y: y > font + 4 ? y - 4 : y + h + font,
+  };
+}
+
+/**
+ * What is wrong with a model folder's metadata.json for this pipeline, as
+ * "field: problem", or null when nothing is: checked on its own and against
+ * the model (its input shape, its number of output classes).
+ * @param {any} metadata
+ * @param {{ inputShape: (number | null)[]; classes: number }} model
+ * @returns {string | null}
+ */
+export function metadataProblem(metadata, model) {
+  if (!metadata || typeof metadata !== "object" || Array.isArray(metadata)) return "(whole file): not a JSON object";
+  const { inputSize: size, channels, labels, normalization, temperature } = metadata;
+  const [, height, width, depth] = model.inputShape;
+  if (!Number.isInteger(size) || size < 8 || size > 1024) {
+    return `inputSize: ${JSON.stringify(size)} is not a whole number of pixels from 8 to 1024`;
+  }
+  if (height !== size || width !== size) return `inputSize: ${size}, but the model takes ${height}x${width} images`;
+  if (channels !== 1 || depth !== 1) {
+    return `channels: ${JSON.stringify(channels)}; the pipeline and model take 1 (gray)`;
+  }
+  if (!Array.isArray(labels) || labels.some((l) => typeof l !== "string" || l === "")) {
+    return "labels: not a list of class names";
+  }
+  if (new Set(labels).size !== labels.length) return "labels: a class name appears twice";
+  if (labels.length !== model.classes) {
+    return `labels: ${labels.length} names, but the model has ${model.classes} output classes`;
+  }
+  if (!Number.isFinite(normalization?.scale) || normalization.scale === 0 || !Number.isFinite(normalization?.offset)) {
+    return "normalization: needs a finite, non-zero scale and a finite offset";
+  }
+  if (temperature !== undefined && !(Number.isFinite(temperature) && temperature > 0)) {
+    return `temperature: ${JSON.stringify(temperature)} is not a positive number`;
+  }
+  return null;
 }

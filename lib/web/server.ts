@@ -6,7 +6,9 @@
  * face-api, vega and plotly builds and WASM binaries from node_modules, the
  * model folder.
  * `deno task serve` is lib/cli/serve.ts. Only GET and HEAD are answered
- * (405 otherwise); a path with a malformed %-escape gets 400.
+ * (405 otherwise), only for loopback Host names (403 otherwise), only with
+ * regular files whose real path is inside the served folder (404
+ * otherwise); a path with a malformed %-escape gets 400.
  */
 import { dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,36 +68,86 @@ export function routeFile(routes: ReturnType<typeof staticRoutes>, pathname: str
     if (!pathname.startsWith(prefix)) continue;
     const root = folder.endsWith("/") ? folder : `${folder}/`;
     const path = normalize(join(root, decodeURIComponent(pathname.slice(prefix.length))));
-    return path.startsWith(root) ? path : undefined;
+    if (!path.startsWith(root)) return undefined;
+    // Links are followed only when the file they lead to is inside the folder too.
+    try {
+      return Deno.realPathSync(path).startsWith(realRoot(root)) ? path : undefined;
+    } catch {
+      return undefined;
+    }
   }
   return undefined;
+}
+
+/** A served folder's real path with a trailing slash. */
+function realRoot(root: string): string {
+  try {
+    return `${Deno.realPathSync(root)}/`;
+  } catch {
+    return root;
+  }
+}
+
+/** Host names the server answers to: the loopback's, so that a page on another site cannot reach it by DNS rebinding. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether a request's Host header names the loopback (any port). */
+export function loopbackHost(host: string | null): boolean {
+  if (!host) return false;
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  return LOOPBACK_HOSTS.has(name.toLowerCase());
+}
+
+/** Headers sent with every file: its type, no MIME sniffing, and revalidation before a cached copy is reused. */
+function fileHeaders(file: string, size: number): Headers {
+  return new Headers({
+    "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
+    "content-length": String(size),
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-cache",
+  });
+}
+
+/** Answer one request: GET or HEAD of a regular file under the routes, from a loopback Host. */
+export async function handleRequest(routes: ReturnType<typeof staticRoutes>, request: Request): Promise<Response> {
+  const plain = (body: string, status: number, extra: Record<string, string> = {}) =>
+    new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...extra } });
+  if (!loopbackHost(request.headers.get("host"))) return plain("forbidden: this server answers localhost only", 403);
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return plain("method not allowed", 405, { allow: "GET, HEAD" });
+  }
+  let file: string | undefined;
+  try {
+    file = routeFile(routes, new URL(request.url).pathname);
+  } catch {
+    return plain("bad request: malformed %-escape in the path", 400);
+  }
+  if (!file) return plain("not found", 404);
+  try {
+    const info = await Deno.stat(file);
+    if (!info.isFile) return plain("not found", 404);
+    const headers = fileHeaders(file, info.size);
+    return new Response(request.method === "HEAD" ? null : await Deno.readFile(file), { headers });
+  } catch {
+    return plain("not found", 404);
+  }
 }
 
 /** Start serving on localhost; returns the server (call `shutdown()` to stop). */
 export function startServer(options: { port: number; modelDir: string; hostname?: string }): Deno.HttpServer {
   const routes = staticRoutes(options.modelDir);
-  return Deno.serve({
-    port: options.port,
-    hostname: options.hostname ?? "127.0.0.1",
-    onListen: ({ hostname, port }) => console.error(`serving http://${hostname}:${port}/ (model ${options.modelDir})`),
-  }, async (request) => {
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("method not allowed", { status: 405, headers: { allow: "GET, HEAD" } });
+  const hostname = options.hostname ?? "127.0.0.1";
+  try {
+    return Deno.serve({
+      port: options.port,
+      hostname,
+      onListen: ({ hostname, port }) =>
+        console.error(`serving http://${hostname}:${port}/ (model ${options.modelDir})`),
+    }, (request) => handleRequest(routes, request));
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(`port ${options.port} on ${hostname} is already in use; pass --port with another one`);
     }
-    let file: string | undefined;
-    try {
-      file = routeFile(routes, new URL(request.url).pathname);
-    } catch {
-      return new Response("bad request: malformed %-escape in the path", { status: 400 });
-    }
-    if (!file) return new Response("not found", { status: 404 });
-    try {
-      const body = await Deno.readFile(file);
-      return new Response(request.method === "HEAD" ? null : body, {
-        headers: { "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream" },
-      });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
+    throw error;
+  }
 }

@@ -8,7 +8,8 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { ARCHITECTURES, buildModel } from "../../lib/model/architectures.ts";
-import { loadDataset, resolveDataPath, selectRows } from "../../lib/data/dataset.ts";
+import { selectRows } from "../../lib/data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { predictSet } from "../../lib/eval/evaluate.ts";
 import { loadModel } from "../../lib/model/model_io.ts";
 import { LocalTrainer } from "../../lib/train/local.ts";

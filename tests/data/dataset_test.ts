@@ -2,15 +2,8 @@ import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import sharp from "sharp";
-import {
-  batchPixels,
-  classCounts,
-  inOrderBatches,
-  loadDataset,
-  resolveDataPath,
-  stratifiedSample,
-  stratifiedSplit,
-} from "../../lib/data/dataset.ts";
+import { batchPixels, classCounts, inOrderBatches, stratifiedSample, stratifiedSplit } from "../../lib/data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { cachePath, parsePixels } from "../../lib/data/csv.ts";
 import { trainModel } from "../../lib/train/train.ts";
 import { DEFAULT_CONFIG } from "../../lib/train/config.ts";

@@ -7,7 +7,7 @@ import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { loadModel } from "../../lib/model/model_io.ts";
-import { loadDataset, resolveDataPath } from "../../lib/data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { evaluateSet } from "../../lib/eval/evaluate.ts";
 import { projectPath } from "../../lib/util/paths.ts";
 

@@ -4,7 +4,8 @@
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
-import { loadModel, readJson, recoverFolder, saveModel, writeFolderAtomic } from "../../lib/model/model_io.ts";
+import { loadModel, saveModel } from "../../lib/model/model_io.ts";
+import { readJson, recoverFolder, writeFolderAtomic } from "../../lib/util/files.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 import { parseTrainArgs } from "../../lib/train/config.ts";
@@ -45,11 +46,6 @@ const CASES: [string, (dir: string) => void, string][] = [
     folder(`${d}.old`, "old");
   }, "new"],
   ["with only the old copy left", (d) => folder(`${d}.old`, "old"), "old"],
-  ["between the older scheme's two renames (last.old-PID and a complete last.tmp-PID)", (d) => {
-    folder(`${d}.old-77`, "old");
-    folder(`${d}.tmp-77`, "new");
-  }, "new"],
-  ["with only the older scheme's old copy", (d) => folder(`${d}.old-77`, "old"), "old"],
 ];
 
 for (const [name, setup, want] of CASES) {

@@ -10,9 +10,9 @@ import {
   optimizerFiles,
   readOptimizerWeights,
   saveModel,
-  writeFolderAtomic,
   writeOptimizerWeights,
 } from "../../lib/model/model_io.ts";
+import { writeFolderAtomic } from "../../lib/util/files.ts";
 
 Deno.test("the registry has a compact and a larger architecture, each summarised with its parameter count", async () => {
   await initBackend();

@@ -9,10 +9,11 @@ import { join } from "node:path";
 import { trainModel } from "../../lib/train/train.ts";
 import { historyCsv, parseHistoryCsv } from "../../lib/train/history.ts";
 import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
-import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/eval/ship.ts";
-import { snapshotEpochs } from "../../lib/train/average.ts";
+import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/ship/ship.ts";
+import { snapshotEpochs } from "../../lib/train/run_folder.ts";
 import { loadModel } from "../../lib/model/model_io.ts";
-import { classCounts, loadDataset, resolveDataPath } from "../../lib/data/dataset.ts";
+import { classCounts } from "../../lib/data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 
 const RUN_FILES = [
   "config.json",

@@ -1,5 +1,6 @@
 import { assert } from "../assert.ts";
 import { join } from "node:path";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 import {
   classDistributionSpec,
   confusionMatricesSpec,
@@ -39,6 +40,6 @@ Deno.test("confusion matrix spec holds counts and row-normalized fractions", asy
 });
 
 Deno.test("class distribution and per-class specs compile", async () => {
-  assert.match(await renderSvg(classDistributionSpec({ Training: [1, 2, 3, 4, 5, 6, 7] })), /<svg/);
+  assert.match(await renderSvg(classDistributionSpec({ Training: [1, 2, 3, 4, 5, 6, 7] }, EMOTIONS)), /<svg/);
   assert.match(await renderSvg(perClassSpec({ angry: { precision: 0.5, recall: 0.4, f1: 0.44 } })), /<svg/);
 });

@@ -1,5 +1,5 @@
 import { assert } from "../assert.ts";
-import { type FlagTable, helpText, parseFlags } from "../../lib/cli/flags.ts";
+import { type FlagTable, helpText, parseFlags } from "../../lib/util/flags.ts";
 import { parseTrainArgs, TRAIN_FLAGS } from "../../lib/train/config.ts";
 import { PREDICT_FLAGS } from "../../lib/cli/predict.ts";
 import { SERVE_FLAGS } from "../../lib/cli/serve.ts";

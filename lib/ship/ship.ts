@@ -1,37 +1,35 @@
 /**
- * Ship the project's model. Candidates, each scored on PublicTest: every
- * given run's best epoch (`best/`) and weight average (`averaged/`, when
- * trained with --average-from), and, given several runs, the ensembles of
- * two or more of the runs' top candidates (one model averaging their
- * probabilities). The highest goes to outputs/model/, is evaluated once
- * on PrivateTest (plain and with TTA), and gets the learning curves of the
- * runs it came from and a RECIPE.md written from the runs' own records.
- * `deno task ship` (lib/cli/ship.ts) runs `shipModel`.
+ * Ship the project's model: a release step over finished runs. Candidates,
+ * each scored on PublicTest: every given run's best epoch (`best/`) and
+ * weight average (`averaged/`, when trained with --average-from), and,
+ * given several runs, the ensembles of two or more of the runs' top
+ * candidates (one model averaging their probabilities). The highest is
+ * assembled beside the model folder with the learning curves of the runs it
+ * came from, its one PrivateTest evaluation (plain and with TTA) and a
+ * RECIPE.md written from the runs' own records, and replaces the folder
+ * only when complete, and only when it beats the model already there on
+ * PublicTest (or with `force`). `deno task ship` (lib/cli/ship.ts) runs
+ * `shipModel`.
  */
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import {
-  loadModel,
-  makeMetadata,
-  type ModelMetadata,
-  readJson,
-  saveModel,
-  writeTextFileAtomic,
-} from "../model/model_io.ts";
-import { type FaceSet, loadDataset, resolveDataPath } from "../data/dataset.ts";
-import { evaluateSet, predictSet, writeReport } from "./evaluate.ts";
-import { argmaxRows, buildReport, formatReport, type Report } from "./metrics.ts";
+import { loadModel, makeMetadata, modelFiles, type ModelMetadata } from "../model/model_io.ts";
+import { commitFolder, readJson, recoverFolder, writeFiles, writeTextFileAtomic } from "../util/files.ts";
+import type { FaceSet, FerData } from "../data/dataset.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
+import { evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
+import { argmaxRows, buildReport, formatReport, type Report } from "../eval/metrics.ts";
 import { bestEpoch, parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
 import type { EpochRecord } from "../train/history.ts";
 import { exists, PROJECT_ROOT } from "../util/paths.ts";
+import { runPaths } from "../train/run_folder.ts";
+import { machineDescription } from "../util/machine.ts";
 
 const MODEL_FILES = ["model.json", "weights.bin", "metadata.json"];
-/** What `deno task calibrate` and `deno task explore` derive from a model: removed when another is shipped over it. */
-const DERIVED_FILES = ["calibration", "explorer.json"];
 
 /** A shippable model and its PublicTest accuracy. */
 export interface Candidate {
@@ -49,14 +47,18 @@ export interface Candidate {
 /** The run's shippable checkpoints, with their PublicTest accuracy, highest first. */
 export function candidates(run: string): Candidate[] {
   const found: Candidate[] = [];
-  for (const name of ["best", "averaged"] as const) {
-    const dir = join(run, name);
+  const paths = runPaths(run);
+  for (const dir of [paths.best, paths.averaged]) {
     if (!exists(join(dir, "metadata.json"))) continue;
-    const publicTest = JSON.parse(Deno.readTextFileSync(join(dir, "metadata.json"))).metrics?.PublicTest ?? {};
-    const description = name === "best"
+    const publicTest = readJson<ModelMetadata>(join(dir, "metadata.json")).metrics?.PublicTest as {
+      accuracy: number;
+      epoch?: number;
+      epochs?: number[];
+    };
+    const description = dir === paths.best
       ? `${dir}: epoch ${publicTest.epoch}`
-      : `${dir}: mean of epochs ${publicTest.epochs[0]}-${publicTest.epochs.at(-1)}`;
-    found.push({ name, dir, publicTest: publicTest.accuracy, description });
+      : `${dir}: mean of epochs ${publicTest.epochs![0]}-${publicTest.epochs!.at(-1)}`;
+    found.push({ name: dir === paths.best ? "best" : "averaged", dir, publicTest: publicTest.accuracy, description });
   }
   if (found.length === 0) throw new Error(`${run}: no best/ or averaged/ checkpoint; is it a run folder?`);
   return found.sort((a, b) => b.publicTest - a.publicTest);
@@ -70,13 +72,17 @@ export interface RunRecord {
   seconds: number;
 }
 
-/** A run folder's settings, epoch history and training wall time. */
+/** A run folder's settings, epoch history and training wall time (the sum of its epochs' seconds). */
 export function readRun(run: string): RunRecord {
-  const folder = resolve(PROJECT_ROOT, run);
-  const config = { ...DEFAULT_CONFIG, ...readJson<Partial<TrainConfig>>(join(folder, "config.json")) };
-  const history = parseHistoryCsv(Deno.readTextFileSync(join(folder, "history.csv")));
-  const state = readJson<{ elapsedSeconds: number }>(join(folder, "last", "train_state.json"));
-  return { run, config, history, seconds: state.elapsedSeconds };
+  const paths = runPaths(resolve(PROJECT_ROOT, run));
+  const config = { ...DEFAULT_CONFIG, ...readJson<Partial<TrainConfig>>(paths.config) };
+  let history: EpochRecord[];
+  try {
+    history = parseHistoryCsv(Deno.readTextFileSync(paths.history));
+  } catch (error) {
+    throw new Error(`${paths.history}: ${(error as Error).message}`);
+  }
+  return { run, config, history, seconds: history.reduce((sum, h) => sum + h.seconds, 0) };
 }
 
 /**
@@ -92,8 +98,8 @@ export function recipeText(
   parameters: number,
   plain: Report,
   tta: Report,
+  machine: string,
 ): string {
-  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
   const ship = `deno task ship ${weighed.map(({ run }) => `--run ${run}`).join(" ")}`;
@@ -130,10 +136,10 @@ export function recipeText(
 | parameters | ${parameters.toLocaleString("en-US")} |
 | commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
-| machine | 2-core x86-64 CPU, 24 GiB, no GPU; tfjs 4.22 WASM backend (SIMD), two data-parallel Deno workers |
+| machine (of this ship command) | ${machine} |
 | data | FER2013: trained on Training, early stopping and model choice on PublicTest |
 
-PrivateTest (evaluated once, 3,589 images):
+PrivateTest (evaluated once, ${plain.n.toLocaleString("en-US")} images):
 
 | | accuracy | macro-F1 |
 | --- | --- | --- |
@@ -176,7 +182,7 @@ export function joinHistories(runs: Pick<RunRecord, "run" | "history">[]): {
 /** The runs a checkpoint descends from, oldest first: the run that trained it, after the run its --init-from came from. */
 export function lineage(checkpoint: string): string[] {
   const run = dirname(checkpoint);
-  const config = readJson<Partial<TrainConfig>>(resolve(PROJECT_ROOT, run, "config.json"));
+  const config = readJson<Partial<TrainConfig>>(runPaths(resolve(PROJECT_ROOT, run)).config);
   return [...(config.initFrom ? lineage(config.initFrom) : []), run];
 }
 
@@ -233,49 +239,100 @@ async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promi
   });
 }
 
-/** Score every candidate of `runs` on PublicTest, ship the best to `out`, evaluate it on PrivateTest, write RECIPE.md. */
-export async function shipModel(runs: string[], out: string): Promise<void> {
+/** Options of `shipModel`. */
+export interface ShipOptions {
+  /** Replace the model at `out` even when it scores as high or higher on PublicTest. */
+  force?: boolean;
+  /** Data already in memory (default: FER2013, found as `train` finds it). */
+  data?: FerData;
+  log?: (message: string) => void;
+}
+
+/**
+ * Score every candidate of `runs` on PublicTest and ship the best to `out`:
+ * assembled in `out.tmp-PID` (model, curves, PrivateTest reports,
+ * RECIPE.md), then put in place of `out` whole. A model already at `out` is
+ * replaced only by one that beats it on PublicTest, or with `force`.
+ */
+export async function shipModel(runs: string[], out: string, options: ShipOptions = {}): Promise<void> {
+  const log = options.log ?? console.log;
   const perRun = runs.map(candidates);
+  const records = runs.map(readRun);
   let choices = perRun.flat();
   await initBackend();
-  const data = await loadDataset(resolveDataPath());
-  choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), data.splits.PublicTest));
+  const data = options.data ?? await loadDataset(resolveDataPath());
+  const validation = data.splits.PublicTest;
+  choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
-  const top = choices.slice(0, 5).map((c) => `  ${(100 * c.publicTest).toFixed(2)}%  ${c.description}`);
-  console.log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
+  const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
+  log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
   const chosen = choices[0];
-  const records = runs.map(readRun);
-  Deno.mkdirSync(out, { recursive: true });
-  for (const stale of DERIVED_FILES) {
-    if (exists(join(out, stale))) Deno.removeSync(join(out, stale), { recursive: true });
+  recoverFolder(out);
+  if (exists(join(out, "model.json"))) {
+    const current = await publicTestAccuracy(out, validation);
+    const verdict = `${out} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
+    if (chosen.publicTest <= current && !options.force) {
+      throw new Error(`${verdict}: not replaced (pass --force to replace it anyway, or --out another folder)`);
+    }
+    log(`${verdict}: replacing it${chosen.publicTest <= current ? " (--force)" : ""}`);
   }
-  if (chosen.dir) {
-    for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(out, f));
-  } else {
-    const ensemble = await buildEnsemble(chosen.members!);
-    const metadata = makeMetadata(ensemble.model, ensemble.architecture, { members: chosen.members }, {
-      PublicTest: { accuracy: chosen.publicTest },
-    });
-    await saveModel(out, ensemble.model, metadata);
-    ensemble.model.dispose();
-  }
-  const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
-  const trainedByRecords = trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run));
-  const joined = joinHistories(trainedByRecords);
-  await saveChart(learningCurvesSpec(joined.history, joined.title), join(out, "curves"));
 
-  const { model } = await loadModel(out);
-  const test = data.splits.PrivateTest;
-  const plain = await evaluateSet(model, test, "PrivateTest", { progressLabel: "PrivateTest" });
-  const tta = await evaluateSet(model, test, "PrivateTest", { tta: true, progressLabel: "PrivateTest +TTA" });
-  console.log(formatReport(plain));
-  console.log(`with TTA: ${formatReport(tta)}`);
-  await writeReport(out, plain, { model: out });
-  await writeReport(join(out, "tta"), tta, { model: out, tta: true });
-  writeTextFileAtomic(
-    join(out, "RECIPE.md"),
-    recipeText(trainedByRecords, records, choices, model.countParams(), plain, tta),
-  );
-  console.log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
-  console.log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);
+  const stage = `${out}.tmp-${Deno.pid}`;
+  if (exists(stage)) Deno.removeSync(stage, { recursive: true });
+  Deno.mkdirSync(stage, { recursive: true });
+  try {
+    if (chosen.dir) {
+      for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(stage, f));
+    } else {
+      const ensemble = await buildEnsemble(chosen.members!);
+      const metadata = makeMetadata(ensemble.model, ensemble.architecture, { members: chosen.members }, {
+        PublicTest: { accuracy: chosen.publicTest },
+      });
+      writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
+      ensemble.model.dispose();
+    }
+    const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
+    const trainedByRecords = trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run));
+    const joined = joinHistories(trainedByRecords);
+    await saveChart(learningCurvesSpec(joined.history, joined.title), join(stage, "curves"));
+
+    const { model } = await loadModel(stage);
+    const test = data.splits.PrivateTest;
+    const plain = await evaluateSet(model, test, "PrivateTest", { progressLabel: "PrivateTest" });
+    const tta = await evaluateSet(model, test, "PrivateTest", { tta: true, progressLabel: "PrivateTest +TTA" });
+    log(formatReport(plain));
+    log(`with TTA: ${formatReport(tta)}`);
+    await writeReport(stage, plain, { model: out });
+    await writeReport(join(stage, "tta"), tta, { model: out, tta: true });
+    const recipe = recipeText(
+      trainedByRecords,
+      records,
+      choices,
+      model.countParams(),
+      plain,
+      tta,
+      machineDescription(),
+    );
+    model.dispose();
+    writeTextFileAtomic(join(stage, "RECIPE.md"), recipe);
+    commitFolder(stage, out);
+  } catch (error) {
+    Deno.removeSync(stage, { recursive: true });
+    throw error;
+  }
+  log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
+  log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);
+}
+
+/** A saved model's accuracy on `set`. */
+async function publicTestAccuracy(dir: string, set: FaceSet): Promise<number> {
+  const { model } = await loadModel(dir);
+  const probabilities = await predictSet(model, set, { progressLabel: `PublicTest ${dir}` });
+  model.dispose();
+  return buildReport("PublicTest", set.labels, argmaxRows(probabilities, probabilities.length / set.n)).accuracy;
+}
+
+/** A fraction as a percentage with two decimals. */
+function pct(value: number): string {
+  return `${(100 * value).toFixed(2)}%`;
 }

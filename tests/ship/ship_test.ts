@@ -1,6 +1,6 @@
 /** RECIPE.md as `deno task ship` writes it, from made-up runs and reports. */
 import { assert } from "../assert.ts";
-import { type Candidate, recipeText, type RunRecord } from "../../lib/eval/ship.ts";
+import { type Candidate, recipeText, type RunRecord } from "../../lib/ship/ship.ts";
 import { DEFAULT_CONFIG, RECIPES } from "../../lib/train/config.ts";
 import { bestEpoch, type EpochRecord } from "../../lib/train/history.ts";
 import type { Report } from "../../lib/eval/metrics.ts";
@@ -43,13 +43,23 @@ Deno.test("RECIPE.md counts the candidates, ranks them all, and gives every weig
     { name: "best", dir: "outputs/runs/other/best", publicTest: 0.62, description: "other: epoch 2" },
     { name: "best", dir: "outputs/runs/a/best", publicTest: 0.6, description: "a: epoch 2" },
   ];
-  const text = recipeText([a, b], [a, b, other], choices, 1234567, report(0.7, 0.68), report(0.71, 0.69));
+  const text = recipeText(
+    [a, b],
+    [a, b, other],
+    choices,
+    1234567,
+    report(0.7, 0.68),
+    report(0.71, 0.69),
+    "2-core Test CPU, 24 GiB",
+  );
   assert.ok(text.includes("| shipped | mean of a and b (PublicTest 65.00%) |"), "the shipped line");
   assert.ok(text.includes("| chosen on PublicTest among | 3 candidates"), "the count");
   assert.ok(
     text.includes("| 1 | 65.00% | mean of a and b |\n| 2 | 62.00% | other: epoch 2 |\n| 3 | 60.00% | a: epoch 2 |"),
   );
   assert.ok(text.includes("| parameters | 1,234,567 |"));
+  assert.ok(text.includes("| machine (of this ship command) | 2-core Test CPU, 24 GiB |"), "the machine, as measured");
+  assert.ok(text.includes("PrivateTest (evaluated once, 3,589 images)"), "the image count, from the report");
   assert.ok(text.includes("deno task train --recipe medium --seed 12 --out outputs/runs/b"), "a member's command");
   assert.ok(
     text.includes(

@@ -27,18 +27,61 @@ export function isImageFile(name: string): boolean {
   return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
 }
 
+/** Largest image file read (bytes); the decoders' own limit (MAX_PIXELS) applies beneath it. */
+export const MAX_FILE_BYTES = 256 * 2 ** 20;
+
+/** An image read from a file: decoded (maybe downscaled), with the file's own upright size. */
+export interface ImageFile {
+  image: RgbaImage;
+  /** The upright size of the image in the file. */
+  width: number;
+  height: number;
+  /** `width / image.width`: how many file pixels one decoded pixel spans (1 unless downscaled). */
+  scale: number;
+}
+
+/**
+ * Read and decode an image file, refusing in one line what is not a regular
+ * file (a FIFO, a device such as /dev/zero, a link to nothing) or is over
+ * MAX_FILE_BYTES, before reading it. With `maxSide`, a larger image is
+ * decoded straight to that size on its longer side (libvips shrinks JPEGs
+ * while decoding), which bounds the memory a photo takes.
+ */
+export async function readImageFile(path: string, maxSide?: number): Promise<ImageFile> {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    throw new Error(`${path}: no such file (or a link to nothing)`);
+  }
+  if (info.isDirectory) throw new Error(`${path}: a folder without image files (${IMAGE_EXTENSIONS.join(" ")})`);
+  if (!info.isFile) throw new Error(`${path}: not a regular file (a FIFO, device or socket); not read`);
+  if (info.size > MAX_FILE_BYTES) {
+    throw new Error(`${path}: ${(info.size / 2 ** 20).toFixed(0)} MB, over the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
+  }
+  const bytes = await Deno.readFile(path);
+  const image = await decodeImage(bytes, path, maxSide);
+  if (!maxSide || Math.max(image.width, image.height) < maxSide) {
+    return { image, width: image.width, height: image.height, scale: 1 };
+  }
+  const size = (await sharp(bytes).metadata()).autoOrient;
+  return { image, width: size.width, height: size.height, scale: size.width / image.width };
+}
+
 /**
  * Decode an image file's bytes (JPEG, PNG, WebP, AVIF, TIFF, GIF: whatever
  * libvips reads) with sharp to upright 8-bit sRGB RGBA: EXIF rotation
  * applied, CMYK, 16-bit, gray and palette images converted, only the first
- * frame of an animation. `name` is used in error messages. Images over
- * MAX_PIXELS, and truncated or corrupt files, are refused.
+ * frame of an animation; with `maxSide`, shrunk to fit in a square of that
+ * side. `name` is used in error messages. Images over MAX_PIXELS, and
+ * truncated or corrupt files, are refused.
  */
-export async function decodeImage(bytes: Uint8Array, name: string): Promise<RgbaImage> {
+export async function decodeImage(bytes: Uint8Array, name: string, maxSide?: number): Promise<RgbaImage> {
   if (bytes.length === 0) throw new Error(`${name}: empty file`);
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: "error" })
-      .rotate()
+    let pipeline = sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: "error" }).rotate();
+    if (maxSide) pipeline = pipeline.resize(maxSide, maxSide, { fit: "inside", withoutEnlargement: true });
+    const { data, info } = await pipeline
       .toColourspace("srgb")
       .ensureAlpha()
       .raw({ depth: "uchar" })
