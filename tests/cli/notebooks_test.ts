@@ -5,7 +5,8 @@
  */
 import { assert } from "../assert.ts";
 import { projectPath } from "../../lib/util/paths.ts";
-import { cellsMissingDisplays } from "../../lib/cli/notebooks.ts";
+import { cellsMissingDisplays, quickEnvironment } from "../../lib/cli/notebooks.ts";
+import { setting } from "../../lib/util/notebook.ts";
 
 interface Output {
   output_type: string;
@@ -53,4 +54,29 @@ Deno.test("a notebook cell that calls a show helper but holds no display output 
   );
   notebook.cells[index].outputs = [];
   assert.deepEqual(cellsMissingDisplays(JSON.stringify(notebook)), [index + 1]);
+});
+
+Deno.test("quick mode fills in only the notebook settings the user has not set", () => {
+  assert.deepEqual(quickEnvironment("/tmp/r", {}), { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: "/tmp/r" });
+  assert.deepEqual(quickEnvironment("/tmp/r", { FER_EPOCHS: "5", FER_RUN_DIR: "mine" }), { FER_SUBSET: "2000" });
+});
+
+Deno.test("a notebook's number setting must be a whole number of at least 1 (0 where 0 is the default)", () => {
+  const withEnv = (value: string, read: () => unknown) => {
+    Deno.env.set("FER_TEST_SETTING", value);
+    try {
+      return read();
+    } finally {
+      Deno.env.delete("FER_TEST_SETTING");
+    }
+  };
+  assert.equal(withEnv("7", () => setting("TEST_SETTING", 3)), 7);
+  for (const bad of ["0", "-5", "2.5", "abc", ""]) {
+    assert.throws(
+      () => withEnv(bad, () => setting("TEST_SETTING", 3)),
+      /FER_TEST_SETTING=.*: expected a whole number, at least 1/,
+    );
+  }
+  assert.equal(withEnv("0", () => setting("TEST_SETTING", 0)), 0);
+  assert.equal(setting("TEST_SETTING", 3), 3);
 });

@@ -4,7 +4,7 @@ import { gzipSync } from "node:zlib";
 import sharp from "sharp";
 import { batchPixels, classCounts, inOrderBatches, stratifiedSample, stratifiedSplit } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
-import { cachePath, parsePixels } from "../../lib/data/csv.ts";
+import { cachePath, parsePixels, parseRecord } from "../../lib/data/csv.ts";
 import { trainModel } from "../../lib/train/train.ts";
 import { DEFAULT_CONFIG } from "../../lib/train/config.ts";
 
@@ -123,7 +123,7 @@ Deno.test("image folders: any size or colour becomes 48x48 gray; unreadable file
   const reasons = data.skipped.map((b) => b.reason);
   assert.equal(reasons.length, 2);
   assert.ok(reasons.some((r) => /broken\.jpg: cannot decode image/.test(r)), reasons.join("; "));
-  assert.ok(reasons.some((r) => /dangling\.png: a link to nothing/.test(r)), reasons.join("; "));
+  assert.ok(reasons.some((r) => /dangling\.png: no such file \(or a link to nothing\)/.test(r)), reasons.join("; "));
   await assert.rejects(() => loadDataset(root), /2 bad row/);
   write("train", "bored", "d.png", png);
   await assert.rejects(() => loadDataset(root, { skipBadRows: true }), /bored: unknown class folder/);
@@ -172,4 +172,24 @@ Deno.test("a truncated or non-gzip .csv.gz gets one line naming the file, and a 
     () => trainModel({ ...DEFAULT_CONFIG, out: join(dir, "run") }, false, { data, log: () => {} }),
     /has no Training images: nothing to train on/,
   );
+});
+
+Deno.test("CSV cells must be plain digits: a hex or exponent pixel and a label written 3.0 are bad rows", () => {
+  const columns = { emotion: 0, pixels: 1, usage: 2 };
+  assert.match(parsePixels(pixels(1).replace(/^1/, "0x10")) as string, /pixel 1 is "0x10", not an integer/);
+  assert.match(parsePixels(pixels(1).replace(/ 1$/, " 1e2")) as string, /pixel 2304 is "1e2"/);
+  assert.match(parseRecord(["3.0", pixels(1), "Training"], columns) as string, /emotion "3\.0" is not a label id/);
+  assert.match(parseRecord(["-1", pixels(1), "Training"], columns) as string, /emotion "-1"/);
+  assert.equal((parseRecord(["3", pixels(1), "Training"], columns) as { label: number }).label, 3);
+});
+
+Deno.test("a CSV without a header is named in one short line, not with the whole first row", async () => {
+  const file = join(Deno.makeTempDirSync(), "noheader.csv");
+  Deno.writeTextFileSync(file, `0,${pixels(5)},Training\n`);
+  const error = await loadDataset(file, { cacheDir: null }).then(() => undefined, (e: Error) => e);
+  assert.match(
+    error!.message,
+    /line 1: expected a header with emotion,pixels,Usage, found "0,5 5 5.*\(\d+ characters\)"/,
+  );
+  assert.ok(error!.message.length < 300, `${error!.message.length} characters`);
 });

@@ -1,5 +1,12 @@
 import { assert } from "../assert.ts";
-import { argmaxRows, buildReport, confusionMatrix, formatReport, perClassMetrics } from "../../lib/eval/metrics.ts";
+import {
+  argmaxRows,
+  buildReport,
+  chanceWarning,
+  confusionMatrix,
+  formatReport,
+  perClassMetrics,
+} from "../../lib/eval/metrics.ts";
 
 Deno.test("confusionMatrix counts rows = truth, columns = prediction", () => {
   const m = confusionMatrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3);
@@ -35,4 +42,13 @@ Deno.test("buildReport: accuracy, macro-F1, labels and sums", () => {
 
 Deno.test("argmaxRows picks the largest entry of each row", () => {
   assert.deepEqual(Array.from(argmaxRows([0.1, 0.7, 0.2, 0.5, 0.2, 0.3], 3)), [1, 0]);
+});
+
+Deno.test("a report at chance (no better than always answering the commonest class) is warned about", () => {
+  const truth = [0, 0, 0, 1, 2, 0, 0, 1];
+  assert.match(
+    chanceWarning(buildReport("PublicTest", truth, truth.map(() => 0), ["a", "b", "c"]))!,
+    /accuracy 62\.50% is at chance \(always answering the most common class scores 62\.50%\)/,
+  );
+  assert.equal(chanceWarning(buildReport("PublicTest", truth, truth, ["a", "b", "c"])), undefined);
 });

@@ -114,3 +114,36 @@ Deno.test("test-time augmentation averages 10 views: unchanged for a flat image,
   assert.ok(!close(tta, await predictSet(model, face)));
   assert.ok(Math.abs(tta.reduce((a, b) => a + b, 0) - 1) < 1e-4);
 });
+
+Deno.test("a model folder is checked on load: metadata against the model, and weights on a probe image", async () => {
+  await initBackend();
+  const dir = join(Deno.makeTempDirSync(), "model");
+  const model = buildModel("compact");
+  const metadata = makeMetadata(model, "compact", {});
+  await saveModel(dir, model, metadata);
+  model.dispose();
+  const withMetadata = (changes: Record<string, unknown>) =>
+    Deno.writeTextFileSync(join(dir, "metadata.json"), JSON.stringify({ ...metadata, ...changes }));
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ inputSize: 0 }, /metadata\.json: inputSize: 0 is not a whole number of pixels/],
+    [{ inputSize: 64 }, /metadata\.json: inputSize: 64, but the model takes 48x48 images/],
+    [{ channels: 3 }, /metadata\.json: channels: 3/],
+    [{ labels: ["a", "b", "c"] }, /metadata\.json: labels: 3 names, but the model has 7 output classes/],
+    [{ labels: ["a", "a", "b", "c", "d", "e", "f"] }, /labels: a class name appears twice/],
+    [{ temperature: -1 }, /metadata\.json: temperature: -1 is not a positive number/],
+    [{ temperature: 0 }, /temperature: 0 is not a positive number/],
+    [{ temperature: "abc" }, /temperature: "abc" is not a positive number/],
+    [{ normalization: { scale: "x", offset: 0 } }, /normalization: needs a finite, non-zero scale/],
+  ];
+  for (const [changes, error] of cases) {
+    withMetadata(changes);
+    await assert.rejects(() => loadModel(dir), error, JSON.stringify(changes));
+  }
+  withMetadata({ temperature: 0.9 });
+  (await loadModel(dir)).model.dispose();
+  const weights = Deno.readFileSync(join(dir, "weights.bin"));
+  const random = new Uint8Array(weights.length);
+  for (let i = 0; i < random.length; i += 65536) crypto.getRandomValues(random.subarray(i, i + 65536));
+  Deno.writeFileSync(join(dir, "weights.bin"), random);
+  await assert.rejects(() => loadModel(dir), /weights\.bin is damaged: the model's output on a gray probe image/);
+});

@@ -1,8 +1,15 @@
-/** RECIPE.md as `deno task ship` writes it, from made-up runs and reports. */
+/** RECIPE.md as `deno task ship` writes it, from made-up runs and reports; shipping over a model folder. */
 import { assert } from "../assert.ts";
-import { type Candidate, recipeText, type RunRecord } from "../../lib/ship/ship.ts";
+import { join } from "node:path";
+import { type Candidate, recipeText, type RunRecord, shipModel } from "../../lib/ship/ship.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { buildModel } from "../../lib/model/architectures.ts";
+import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import type { FerData } from "../../lib/data/dataset.ts";
+import { runPaths } from "../../lib/train/run_folder.ts";
+import { exists } from "../../lib/util/paths.ts";
 import { DEFAULT_CONFIG, RECIPES } from "../../lib/train/config.ts";
-import { bestEpoch, type EpochRecord } from "../../lib/train/history.ts";
+import { bestEpoch, type EpochRecord, historyCsv } from "../../lib/train/history.ts";
 import type { Report } from "../../lib/eval/metrics.ts";
 
 const epoch = (n: number, val_accuracy: number): EpochRecord => ({
@@ -72,4 +79,64 @@ Deno.test("RECIPE.md counts the candidates, ranks them all, and gives every weig
     text.includes("| plain | 70.00% | 68.00% |") && text.includes("| TTA (mirror x 5 shifts) | 71.00% | 69.00% |"),
   );
   assert.ok(text.includes("--run outputs/runs/a --run outputs/runs/b --run outputs/runs/other"), "the ship command");
+});
+
+/** A run folder as `train` leaves it, holding an untrained compact net that claims `publicTest` on PublicTest. */
+async function fakeRun(publicTest: number): Promise<string> {
+  await initBackend();
+  const run = Deno.makeTempDirSync();
+  const paths = runPaths(run);
+  Deno.writeTextFileSync(paths.config, JSON.stringify({ ...DEFAULT_CONFIG, out: run }));
+  Deno.writeTextFileSync(paths.history, historyCsv([epoch(1, publicTest)]));
+  const model = buildModel("compact");
+  await saveModel(
+    paths.best,
+    model,
+    makeMetadata(model, "compact", {}, { PublicTest: { accuracy: publicTest, epoch: 1 } }),
+  );
+  model.dispose();
+  return run;
+}
+
+/** Random faces in all three splits. */
+function smallData(): FerData {
+  const set = (n: number) => ({
+    n,
+    pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 7919) % 256),
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
+  });
+  return { source: "test", splits: { Training: set(14), PublicTest: set(42), PrivateTest: set(28) }, skipped: [] };
+}
+
+Deno.test({
+  name: "ship never replaces a model that scores as high on PublicTest unless forced, and swaps in a whole folder",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const data = smallData(), log = () => {};
+    const out = join(Deno.makeTempDirSync(), "model");
+    const worse = await fakeRun(0);
+    await shipModel([worse], out, { data, log });
+    Deno.writeTextFileSync(join(out, "explorer.json"), "{}"); // derived from the shipped model
+    const before = Deno.readTextFileSync(join(out, "RECIPE.md"));
+    await assert.rejects(
+      () => shipModel([worse], out, { data, log }),
+      /model scores .*% on PublicTest; the best candidate 0\.00%: not replaced \(pass --force/,
+    );
+    assert.equal(Deno.readTextFileSync(join(out, "RECIPE.md")), before);
+    assert.ok(exists(join(out, "explorer.json")), "the kept model keeps what was derived from it");
+
+    const broken = await fakeRun(1);
+    Deno.removeSync(join(runPaths(broken).best, "weights.bin"));
+    await assert.rejects(() => shipModel([broken], out, { data, log }));
+    assert.equal(Deno.readTextFileSync(join(out, "RECIPE.md")), before, "a ship that fails half-way changes nothing");
+    assert.deepEqual([...Deno.readDirSync(join(out, ".."))].map((e) => e.name), ["model"], "no staging left");
+
+    const better = await fakeRun(1);
+    await shipModel([better], out, { data, log });
+    assert.match(Deno.readTextFileSync(join(out, "RECIPE.md")), new RegExp(`${runPaths(better).best}: epoch 1`));
+    assert.ok(!exists(join(out, "explorer.json")), "what was derived from the old model goes with it");
+    await shipModel([worse], out, { data, log, force: true });
+    assert.match(Deno.readTextFileSync(join(out, "RECIPE.md")), new RegExp(`${runPaths(worse).best}: epoch 1`));
+  },
 });

@@ -6,9 +6,11 @@ import { buildModel } from "../../lib/model/architectures.ts";
 import { loadModel, makeMetadata, saveModel } from "../../lib/model/model_io.ts";
 import { batchTensor, facePixels } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
-import { decodeImage, encodeRgbaPng } from "../../lib/data/images.ts";
+import { decodeImage, encodeRgbaPng, readImageFile } from "../../lib/data/images.ts";
 import { sceneWithFace } from "../../lib/vision/synthetic.ts";
-import { collectImages, predictFile, predictFiles } from "../../lib/vision/predict.ts";
+import { collectImages, MAX_WORKING_SIDE, predictFile, predictFiles } from "../../lib/vision/predict.ts";
+import { main as predictMain } from "../../lib/cli/predict.ts";
+import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 
 /** A saved (untrained) compact model in a temporary folder. */
@@ -55,7 +57,7 @@ Deno.test({
     const scene = sceneWithFace(face, 160, [230, 140]);
     const path = join(Deno.makeTempDirSync(), "scene.png");
     Deno.writeFileSync(path, await encodeRgbaPng(scene.image));
-    const { image: _, ...line } = await predictFile(loaded, path);
+    const { image: _, scale: __, ...line } = await predictFile(loaded, path);
     assert.deepEqual(Object.keys(line).sort(), ["error", "faces", "height", "path", "width"]);
     assert.equal(line.error, null);
     assert.deepEqual([line.width, line.height], [640, 480]);
@@ -254,11 +256,113 @@ Deno.test({
     Deno.writeFileSync(paths[0], await grayPng(48, 48, (x, y) => (x * 5 + y) % 256));
     Deno.writeFileSync(paths[1], new Uint8Array([1, 2, 3]));
     Deno.writeFileSync(paths[2], await grayPng(48, 48, (x) => x * 4));
-    const strip = ({ image: _, ...line }: Awaited<ReturnType<typeof predictFile>>) => line;
+    const strip = ({ image: _, scale: __, ...line }: Awaited<ReturnType<typeof predictFile>>) => line;
     const together = (await predictFiles(loaded, paths, { noDetect: true })).map(strip);
     const alone = [];
     for (const p of paths) alone.push(strip(await predictFile(loaded, p, { noDetect: true })));
     assert.deepEqual(together, alone);
     assert.ok(together[1].error && !together[0].error && together[2].faces.length === 1);
+  },
+});
+
+Deno.test({
+  name: "predict: every input gets a line: a FIFO, a device, a broken link and a FIFO in a folder, an empty folder",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const dir = Deno.makeTempDirSync();
+    assert.ok((await new Deno.Command("mkfifo", { args: [join(dir, "pipe.jpg")] }).output()).success);
+    Deno.symlinkSync(join(dir, "nothing.png"), join(dir, "broken.png"));
+    Deno.writeFileSync(join(dir, "face.png"), await grayPng(48, 48, (x, y) => (x * y) % 256));
+    Deno.mkdirSync(join(dir, "empty"));
+    const paths = collectImages([dir, "/dev/zero", join(dir, "empty")]);
+    assert.deepEqual(paths, [
+      join(dir, "broken.png"),
+      join(dir, "face.png"),
+      join(dir, "pipe.jpg"),
+      "/dev/zero",
+      join(dir, "empty"),
+    ]);
+    const errors = (await predictFiles(loaded, paths, { noDetect: true })).map((line) => line.error);
+    assert.match(errors[0]!, /broken\.png: no such file \(or a link to nothing\)/);
+    assert.equal(errors[1], null);
+    assert.match(errors[2]!, /pipe\.jpg: not a regular file \(a FIFO, device or socket\); not read/);
+    assert.match(errors[3]!, /^\/dev\/zero: not a regular file/);
+    assert.match(errors[4]!, /empty: a folder without image files/);
+    loaded.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "predict: a large photo is decoded to at most 2048 px, with its size and boxes in the file's pixels",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const path = join(Deno.makeTempDirSync(), "large.jpg");
+    const raw = { width: 3000, height: 2500, channels: 3 as const };
+    Deno.writeFileSync(path, await sharp(new Uint8Array(3000 * 2500 * 3).fill(90), { raw }).jpeg().toBuffer());
+    const file = await readImageFile(path, MAX_WORKING_SIDE);
+    assert.deepEqual([file.image.width, file.image.height, file.width, file.height], [2048, 1707, 3000, 2500]);
+    const [line] = await predictFiles(loaded, [path], { noDetect: true });
+    assert.deepEqual([line.width, line.height, line.faces[0].box], [3000, 2500, [0, 0, 3000, 2500]]);
+    loaded.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "predict --annotate: photos of the same name in different folders get pictures of their own",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const dir = Deno.makeTempDirSync(), out = join(dir, "annotated");
+    const png = await grayPng(64, 64, (x) => x * 4);
+    for (const name of ["a/x.png", "b/x.png", "x.png"]) {
+      Deno.mkdirSync(join(dir, name, ".."), { recursive: true });
+      Deno.writeFileSync(join(dir, name), png);
+    }
+    const inputs = ["a/x.png", "b/x.png", "x.png"].map((n) => join(dir, n));
+    const log = console.log;
+    const lines: string[] = [];
+    console.log = (line: string) => lines.push(line);
+    try {
+      assert.equal(await predictMain(["--model", loaded.dir, "--no-detect", "--annotate", out, ...inputs]), 0);
+    } finally {
+      console.log = log;
+    }
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name).sort(), [
+      "x-2.annotated.png",
+      "x-3.annotated.png",
+      "x.annotated.png",
+    ]);
+    assert.deepEqual(lines.map((l) => JSON.parse(l).annotated), [
+      join(out, "x.annotated.png"),
+      join(out, "x-2.annotated.png"),
+      join(out, "x-3.annotated.png"),
+    ]);
+    loaded.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "deno task predict resolves paths against the folder it was typed in (INIT_CWD), not the project root",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const dir = Deno.makeTempDirSync();
+    Deno.mkdirSync(join(dir, "sub"));
+    Deno.writeFileSync(join(dir, "x.png"), await grayPng(48, 48, (x) => x));
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", projectPath("lib", "cli", "predict.ts"), "--model", loaded.dir, "--no-detect", "../x.png"],
+      cwd: PROJECT_ROOT,
+      env: { INIT_CWD: join(dir, "sub") },
+    }).output();
+    const line = JSON.parse(new TextDecoder().decode(stdout));
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.deepEqual([line.path, line.error, line.width], ["../x.png", null, 48]);
+    loaded.model.dispose();
   },
 });
