@@ -1,0 +1,38 @@
+// What the repository keeps under outputs/: the shipped models, and for every run its record (settings, history,
+// command), with weights only where a shipped model or a paused run needs them; in all at most 60 MB.
+import { assert } from "./assert.ts";
+import { join } from "node:path";
+import { PROJECT_ROOT } from "../lib/util/paths.ts";
+import { parseHistoryCsv } from "../lib/train/history.ts";
+import { runPaths } from "../lib/train/run_folder.ts";
+import { readJson } from "../lib/util/files.ts";
+
+/** The files git tracks under outputs/ (empty outside a git checkout). */
+async function trackedOutputs(): Promise<string[]> {
+  const { stdout, success } = await new Deno.Command("git", { args: ["ls-files", "outputs"], cwd: PROJECT_ROOT })
+    .output();
+  return success ? new TextDecoder().decode(stdout).split("\n").filter(Boolean) : [];
+}
+
+Deno.test("tracked files under outputs/ total at most 60 MB", async () => {
+  const files = await trackedOutputs();
+  const bytes = files.reduce((sum, f) => sum + Deno.statSync(join(PROJECT_ROOT, f)).size, 0);
+  assert.ok(bytes <= 60 * 2 ** 20, `${(bytes / 2 ** 20).toFixed(1)} MB tracked under outputs/`);
+});
+
+Deno.test("every committed run keeps its settings, history and command; only an unfinished run keeps last/", async () => {
+  const files = await trackedOutputs();
+  const runs = [...new Set(files.filter((f) => f.startsWith("outputs/runs/")).map((f) => f.split("/")[2]))];
+  assert.ok(runs.length > 0);
+  for (const name of runs) {
+    const run = join(PROJECT_ROOT, "outputs", "runs", name);
+    for (const file of ["config.json", "history.csv", "command.txt"]) {
+      assert.ok(files.includes(`outputs/runs/${name}/${file}`), `outputs/runs/${name}/${file} is not committed`);
+    }
+    if (files.some((f) => f.startsWith(`outputs/runs/${name}/last/`))) {
+      const epochs = readJson<{ epochs: number }>(runPaths(run).config).epochs;
+      const done = parseHistoryCsv(Deno.readTextFileSync(runPaths(run).history)).length;
+      assert.ok(done < epochs, `outputs/runs/${name} finished (${done} of ${epochs} epochs) but still commits last/`);
+    }
+  }
+});
