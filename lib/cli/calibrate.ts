@@ -8,12 +8,7 @@
 import { join } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
-import { NUM_CLASSES } from "../data/labels.ts";
-import { predictSet } from "../eval/evaluate.ts";
-import { applyTemperature, expectedCalibrationError, fitTemperature, reliabilityBins } from "../eval/calibration.ts";
-import { loadModel } from "../model/model_io.ts";
-import { readJson, writeTextFileAtomic } from "../util/files.ts";
-import { reliabilitySpec, saveChart } from "../util/charts.ts";
+import { calibrateModel } from "../eval/calibration.ts";
 import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
@@ -38,32 +33,12 @@ async function main(args: string[]) {
     args,
   );
   await initBackend();
-  const { model } = await loadModel(values.model);
   const data = await loadDataset(resolveDataPath(values.data), { onProgress: console.error });
-  const [publicTest, privateTest] = [data.splits.PublicTest, data.splits.PrivateTest];
-  const fitOn = await predictSet(model, publicTest, { progressLabel: "PublicTest" });
-  const temperature = fitTemperature(fitOn, publicTest.labels, NUM_CLASSES);
-  const raw = await predictSet(model, privateTest, { progressLabel: "PrivateTest" });
-  const scaled = applyTemperature(raw, NUM_CLASSES, temperature);
-  const before = expectedCalibrationError(raw, privateTest.labels, NUM_CLASSES);
-  const after = expectedCalibrationError(scaled, privateTest.labels, NUM_CLASSES);
-  const metadataPath = join(values.model, "metadata.json");
-  const metadata = readJson<Record<string, unknown>>(metadataPath);
-  writeTextFileAtomic(metadataPath, JSON.stringify({ ...metadata, temperature }, null, 2) + "\n");
-  const out = join(values.model, "calibration");
-  Deno.mkdirSync(out, { recursive: true });
-  const result = { temperature, fittedOn: "PublicTest", PrivateTest: { eceBefore: before, eceAfter: after } };
-  writeTextFileAtomic(join(out, "calibration.json"), JSON.stringify(result, null, 2) + "\n");
-  await saveChart(
-    reliabilitySpec({
-      "before (T = 1)": reliabilityBins(raw, privateTest.labels, NUM_CLASSES),
-      [`after (T = ${temperature.toFixed(2)})`]: reliabilityBins(scaled, privateTest.labels, NUM_CLASSES),
-    }),
-    join(out, "reliability"),
-  );
+  const { temperature, PrivateTest } = await calibrateModel(values.model, data);
   console.log(
-    `temperature ${temperature.toFixed(3)} (fitted on PublicTest); PrivateTest ECE ${(100 * before).toFixed(2)}% -> ` +
-      `${(100 * after).toFixed(2)}%; wrote ${metadataPath} and ${out}/`,
+    `temperature ${temperature.toFixed(3)} (fitted on PublicTest); PrivateTest ECE ` +
+      `${(100 * PrivateTest.eceBefore).toFixed(2)}% -> ${(100 * PrivateTest.eceAfter).toFixed(2)}%; ` +
+      `wrote ${join(values.model, "metadata.json")} and ${join(values.model, "calibration")}/`,
   );
 }
 

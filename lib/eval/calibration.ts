@@ -2,9 +2,16 @@
  * Calibration: how far the predicted probabilities are from the accuracy
  * they claim (expected calibration error, reliability bins), and temperature
  * scaling (Guo et al. 2017), one number fitted on PublicTest that softens or
- * sharpens every prediction without changing any argmax.
+ * sharpens every prediction without changing any argmax; `calibrateModel`
+ * is `deno task calibrate`'s whole workflow.
  */
+import { join } from "node:path";
 import { calibrate } from "../web/face_pipeline.js";
+import type { FerData } from "../data/dataset.ts";
+import { loadModel } from "../model/model_io.ts";
+import { readJson, writeTextFileAtomic } from "../util/files.ts";
+import { reliabilitySpec, saveChart } from "../util/charts.ts";
+import { predictSet } from "./evaluate.ts";
 
 /** Row-major probabilities [n, classes] with temperature `t` applied to every row. */
 export function applyTemperature(probabilities: Float32Array, classes: number, t: number): Float32Array {
@@ -85,4 +92,45 @@ export function expectedCalibrationError(
 ): number {
   return reliabilityBins(probabilities, labels, classes, bins)
     .reduce((sum, b) => sum + (b.count / labels.length) * Math.abs(b.confidence - b.accuracy), 0);
+}
+
+/** What `calibrateModel` found: the temperature, and PrivateTest's ECE before and after it. */
+export interface CalibrationResult {
+  temperature: number;
+  fittedOn: "PublicTest";
+  PrivateTest: { eceBefore: number; eceAfter: number };
+}
+
+/**
+ * Fit the temperature of the model in `dir` on PublicTest, store it in its
+ * metadata.json (which predict, recognizeEmotions and the page apply), and
+ * write `dir/calibration/`: calibration.json and reliability diagrams of
+ * PrivateTest before and after.
+ */
+export async function calibrateModel(dir: string, data: FerData): Promise<CalibrationResult> {
+  const { model, metadata } = await loadModel(dir);
+  const classes = metadata.labels.length;
+  const [publicTest, privateTest] = [data.splits.PublicTest, data.splits.PrivateTest];
+  const fitOn = await predictSet(model, publicTest, { progressLabel: "PublicTest" });
+  const temperature = fitTemperature(fitOn, publicTest.labels, classes);
+  const raw = await predictSet(model, privateTest, { progressLabel: "PrivateTest" });
+  model.dispose();
+  const scaled = applyTemperature(raw, classes, temperature);
+  const eceBefore = expectedCalibrationError(raw, privateTest.labels, classes);
+  const eceAfter = expectedCalibrationError(scaled, privateTest.labels, classes);
+  const metadataPath = join(dir, "metadata.json");
+  const saved = readJson<Record<string, unknown>>(metadataPath);
+  writeTextFileAtomic(metadataPath, JSON.stringify({ ...saved, temperature }, null, 2) + "\n");
+  const out = join(dir, "calibration");
+  Deno.mkdirSync(out, { recursive: true });
+  const result: CalibrationResult = { temperature, fittedOn: "PublicTest", PrivateTest: { eceBefore, eceAfter } };
+  writeTextFileAtomic(join(out, "calibration.json"), JSON.stringify(result, null, 2) + "\n");
+  await saveChart(
+    reliabilitySpec({
+      "before (T = 1)": reliabilityBins(raw, privateTest.labels, classes),
+      [`after (T = ${temperature.toFixed(2)})`]: reliabilityBins(scaled, privateTest.labels, classes),
+    }),
+    join(out, "reliability"),
+  );
+  return result;
 }

@@ -1,7 +1,7 @@
 /**
  * Data-parallel training on several cores. tfjs-backend-wasm runs
  * single-threaded under Deno, so each core gets a Deno worker with its own
- * WASM backend and a copy of the model (`train_worker.ts`). Every step, each
+ * WASM backend and a copy of the model (`worker.ts`). Every step, each
  * worker computes gradients on its share of the batch; they are averaged here,
  * weighted by share size (the gradient of the whole batch's mean loss), and
  * every worker applies the same average with its own Adam, so the copies stay

@@ -151,3 +151,28 @@ export function oneCycleLr(progress: number, maxLr: number, minLr = 0, warmup = 
   const q = warmup >= 1 ? 1 : (p - warmup) / (1 - warmup);
   return minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * q));
 }
+
+/** The settings a learning rate depends on. */
+export interface ScheduleSettings {
+  schedule: "plateau" | "cosine" | "onecycle";
+  epochs: number;
+  lr: number;
+  minLr: number;
+}
+
+/**
+ * The learning rate at step `fraction` (0..1) of `epoch` (1-based), the one
+ * place the schedules are told apart (as nanoGPT's get_lr): cosine changes
+ * once an epoch, one-cycle every step, and the plateau schedule keeps
+ * `plateauLr`, the rate ReduceLROnPlateau last set.
+ */
+export function learningRate(settings: ScheduleSettings, epoch: number, fraction: number, plateauLr: number): number {
+  switch (settings.schedule) {
+    case "cosine":
+      return cosineLr(epoch, settings.epochs, settings.lr, settings.minLr);
+    case "onecycle":
+      return oneCycleLr((epoch - 1 + fraction) / settings.epochs, settings.lr, settings.minLr);
+    case "plateau":
+      return plateauLr;
+  }
+}

@@ -11,10 +11,9 @@ import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { NUM_CLASSES } from "../data/labels.ts";
 import { buildModel, modelSummary } from "../model/architectures.ts";
 import {
-  cosineLr,
   EarlyStopping,
   type EarlyStoppingState,
-  oneCycleLr,
+  learningRate,
   ReduceLROnPlateau,
   type ReduceLROnPlateauState,
 } from "./schedules.ts";
@@ -215,12 +214,9 @@ async function trainInFolder(
   try {
     for (let epoch = (state?.epoch ?? 0) + 1; epoch <= config.epochs && !stopper.state.stopped; epoch++) {
       const started = performance.now();
-      if (config.schedule === "cosine") lr = cosineLr(epoch, config.epochs, config.lr, config.minLr);
-      // The one-cycle rate changes every step; `lr` records where the epoch started.
-      const rateAt = config.schedule === "onecycle"
-        ? (fraction: number) => oneCycleLr((epoch - 1 + fraction) / config.epochs, config.lr, config.minLr)
-        : () => lr;
-      lr = rateAt(0);
+      const plateauLr = lr;
+      const rateAt = (fraction: number) => learningRate(config, epoch, fraction, plateauLr);
+      lr = rateAt(0); // where the epoch starts (the one-cycle rate changes every step)
       const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, rateAt);
       const optimizerWeights = await trainer.syncTo(model);
       const validated = await scoreValidation(model, validation);

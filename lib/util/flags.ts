@@ -3,8 +3,8 @@
  * default and help text, from which come parsing, validation, `--help`, and
  * (for training) the command that reproduces a run.
  *
- *   const FLAGS = { epochs: { type: "integer", min: 1, default: 60, help: "epochs to train" } } as const;
- *   const { values } = parseFlags("train", "Train a model.", FLAGS, Deno.args);
+ *   const FLAGS = { epochs: { type: "integer", min: 1, default: 45, help: "epochs to train" } } as const;
+ *   const { values } = parseFlags({ name: "train", summary: "Train a model." }, FLAGS, Deno.args);
  */
 
 /** One flag. Numbers are checked against `min`; strings against `choices`. */
