@@ -7,7 +7,8 @@
  *   deno task notebooks [--full] [--update] [--only NAME]
  */
 import { join } from "node:path";
-import { projectPath } from "../util/paths.ts";
+import { PROJECT_ROOT, projectPath } from "../util/paths.ts";
+import { writeTextFileAtomic } from "../util/files.ts";
 import { runCommand } from "./run.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 
@@ -40,6 +41,18 @@ export function cellsMissingDisplays(notebookJson: string): number[] {
     const displayed = (cell.outputs ?? []).some((o) => o.output_type === "display_data");
     return shows && !displayed ? [i + 1] : [];
   });
+}
+
+/**
+ * An executed notebook as it is kept: without the kernel's per-cell
+ * execution timestamps, and with this machine's project folder left out of
+ * the outputs (paths read from the project root: "outputs/runs/notebook").
+ */
+export function cleanNotebook(notebookJson: string, root: string): string {
+  const notebook = JSON.parse(notebookJson);
+  for (const cell of notebook.cells) delete cell.metadata?.execution;
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  return JSON.stringify(notebook, null, 1).replaceAll(prefix, "") + "\n";
 }
 
 async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number> {
@@ -93,6 +106,7 @@ async function main(args: string[]) {
     ], env);
     const seconds = ((performance.now() - started) / 1000).toFixed(0);
     const executed = values.update ? projectPath("notebooks", name) : join(outDir, name);
+    if (code === 0) writeTextFileAtomic(executed, cleanNotebook(Deno.readTextFileSync(executed), PROJECT_ROOT));
     const missing = code === 0 ? cellsMissingDisplays(Deno.readTextFileSync(executed)) : [];
     return { code, seconds, missing };
   };

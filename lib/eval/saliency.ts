@@ -1,10 +1,14 @@
 /**
  * Saliency maps in Deno: SmoothGrad (lib/web/saliency.js, the code the page
- * runs too) on this process's tfjs.
+ * runs too) on this process's tfjs, blended over faces, and notebook 05's
+ * grid of right and wrong answers per class.
  */
 import * as tf from "@tensorflow/tfjs";
 import { heatColour, saliencyMaps as shared } from "../web/saliency.js";
-import type { RgbaImage } from "../data/images.ts";
+import { encodeGrayPng, encodeRgbaPng, type RgbaImage } from "../data/images.ts";
+import { batchTensor, facePixels, type FaceSet, IMAGE_SIZE, PIXELS } from "../data/dataset.ts";
+import { encodeBase64 } from "../util/base64.ts";
+import { imageGridSvg } from "../util/charts.ts";
 
 /** SmoothGrad settings: noisy copies per image, their noise (input units) and seed. */
 export interface SaliencyOptions {
@@ -37,4 +41,44 @@ export function saliencyOverlay(face: Uint8Array, map: ArrayLike<number>, size: 
     data[4 * p + 3] = 255;
   }
   return { width: size, height: size, data };
+}
+
+/**
+ * For each class, the first face of `set` the model gets right and the first
+ * it gets wrong (by `predicted`), each beside its saliency map for the class
+ * the model predicted, as an SVG grid (a class with no such face shows
+ * "(none)"). Notebook 05 shows it.
+ */
+export async function saliencyGridSvg(
+  model: tf.LayersModel,
+  set: FaceSet,
+  predicted: ArrayLike<number>,
+  labels: readonly string[],
+  options: SaliencyOptions = {},
+): Promise<string> {
+  const firstRow = (c: number, right: boolean) =>
+    set.labels.findIndex((label, i) => label === c && (predicted[i] === c) === right);
+  const picks = labels.map((_, c) => [firstRow(c, true), firstRow(c, false)]);
+  const rows = picks.flat().filter((row) => row >= 0);
+  const images = batchTensor(set, rows);
+  const maps = await saliencyMaps(model, images, rows.map((row) => predicted[row]), options);
+  images.dispose();
+  const url = (png: Uint8Array) => `data:image/png;base64,${encodeBase64(png)}`;
+  const face = (row: number) => ({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: facePixels(set, row) });
+  const cells = async (row: number) => {
+    if (row < 0) return [{ url: "" }, { url: "", caption: "(none)" }];
+    const map = maps.subarray(rows.indexOf(row) * PIXELS, (rows.indexOf(row) + 1) * PIXELS);
+    return [
+      { url: url(await encodeGrayPng(face(row))) },
+      {
+        url: url(await encodeRgbaPng(saliencyOverlay(face(row).data, map, IMAGE_SIZE))),
+        caption: `said ${labels[predicted[row]]}`,
+      },
+    ];
+  };
+  const grid = [];
+  for (const [c, [right, wrong]] of picks.entries()) {
+    grid.push({ title: labels[c], images: [...await cells(right), ...await cells(wrong)] });
+  }
+  return imageGridSvg(grid, ["right", "saliency", "wrong", "saliency"], 64);
 }

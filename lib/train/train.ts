@@ -9,7 +9,7 @@ import { type ActiveBackend, initBackend } from "../backend/backend.ts";
 import { type FaceSet, type FerData, IMAGE_SIZE, selectRows, stratifiedSample } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { NUM_CLASSES } from "../data/labels.ts";
-import { buildModel, modelSummary } from "../model/architectures.ts";
+import { buildModel } from "../model/architectures.ts";
 import {
   EarlyStopping,
   type EarlyStoppingState,
@@ -119,7 +119,11 @@ async function startingPoint(
     return { model, state, history };
   }
   const model = buildModel(config.arch, IMAGE_SIZE, config.seed);
-  log(modelSummary(model));
+  log(
+    `${config.arch}: ${
+      model.countParams().toLocaleString("en-US")
+    } parameters (its layers: notebook 02, or modelSummary)`,
+  );
   if (config.initFrom) {
     const init = (await loadModel(config.initFrom)).model;
     try {

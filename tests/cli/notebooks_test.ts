@@ -5,7 +5,7 @@
  */
 import { assert } from "../assert.ts";
 import { projectPath } from "../../lib/util/paths.ts";
-import { cellsMissingDisplays, quickEnvironment } from "../../lib/cli/notebooks.ts";
+import { cellsMissingDisplays, cleanNotebook, quickEnvironment } from "../../lib/cli/notebooks.ts";
 import { setting } from "../../lib/util/notebook.ts";
 
 interface Output {
@@ -79,4 +79,26 @@ Deno.test("a notebook's number setting must be a whole number of at least 1 (0 w
   }
   assert.equal(withEnv("0", () => setting("TEST_SETTING", 0)), 0);
   assert.equal(setting("TEST_SETTING", 3), 3);
+});
+
+for (const name of notebooks) {
+  Deno.test(`notebooks/${name} carries no machine paths and no execution timestamps`, () => {
+    const text = Deno.readTextFileSync(projectPath("notebooks", name));
+    assert.ok(!text.includes(projectPath("")), `${name} names this machine's project folder`);
+    assert.ok(!/"iopub\.execute_input"|"shell\.execute_reply"/.test(text), `${name} keeps execution timestamps`);
+  });
+}
+
+Deno.test("cleaning an executed notebook drops timestamps and the project folder from its outputs", () => {
+  const executed = JSON.stringify({
+    cells: [{
+      cell_type: "code",
+      metadata: { execution: { "iopub.execute_input": "2026-11-30T04:28:12Z" }, tags: [] },
+      outputs: [{ output_type: "stream", text: ["new run in /home/u/emotion-cnn/outputs/runs/notebook\n"] }],
+      source: "x",
+    }],
+  });
+  const cleaned = JSON.parse(cleanNotebook(executed, "/home/u/emotion-cnn"));
+  assert.deepEqual(cleaned.cells[0].metadata, { tags: [] });
+  assert.deepEqual(cleaned.cells[0].outputs[0].text, ["new run in outputs/runs/notebook\n"]);
 });

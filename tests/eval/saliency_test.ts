@@ -1,6 +1,8 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
-import { saliencyMaps } from "../../lib/eval/saliency.ts";
+import { saliencyGridSvg, saliencyMaps } from "../../lib/eval/saliency.ts";
+import { buildModel } from "../../lib/model/architectures.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 
 Deno.test("a network that only sees the left half of the image gives no saliency on the right half", async () => {
   await initBackend();
@@ -29,5 +31,24 @@ Deno.test("a network that only sees the left half of the image gives no saliency
     assert.ok(Math.abs(leftMax - 1) < 1e-5, "each map is scaled to its maximum");
   }
   tf.dispose([images]);
+  model.dispose();
+});
+
+Deno.test("the saliency grid shows, per class, the first right and first wrong face with their maps", async () => {
+  await initBackend();
+  const model = buildModel("compact");
+  const n = 14;
+  const set = {
+    n,
+    pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 31) % 256),
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
+  };
+  const predicted = Array.from(set.labels, (label, i) => (i < 7 ? label : (label + 1) % 7)); // right, then wrong
+  const svg = await saliencyGridSvg(model, set, predicted, EMOTIONS, { samples: 2 });
+  assert.equal(svg.match(/<image /g)?.length, 7 * 4, "four pictures a class");
+  assert.equal(svg.match(/\(none\)/g), null);
+  assert.ok(svg.includes(`>said ${EMOTIONS[1]}</text>`), "a wrong face is captioned with the model's answer");
+  const allRight = await saliencyGridSvg(model, set, set.labels, EMOTIONS, { samples: 2 });
+  assert.equal(allRight.match(/\(none\)/g)?.length, 7, "no wrong face: (none) in each class");
   model.dispose();
 });
