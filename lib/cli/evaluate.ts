@@ -1,55 +1,116 @@
-/** `deno task evaluate --model DIR [--split PrivateTest]`: a saved model's report on one split, with its charts. */
-import { join } from "node:path";
+/**
+ * `deno task evaluate --model DIR [--split PrivateTest] [--data PATH] [--detect]`:
+ * a saved model's report on a split of its dataset, or on a face folder
+ * (`DIR/<class>/*`, CK+48 say), with its charts.
+ */
+import { basename, join, resolve } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
 import { chanceWarning, formatReport } from "../eval/metrics.ts";
-import { loadModel } from "../model/model_io.ts";
+import { type LoadedModel, loadModel } from "../model/model_io.ts";
+import type { FaceSet } from "../data/dataset.ts";
+import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
+import { readImageFile } from "../data/images.ts";
+import { findFaces } from "../vision/faces.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const EVALUATE_FLAGS = {
   model: { type: "string", value: "DIR", help: "a saved model folder (model.json, weights.bin, metadata.json)" },
   split: { type: "string", choices: SPLITS, default: "PrivateTest", help: "the split to evaluate" },
-  out: { type: "string", value: "DIR", help: "where the report goes (default MODEL/eval-SPLIT[-tta])" },
-  data: DATA_FLAG,
+  out: {
+    type: "string",
+    value: "DIR",
+    help: "where the report goes (default MODEL/eval-SPLIT[-tta], or MODEL/eval-FOLDER)",
+  },
+  data: {
+    ...DATA_FLAG,
+    help: `${DATA_FLAG.help}; or a face folder DIR/<class>/* (CK+48, say: no split folders), each image one face`,
+  },
+  detect: {
+    type: "boolean",
+    help: "with a face folder: find each face with the face pipeline instead of taking the whole image",
+  },
   tta: { type: "boolean", help: "average each image's prediction over 10 views" },
   "batch-size": { type: "integer", min: 1, default: 256, help: "images per prediction batch" },
   "skip-bad-rows": { type: "boolean", help: "leave malformed CSV rows out instead of stopping" },
   backend: { type: "string", choices: BACKEND_CHOICES, default: "wasm", help: "tfjs backend (auto: a hardware GPU)" },
 } as const satisfies FlagTable;
 
+/**
+ * The images to evaluate on: a split of the model's dataset (with its
+ * labels: FER2013's, or FER+'s majority for a FER+ model), or a face folder
+ * read against the model's classes (classes it lacks are left out and named).
+ */
+async function evaluationSet(
+  loaded: LoadedModel,
+  values: { data?: string; split: string; detect: boolean; "skip-bad-rows": boolean },
+): Promise<{ set: FaceSet; name: string; source: string; omitted?: FaceFolder["omitted"] }> {
+  const { labels, labelSet } = loaded.metadata;
+  if (values.data && Deno.statSync(values.data).isDirectory && !hasSplitFolders(values.data)) {
+    const readFace = values.detect ? (path: string) => detectedFace(loaded, path) : undefined;
+    const folder = await loadFaceFolder(values.data, labels, readFace, console.error);
+    for (const bad of folder.skipped) console.error(`skipped: ${bad.reason}`);
+    return { set: folder.set, name: basename(resolve(values.data)), source: folder.source, omitted: folder.omitted };
+  }
+  if (values.detect) throw new Error("--detect: give --data a face folder (DIR/<class>/*)");
+  const data = await loadDataset(resolveDataPath(values.data), {
+    skipBadRows: values["skip-bad-rows"],
+    onProgress: console.error,
+    labels: labelSet,
+  });
+  if (data.labels.join() !== labels.join()) {
+    throw new Error(
+      `${data.source}: its classes (${data.labels.join(", ")}) are not the model's (${labels.join(", ")})`,
+    );
+  }
+  const set = data.splits[values.split as Split];
+  if (set.n === 0) throw new Error(`${data.source} has no ${values.split} images`);
+  return { set, name: values.split, source: data.source };
+}
+
+/** The largest face the face pipeline finds in a photo, as the model's gray input; no face is an error. */
+async function detectedFace(loaded: LoadedModel, path: string): Promise<Uint8Array> {
+  const [face] = await findFaces((await readImageFile(path)).image, loaded.metadata.inputSize);
+  if (!face) throw new Error(`${path}: no face found`);
+  return face.crop.data;
+}
+
 async function main(args: string[]) {
   const { values } = parseFlags(
-    { name: "evaluate", summary: "Evaluate a saved model on one split: accuracy, macro-F1, confusion matrix." },
+    {
+      name: "evaluate",
+      summary: "Evaluate a saved model on a split or a face folder: accuracy, macro-F1, confusion matrix.",
+    },
     EVALUATE_FLAGS,
     args,
   );
   if (!values.model) throw new Error("--model DIR is required (see --help)");
-  const split = values.split as Split;
   const active = await initBackend(values.backend as BackendChoice);
   console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
-  const { model, metadata } = await loadModel(values.model);
-  const data = await loadDataset(resolveDataPath(values.data), {
-    skipBadRows: values["skip-bad-rows"],
-    onProgress: console.error,
-  });
-  const set = data.splits[split];
-  if (set.n === 0) throw new Error(`${data.source} has no ${split} images`);
-  const report = await evaluateSet(model, set, split, {
+  const loaded = await loadModel(values.model);
+  const { set, name, source, omitted } = await evaluationSet(loaded, values);
+  for (const o of omitted ?? []) {
+    console.error(`left out: ${o.name}/ (${o.images} images): the model has no such class`);
+  }
+  const report = await evaluateSet(loaded.model, set, name, loaded.metadata.labels, {
     batchSize: values["batch-size"],
     tta: values.tta,
-    progressLabel: `evaluate ${split}${values.tta ? " +TTA" : ""}`,
+    progressLabel: `evaluate ${name}${values.tta ? " +TTA" : ""}`,
   });
   console.log(formatReport(report));
   const warning = chanceWarning(report);
   if (warning) console.error(warning);
-  const out = values.out ?? join(values.model, values.tta ? `eval-${split}-tta` : `eval-${split}`);
+  const out = values.out ?? join(values.model, values.tta ? `eval-${name}-tta` : `eval-${name}`);
   await writeReport(out, report, {
     model: values.model,
-    architecture: metadata.architecture,
+    data: source,
+    architecture: loaded.metadata.architecture,
     tta: values.tta,
+    detect: values.detect,
+    ...(omitted ? { omitted } : {}),
     device: active,
   });
   console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);

@@ -7,7 +7,7 @@ import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { basename, dirname, join, resolve } from "node:path";
 import { parse } from "csv-parse";
-import { NUM_CLASSES, type Split, SPLITS } from "./labels.ts";
+import { EMOTIONS, NUM_CLASSES, type Split, SPLITS } from "./labels.ts";
 import type { BadRow, FaceSet, FerData, LoadOptions } from "./dataset.ts";
 import { packRows, PIXELS } from "./dataset.ts";
 import { exists, projectPath } from "../util/paths.ts";
@@ -100,7 +100,7 @@ export async function loadCsv(path: string, onProgress?: (message: string) => vo
     Split,
     FaceSet
   >;
-  return { source: path, splits, skipped };
+  return { source: path, labels: EMOTIONS, splits, skipped };
 }
 
 // ---------------------------------------------------------------- cache
@@ -170,5 +170,5 @@ function readCache(file: string, source: string): FerData {
     const labels = take(n);
     splits[s] = { n, labels, pixels: take(n * PIXELS) };
   });
-  return { source, splits, skipped: header.skipped, fromCache: true };
+  return { source, labels: EMOTIONS, splits, skipped: header.skipped, fromCache: true };
 }

@@ -4,7 +4,7 @@
  * (the CSV in csv.ts, image folders in folders.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import { NUM_CLASSES, type Split } from "./labels.ts";
+import type { Split } from "./labels.ts";
 import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { modelInput } from "../web/face_pipeline.js";
 
@@ -13,11 +13,18 @@ export const IMAGE_SIZE = 48;
 /** Pixels per image. */
 export const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
 
-/** One split: `n` gray 48x48 images (0..255) and their label ids. */
+/** One split: `n` gray 48x48 images (0..255) and their label ids (indices into the dataset's `labels`). */
 export interface FaceSet {
   n: number;
   pixels: Uint8Array;
   labels: Uint8Array;
+  /**
+   * Soft labels, n x classes (FER+ votes), trained on in place of the one-hot
+   * label: as targets, or with `sampleTargets` as the distribution each
+   * step draws an image's label from.
+   */
+  targets?: Float32Array;
+  sampleTargets?: boolean;
   /** A teacher model's probabilities for each image, n x classes (training with --teacher: distillation). */
   teacher?: Float32Array;
 }
@@ -28,9 +35,11 @@ export interface BadRow {
   reason: string;
 }
 
-/** A loaded dataset: its three splits and what was skipped. */
+/** A loaded dataset: its class list, its three splits and what was skipped. */
 export interface FerData {
   source: string;
+  /** The class names, in label-id order. */
+  labels: readonly string[];
   splits: Record<Split, FaceSet>;
   skipped: BadRow[];
   /** How PublicTest was obtained when the source had none. */
@@ -48,7 +57,15 @@ export interface LoadOptions {
   seed?: number;
   /** Called with a progress message now and then. */
   onProgress?: (message: string) => void;
+  /** Whose labels: FER2013's own (default), or the FER+ votes beside the CSV (8 classes). */
+  labels?: LabelSet;
+  /** With FER+ labels: how the votes become training targets (ferplus.ts; default majority). */
+  labelMode?: "majority" | "probability" | "crossentropy";
 }
+
+/** The label sets a FER2013 CSV can be trained with. */
+export const LABEL_SETS = ["fer2013", "ferplus"] as const;
+export type LabelSet = typeof LABEL_SETS[number];
 
 /** Rows of pixels and labels as one packed set. */
 export function packRows(pixels: Uint8Array[], labels: number[]): FaceSet {
@@ -71,9 +88,14 @@ export function selectRows(set: FaceSet, indices: ArrayLike<number>): FaceSet {
   return { n: indices.length, pixels, labels };
 }
 
+/** The number of classes label ids up to the largest in `labels` make. */
+function classesIn(labels: Uint8Array): number {
+  return labels.reduce((max, label) => Math.max(max, label + 1), 0);
+}
+
 /** Row indices of each class, in order. */
 function indicesByClass(labels: Uint8Array): number[][] {
-  const byClass: number[][] = Array.from({ length: NUM_CLASSES }, () => []);
+  const byClass: number[][] = Array.from({ length: classesIn(labels) }, () => []);
   labels.forEach((label, i) => byClass[label].push(i));
   return byClass;
 }
@@ -118,9 +140,9 @@ export function facePixels(set: FaceSet, row: number): Uint8Array {
   return set.pixels.subarray(row * PIXELS, (row + 1) * PIXELS);
 }
 
-/** Per-class counts of a label array. */
-export function classCounts(labels: Uint8Array): number[] {
-  const counts = new Array(NUM_CLASSES).fill(0);
+/** Per-class counts of a label array, for `classes` classes (default: up to its largest label). */
+export function classCounts(labels: Uint8Array, classes = classesIn(labels)): number[] {
+  const counts = new Array(classes).fill(0);
   labels.forEach((l) => counts[l]++);
   return counts;
 }

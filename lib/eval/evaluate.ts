@@ -69,16 +69,16 @@ export function crossEntropy(probabilities: Float32Array, labels: Uint8Array, cl
   return sum / Math.max(labels.length, 1);
 }
 
-/** Predict a split and build its report. */
+/** Predict a split and build its report; `labels` are the set's (and the model's) class names. */
 export async function evaluateSet(
   model: tf.LayersModel,
   set: FaceSet,
   split: string,
+  labels: readonly string[],
   options: PredictOptions = {},
 ): Promise<Report> {
-  const classes = model.outputs[0].shape[1] as number;
   const probabilities = await predictSet(model, set, options);
-  return buildReport(split, set.labels, argmaxRows(probabilities, classes));
+  return buildReport(split, set.labels, argmaxRows(probabilities, labels.length), labels);
 }
 
 /** Write `report.json` and `confusion_matrix.png|svg` into `dir`. */

@@ -1,5 +1,4 @@
 /** Classification metrics: confusion matrix, accuracy, per-class and macro F1. */
-import { EMOTIONS, NUM_CLASSES } from "../data/labels.ts";
 
 export interface ClassMetrics {
   precision: number;
@@ -24,7 +23,7 @@ export interface Report {
 export function confusionMatrix(
   truth: ArrayLike<number>,
   predicted: ArrayLike<number>,
-  k: number = NUM_CLASSES,
+  k: number,
 ): number[][] {
   if (truth.length !== predicted.length) {
     throw new Error(`confusionMatrix: ${truth.length} labels but ${predicted.length} predictions`);
@@ -52,7 +51,7 @@ export function buildReport(
   split: string,
   truth: ArrayLike<number>,
   predicted: ArrayLike<number>,
-  labels: readonly string[] = EMOTIONS,
+  labels: readonly string[],
 ): Report {
   const matrix = confusionMatrix(truth, predicted, labels.length);
   const perClass = perClassMetrics(matrix);
@@ -78,6 +77,13 @@ export function argmaxRows(values: ArrayLike<number>, k: number): Uint8Array {
     out[i] = best;
   }
   return out;
+}
+
+/** The share of predictions equal to the truth (0 for none). */
+export function accuracy(truth: ArrayLike<number>, predicted: ArrayLike<number>): number {
+  let correct = 0;
+  for (let i = 0; i < truth.length; i++) if (truth[i] === predicted[i]) correct++;
+  return truth.length ? correct / truth.length : 0;
 }
 
 /** The per-class table as aligned text, with accuracy and macro-F1 below. */

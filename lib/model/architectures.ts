@@ -51,17 +51,24 @@ export function architectureNames(): string[] {
   return Object.keys(ARCHITECTURES);
 }
 
-/** Build an uncompiled model for inputs of `inputSize` x `inputSize` x 1. */
-export function buildModel(arch: string, inputSize = 48, seed = 1): tf.LayersModel {
+/** Build an uncompiled model for inputs of `inputSize` x `inputSize` x 1 and `classes` outputs (default FER2013's). */
+export function buildModel(arch: string, inputSize = 48, seed = 1, classes: number = NUM_CLASSES): tf.LayersModel {
   const input = tf.input({ shape: [inputSize, inputSize, 1], name: "image" });
-  return tf.model({ inputs: input, outputs: applyArchitecture(arch, input, seed), name: arch });
+  return tf.model({ inputs: input, outputs: applyArchitecture(arch, input, seed, classes), name: arch });
 }
 
 /**
- * The layers of `arch` applied to `input`, ending in the 7-way softmax; every
- * layer name starts with `prefix` (so several networks can share one model).
+ * The layers of `arch` applied to `input`, ending in a softmax over
+ * `classes`; every layer name starts with `prefix` (so several networks can
+ * share one model).
  */
-function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number, prefix = ""): tf.SymbolicTensor {
+function applyArchitecture(
+  arch: string,
+  input: tf.SymbolicTensor,
+  seed: number,
+  classes: number,
+  prefix = "",
+): tf.SymbolicTensor {
   const spec = ARCHITECTURES[arch];
   if (!spec) {
     throw new Error(`unknown architecture "${arch}"; choose one of: ${architectureNames().join(", ")}`);
@@ -94,7 +101,7 @@ function applyArchitecture(arch: string, input: tf.SymbolicTensor, seed: number,
   });
   x = dropout({ rate: spec.denseDropout, name: `${prefix}head_dropout` }).apply(x) as tf.SymbolicTensor;
   return tf.layers.dense({
-    units: NUM_CLASSES,
+    units: classes,
     activation: "softmax",
     kernelInitializer: init(),
     name: `${prefix}emotion`,
@@ -112,7 +119,9 @@ export function ensembleModel(members: { arch: string; model: tf.LayersModel }[]
   if (members.length < 2) throw new Error(`an ensemble needs at least 2 members, got ${members.length}`);
   const inputSize = members[0].model.inputs[0].shape[1] as number;
   const input = tf.input({ shape: [inputSize, inputSize, 1], name: "image" });
-  const outputs = members.map(({ arch }, i) => applyArchitecture(arch, input, 1, `m${i + 1}_`));
+  const outputs = members.map(({ arch, model }, i) =>
+    applyArchitecture(arch, input, 1, model.outputs[0].shape[1] as number, `m${i + 1}_`)
+  );
   const ensemble = tf.model({
     inputs: input,
     outputs: tf.layers.average({ name: "emotion" }).apply(outputs) as tf.SymbolicTensor,

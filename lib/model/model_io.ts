@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { EMOTIONS } from "../data/labels.ts";
-import { NORMALIZATION } from "../data/dataset.ts";
+import { type LabelSet, NORMALIZATION } from "../data/dataset.ts";
 import { exists } from "../util/paths.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { metadataProblem } from "../web/face_pipeline.js";
@@ -25,17 +25,22 @@ export interface ModelMetadata {
   metrics: Record<string, unknown>;
   /** Temperature scaling fitted on PublicTest (`deno task calibrate`); predictions use softmax(log p / T). */
   temperature?: number;
+  /** Whose labels the model learnt on FER2013's images: FER2013's own or FER+'s (evaluate reads the same). */
+  labelSet?: LabelSet;
 }
 
-/** Metadata for a model trained by this project. */
+/** Metadata for a model trained by this project, on FER2013's classes unless `labels` says otherwise. */
 export function makeMetadata(
   model: tf.LayersModel,
   architecture: string,
   training: Record<string, unknown>,
   metrics: Record<string, unknown> = {},
+  labels: readonly string[] = EMOTIONS,
+  labelSet: LabelSet = "fer2013",
 ): ModelMetadata {
   return {
-    labels: [...EMOTIONS],
+    labels: [...labels],
+    labelSet,
     inputSize: model.inputs[0].shape[1] as number,
     channels: 1,
     normalization: { ...NORMALIZATION },

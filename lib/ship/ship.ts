@@ -16,10 +16,10 @@ import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel, makeMetadata, modelFiles, type ModelMetadata } from "../model/model_io.ts";
 import { commitFolder, readJson, recoverFolder, writeFiles, writeTextFileAtomic } from "../util/files.ts";
-import type { FaceSet, FerData } from "../data/dataset.ts";
+import type { FaceSet, FerData, LabelSet } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
-import { argmaxRows, buildReport, formatReport, type Report } from "../eval/metrics.ts";
+import { accuracy, argmaxRows, formatReport, type Report } from "../eval/metrics.ts";
 import { bestEpoch, parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.ts";
 import { ensembleModel } from "../model/architectures.ts";
@@ -228,12 +228,12 @@ async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promi
   return subsetsOfTwoOrMore(tops.map((_, i) => i)).map((subset) => {
     const mean = new Float32Array(predictions[0].length);
     for (const i of subset) predictions[i].forEach((p, k) => (mean[k] += p / subset.length));
-    const { accuracy } = buildReport("PublicTest", validation.labels, argmaxRows(mean, classes));
+    const publicTest = accuracy(validation.labels, argmaxRows(mean, classes));
     const description = `mean of the probabilities of ${subset.map((i) => tops[i].description).join(" and ")}`;
     return {
       name: "ensemble",
       members: subset.map((i) => tops[i].dir!),
-      publicTest: accuracy,
+      publicTest,
       description,
     };
   });
@@ -259,8 +259,12 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   const perRun = runs.map(candidates);
   const records = runs.map(readRun);
   let choices = perRun.flat();
+  const labelSets = [...new Set(records.map((r) => (r.config.labels ?? "fer2013") as LabelSet))];
+  if (labelSets.length > 1) {
+    throw new Error(`--run: the runs learnt different labels (${labelSets.join(", ")}); ship them to different --out`);
+  }
   await initBackend();
-  const data = options.data ?? await loadDataset(resolveDataPath());
+  const data = options.data ?? await loadDataset(resolveDataPath(), { labels: labelSets[0] });
   const validation = data.splits.PublicTest;
   choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
@@ -285,9 +289,14 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       for (const f of MODEL_FILES) Deno.copyFileSync(join(chosen.dir, f), join(stage, f));
     } else {
       const ensemble = await buildEnsemble(chosen.members!);
-      const metadata = makeMetadata(ensemble.model, ensemble.architecture, { members: chosen.members }, {
-        PublicTest: { accuracy: chosen.publicTest },
-      });
+      const metadata = makeMetadata(
+        ensemble.model,
+        ensemble.architecture,
+        { members: chosen.members },
+        { PublicTest: { accuracy: chosen.publicTest } },
+        data.labels,
+        labelSets[0],
+      );
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
     }
@@ -298,8 +307,11 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
 
     const { model } = await loadModel(stage);
     const test = data.splits.PrivateTest;
-    const plain = await evaluateSet(model, test, "PrivateTest", { progressLabel: "PrivateTest" });
-    const tta = await evaluateSet(model, test, "PrivateTest", { tta: true, progressLabel: "PrivateTest +TTA" });
+    const plain = await evaluateSet(model, test, "PrivateTest", data.labels, { progressLabel: "PrivateTest" });
+    const tta = await evaluateSet(model, test, "PrivateTest", data.labels, {
+      tta: true,
+      progressLabel: "PrivateTest +TTA",
+    });
     log(formatReport(plain));
     log(`with TTA: ${formatReport(tta)}`);
     await writeReport(stage, plain, { model: out });
@@ -329,7 +341,7 @@ async function publicTestAccuracy(dir: string, set: FaceSet): Promise<number> {
   const { model } = await loadModel(dir);
   const probabilities = await predictSet(model, set, { progressLabel: `PublicTest ${dir}` });
   model.dispose();
-  return buildReport("PublicTest", set.labels, argmaxRows(probabilities, probabilities.length / set.n)).accuracy;
+  return accuracy(set.labels, argmaxRows(probabilities, probabilities.length / set.n));
 }
 
 /** A fraction as a percentage with two decimals. */

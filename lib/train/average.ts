@@ -95,7 +95,9 @@ export async function averageRun(
   tf.dispose(mean);
   log(`averaged the weights of epochs ${epochs[0]}-${epochs.at(-1)} (${epochs.length} snapshots)`);
   recomputeBatchNorm(model, train, 256, "BatchNorm statistics");
-  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "evaluate PublicTest" });
+  const report = await evaluateSet(model, validation, "PublicTest", metadata.labels, {
+    progressLabel: "evaluate PublicTest",
+  });
   log(formatReport(report));
   const dir = runPaths(run).averaged;
   await saveModel(dir, model, {

@@ -11,6 +11,8 @@ import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
 import { readJson } from "../util/files.ts";
+import { LABEL_SETS, type LabelSet } from "../data/dataset.ts";
+import { LABEL_MODES, type LabelMode } from "../data/ferplus.ts";
 import { runPaths } from "./run_folder.ts";
 
 /** Everything that defines a training run; saved as `config.json`. */
@@ -56,6 +58,10 @@ export interface TrainConfig {
   teacher?: string;
   /** The teacher's share of each training target, 0-1 (with `teacher`; the label has the rest). */
   distill: number;
+  /** The labels of the FER2013 CSV's images: its own, or the FER+ votes (8 classes; lib/data/ferplus.ts). */
+  labels: LabelSet;
+  /** With FER+ labels: how the votes become training targets. */
+  labelMode: LabelMode;
 }
 
 /**
@@ -81,6 +87,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   seed: 5, // initialization, data order, augmentation
   skipBadRows: false, // malformed CSV rows stop the load
   distill: 0.5, // with --teacher: the teacher's share of each target
+  labels: "fer2013", // the CSV's own labels (ferplus: the FER+ votes beside it, 8 classes)
+  labelMode: "majority", // with FER+ labels: each image's majority answer
   workers: navigator.hardwareConcurrency || 1, // data-parallel workers, one per core
   backend: "wasm", // tfjs backend
 };
@@ -200,6 +208,18 @@ export const TRAIN_FLAGS = {
     key: "distill",
     help: "the teacher's share of each target (with --teacher)",
   },
+  labels: {
+    type: "string",
+    choices: LABEL_SETS,
+    key: "labels",
+    help: "the CSV's own labels, or ferplus: the FER+ votes beside it (fer2013new.csv; 8 classes)",
+  },
+  "label-mode": {
+    type: "string",
+    choices: LABEL_MODES,
+    key: "labelMode",
+    help: "with FER+ labels: majority, or the vote distribution (probability: a label drawn per step; crossentropy)",
+  },
   "skip-bad-rows": { type: "boolean", key: "skipBadRows", help: "leave malformed CSV rows out instead of stopping" },
   out: { type: "string", value: "DIR", help: "run folder (default outputs/runs/<recipe or arch-time>)" },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
@@ -259,7 +279,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
 }
 
 /** The flags a resumed run refuses to change: they decide what its checkpoint is. */
-const FIXED_ON_RESUME = new Set(["arch", "data", "subset"]);
+const FIXED_ON_RESUME = new Set(["arch", "data", "subset", "labels", "label-mode"]);
 
 /** Whether a resumed run's saved setting and a given flag value agree (data paths compared resolved). */
 function sameSetting(key: string, saved: unknown, given: unknown): boolean {

@@ -7,7 +7,6 @@
  */
 import { join } from "node:path";
 import type { FaceSet } from "../data/dataset.ts";
-import { EMOTIONS } from "../data/labels.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
 import { loadModel } from "../model/model_io.ts";
@@ -30,6 +29,7 @@ export async function teacherProbabilities(
   teacherDir: string,
   out: string,
   train: FaceSet,
+  labels: readonly string[],
   log: (m: string) => void,
 ): Promise<Float32Array> {
   const dir = runPaths(out).teacher;
@@ -41,10 +41,10 @@ export async function teacherProbabilities(
     }
   }
   const { model, metadata } = await loadModel(teacherDir);
-  if (metadata.labels.join() !== EMOTIONS.join()) {
+  if (metadata.labels.join() !== labels.join()) {
     model.dispose();
     throw new Error(
-      `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not ${EMOTIONS.join(", ")}`,
+      `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${labels.join(", ")})`,
     );
   }
   const probabilities = await predictSet(model, train, { progressLabel: `teacher ${teacherDir}` });

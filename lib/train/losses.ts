@@ -4,19 +4,38 @@ import type { FaceSet } from "../data/dataset.ts";
 
 /**
  * The targets of `rows` of `set`, flat rows x classes: each label one-hot,
- * blended with the teacher's probabilities, `distill` of the teacher to
- * 1 - `distill` of the label, when the set carries a teacher's.
+ * or the set's soft labels (FER+ votes; with `sampleTargets`, a label drawn
+ * from them by `random`), blended with the teacher's probabilities,
+ * `distill` of the teacher to 1 - `distill` of the label, when the set
+ * carries a teacher's.
  */
-export function trainingTargets(set: FaceSet, rows: number[], classes: number, distill: number): Float32Array {
+export function trainingTargets(
+  set: FaceSet,
+  rows: number[],
+  classes: number,
+  distill: number,
+  random: () => number = Math.random,
+): Float32Array {
   const targets = new Float32Array(rows.length * classes);
   const weight = set.teacher ? distill : 0;
   rows.forEach((row, i) => {
+    const at = i * classes;
     if (weight > 0) {
-      for (let k = 0; k < classes; k++) targets[i * classes + k] = weight * set.teacher![row * classes + k];
+      for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![row * classes + k];
     }
-    targets[i * classes + set.labels[row]] += 1 - weight;
+    const soft = set.targets?.subarray(row * classes, (row + 1) * classes);
+    if (soft && !set.sampleTargets) {
+      for (let k = 0; k < classes; k++) targets[at + k] += (1 - weight) * soft[k];
+    } else targets[at + (soft ? drawClass(soft, random()) : set.labels[row])] += 1 - weight;
   });
   return targets;
+}
+
+/** The class a uniform draw `u` (0..1) falls in under the distribution `p`. */
+function drawClass(p: ArrayLike<number>, u: number): number {
+  let sum = 0;
+  for (let k = 0; k < p.length; k++) if (u < (sum += p[k])) return k;
+  return p.length - 1;
 }
 
 /** Categorical cross-entropy on probabilities, with optional label smoothing. */

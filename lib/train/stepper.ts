@@ -7,7 +7,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { batchTensor, type FaceSet } from "../data/dataset.ts";
 import { augmentBatch, DEFAULT_AUGMENT } from "../data/augment.ts";
-import { NUM_CLASSES } from "../data/labels.ts";
 import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
@@ -75,8 +74,9 @@ export class Stepper {
       const images = batchTensor(this.train, rows);
       const x = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
-      const targets = trainingTargets(this.train, rows, NUM_CLASSES, this.options.distill ?? 0);
-      const y = tf.tensor2d(targets, [rows.length, NUM_CLASSES]);
+      const classes = this.model.outputs[0].shape[1] as number;
+      const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random);
+      const y = tf.tensor2d(targets, [rows.length, classes]);
       let correct!: tf.Tensor;
       const { value, grads } = tf.variableGrads(() => {
         const predicted = this.model.apply(x, { training: true }) as tf.Tensor;

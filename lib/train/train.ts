@@ -8,7 +8,6 @@ import * as tf from "@tensorflow/tfjs";
 import { type ActiveBackend, initBackend } from "../backend/backend.ts";
 import { type FaceSet, type FerData, IMAGE_SIZE, selectRows, stratifiedSample } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
-import { NUM_CLASSES } from "../data/labels.ts";
 import { buildModel } from "../model/architectures.ts";
 import {
   EarlyStopping,
@@ -18,7 +17,7 @@ import {
   type ReduceLROnPlateauState,
 } from "./schedules.ts";
 import { crossEntropy, evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
-import { argmaxRows, buildReport, formatReport, type Report } from "../eval/metrics.ts";
+import { accuracy, argmaxRows, formatReport, type Report } from "../eval/metrics.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
 import { type EpochRecord, historyCsv, parseHistoryCsv } from "./history.ts";
 import {
@@ -98,10 +97,15 @@ function trainingSets(data: FerData, config: TrainConfig): { train: FaceSet; val
   return { train, validation: data.splits.PublicTest };
 }
 
-/** Where training starts: the last checkpoint (resume), a saved model's weights (--init-from), or a fresh net. */
+/**
+ * Where training starts: the last checkpoint (resume), a saved model's
+ * weights (--init-from; a model of other classes gives its trunk, and the
+ * head starts new), or a fresh net for `labels`.
+ */
 async function startingPoint(
   config: TrainConfig,
   resume: boolean,
+  labels: readonly string[],
   log: (m: string) => void,
 ): Promise<{ model: tf.LayersModel; state?: TrainState; history: EpochRecord[] }> {
   const paths = runPaths(config.out);
@@ -118,22 +122,32 @@ async function startingPoint(
     log(`resuming ${config.out} after epoch ${state.epoch} (lr ${state.lr})`);
     return { model, state, history };
   }
-  const model = buildModel(config.arch, IMAGE_SIZE, config.seed);
+  const model = buildModel(config.arch, IMAGE_SIZE, config.seed, labels.length);
   log(
     `${config.arch}: ${
       model.countParams().toLocaleString("en-US")
     } parameters (its layers: notebook 02, or modelSummary)`,
   );
   if (config.initFrom) {
-    const init = (await loadModel(config.initFrom)).model;
+    const init = await loadModel(config.initFrom);
+    const sameClasses = init.metadata.labels.join() === labels.join();
     try {
-      model.setWeights(init.getWeights());
+      for (const layer of model.layers) {
+        if (layer.weights.length && (sameClasses || layer !== model.layers.at(-1))) {
+          layer.setWeights(init.model.getLayer(layer.name).getWeights());
+        }
+      }
     } catch (error) {
       throw new Error(`--init-from ${config.initFrom}: its weights do not fit arch ${config.arch} (${error})`);
     } finally {
-      init.dispose();
+      init.model.dispose();
     }
-    log(`starting from the weights of ${config.initFrom}`);
+    log(
+      sameClasses
+        ? `starting from the weights of ${config.initFrom}`
+        : `starting from the trunk of ${config.initFrom}; its classes (${init.metadata.labels.join(", ")}) are not ` +
+          `this data's (${labels.join(", ")}), so the head (${model.layers.at(-1)!.name}) starts new`,
+    );
   }
   return { model, history: [] };
 }
@@ -144,9 +158,10 @@ async function scoreValidation(
   validation: FaceSet,
 ): Promise<{ loss: number; accuracy: number }> {
   const probabilities = await predictSet(model, validation, { batchSize: 256 });
+  const classes = model.outputs[0].shape[1] as number;
   return {
-    loss: crossEntropy(probabilities, validation.labels, NUM_CLASSES),
-    accuracy: buildReport("PublicTest", validation.labels, argmaxRows(probabilities, NUM_CLASSES)).accuracy,
+    loss: crossEntropy(probabilities, validation.labels, classes),
+    accuracy: accuracy(validation.labels, argmaxRows(probabilities, classes)),
   };
 }
 
@@ -180,10 +195,12 @@ async function trainInFolder(
     skipBadRows: config.skipBadRows,
     seed: config.seed,
     onProgress: log,
+    labels: config.labels,
+    labelMode: config.labelMode,
   });
   const { train, validation } = trainingSets(data, config);
   log(`data: ${data.source}: ${train.n} training, ${validation.n} validation (PublicTest) images`);
-  const { model, state, history } = await startingPoint(config, resume, log);
+  const { model, state, history } = await startingPoint(config, resume, data.labels, log);
 
   const monitor = { monitor: config.monitor, minDelta: config.minDelta };
   const stopper = new EarlyStopping({ ...monitor, patience: config.earlyStoppingPatience }, state?.earlyStopping);
@@ -199,6 +216,8 @@ async function trainInFolder(
       config.arch,
       { data: data.source, trainImages: train.n, epochs: history.length, config },
       metrics,
+      data.labels,
+      config.labels,
     );
 
   // Data-parallel workers are a CPU technique: on WebGPU the device is the parallel part, so one process trains.
@@ -209,7 +228,7 @@ async function trainInFolder(
     distill: config.distill,
   };
   const taught = config.teacher
-    ? { ...train, teacher: await teacherProbabilities(config.teacher, config.out, train, log) }
+    ? { ...train, teacher: await teacherProbabilities(config.teacher, config.out, train, data.labels, log) }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;
   const trainer: Trainer = active.backend === "webgpu"
@@ -280,7 +299,9 @@ async function trainInFolder(
   const best = (await loadModel(bestDir)).model;
   model.setWeights(best.getWeights());
   best.dispose();
-  const report = await evaluateSet(model, validation, "PublicTest", { progressLabel: "evaluate PublicTest" });
+  const report = await evaluateSet(model, validation, "PublicTest", data.labels, {
+    progressLabel: "evaluate PublicTest",
+  });
   log(formatReport(report));
   await writeReport(config.out, report, { model: bestDir, trainingSeconds: elapsed });
   await saveModel(

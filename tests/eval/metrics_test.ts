@@ -1,4 +1,5 @@
 import { assert } from "../assert.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 import {
   argmaxRows,
   buildReport,
@@ -29,7 +30,7 @@ Deno.test("a class never predicted nor present gets zeros, not NaN", () => {
 Deno.test("buildReport: accuracy, macro-F1, labels and sums", () => {
   const truth = [0, 1, 2, 3, 4, 5, 6, 6];
   const predicted = [0, 1, 2, 3, 4, 5, 6, 0];
-  const r = buildReport("PrivateTest", truth, predicted);
+  const r = buildReport("PrivateTest", truth, predicted, EMOTIONS);
   assert.equal(r.n, 8);
   assert.equal(r.accuracy, 7 / 8);
   assert.equal(r.labels.length, 7);
@@ -37,7 +38,7 @@ Deno.test("buildReport: accuracy, macro-F1, labels and sums", () => {
   const f1s = Object.values(r.per_class).map((m) => m.f1);
   assert.ok(Math.abs(r.macro_f1 - f1s.reduce((a, b) => a + b) / 7) < 1e-12);
   assert.match(formatReport(r), /accuracy 87\.50%/);
-  assert.throws(() => buildReport("x", [0, 1], [0]), /2 labels but 1 predictions/);
+  assert.throws(() => buildReport("x", [0, 1], [0], EMOTIONS), /2 labels but 1 predictions/);
 });
 
 Deno.test("argmaxRows picks the largest entry of each row", () => {

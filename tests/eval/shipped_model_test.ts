@@ -20,7 +20,7 @@ Deno.test("the shipped model keeps its PrivateTest accuracy (within 0.5 points o
   const { model, metadata } = await loadModel(SHIPPED);
   assert.deepEqual(metadata.labels, expected.labels);
   const data = await loadDataset(resolveDataPath());
-  const report = await evaluateSet(model, data.splits.PrivateTest, "PrivateTest");
+  const report = await evaluateSet(model, data.splits.PrivateTest, "PrivateTest", metadata.labels);
   assert.equal(report.n, 3589);
   assert.ok(
     report.accuracy >= expected.accuracy - 0.005,

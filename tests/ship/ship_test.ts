@@ -1,5 +1,6 @@
 /** RECIPE.md as `deno task ship` writes it, from made-up runs and reports; shipping over a model folder. */
 import { assert } from "../assert.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 import { join } from "node:path";
 import { type Candidate, recipeText, type RunRecord, shipModel } from "../../lib/ship/ship.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
@@ -105,7 +106,12 @@ function smallData(): FerData {
     pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 7919) % 256),
     labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
   });
-  return { source: "test", splits: { Training: set(14), PublicTest: set(42), PrivateTest: set(28) }, skipped: [] };
+  return {
+    source: "test",
+    labels: EMOTIONS,
+    splits: { Training: set(14), PublicTest: set(42), PrivateTest: set(28) },
+    skipped: [],
+  };
 }
 
 Deno.test({

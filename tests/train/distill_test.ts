@@ -1,5 +1,6 @@
 /** Distillation: the blended targets, the teacher's probabilities kept for a resumed run, and bad teachers refused. */
 import { assert } from "../assert.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 import { join } from "node:path";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
@@ -37,26 +38,26 @@ Deno.test("the teacher predicts the training images once; a resumed run reuses t
   const logs: string[] = [];
   const out = join(root, "run");
   Deno.mkdirSync(out);
-  const first = await teacherProbabilities(teacherDir, out, train, (m) => logs.push(m));
+  const first = await teacherProbabilities(teacherDir, out, train, EMOTIONS, (m: string) => logs.push(m));
   assert.equal(first.length, 5 * 7);
   for (let i = 0; i < 5; i++) {
     const sum = first.subarray(7 * i, 7 * i + 7).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-4, `row ${i} sums to ${sum}`);
   }
-  const again = await teacherProbabilities(teacherDir, out, train, (m) => logs.push(m));
+  const again = await teacherProbabilities(teacherDir, out, train, EMOTIONS, (m: string) => logs.push(m));
   assert.deepEqual([...again], [...first]);
   assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
   // Another training set (a different --subset) is predicted afresh.
-  await teacherProbabilities(teacherDir, out, set(4), (m) => logs.push(m));
+  await teacherProbabilities(teacherDir, out, set(4), EMOTIONS, (m: string) => logs.push(m));
   assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
 
   const metadataPath = join(teacherDir, "metadata.json");
   const metadata = JSON.parse(Deno.readTextFileSync(metadataPath));
-  Deno.writeTextFileSync(metadataPath, JSON.stringify({ ...metadata, labels: ["yes", "no"] }));
+  Deno.writeTextFileSync(metadataPath, JSON.stringify({ ...metadata, labels: [..."abcdefg"] }));
   await assert.rejects(
-    () => teacherProbabilities(teacherDir, join(root, "other"), train, () => {}),
+    () => teacherProbabilities(teacherDir, join(root, "other"), train, EMOTIONS, () => {}),
     Error,
-    `--teacher ${teacherDir}: its classes (yes, no) are not angry`,
+    `--teacher ${teacherDir}: its classes (a, b, c, d, e, f, g) are not the data's (angry,`,
   );
   assert.throws(() => parseTrainArgs(["--teacher", "/nowhere"]), /--teacher \/nowhere: no saved model there/);
   assert.throws(() => parseTrainArgs(["--distill", "1.5"]), /--distill 1\.5/);

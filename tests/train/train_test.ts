@@ -11,7 +11,8 @@ import { historyCsv, parseHistoryCsv } from "../../lib/train/history.ts";
 import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
 import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/ship/ship.ts";
 import { snapshotEpochs } from "../../lib/train/run_folder.ts";
-import { loadModel } from "../../lib/model/model_io.ts";
+import { loadModel, makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { buildModel } from "../../lib/model/architectures.ts";
 import { classCounts } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 
@@ -215,4 +216,44 @@ Deno.test("joinHistories numbers epochs on across runs and says which are whose"
 Deno.test("ensemble candidates: every choice of two or more runs", () => {
   assert.deepEqual(subsetsOfTwoOrMore(["a", "b", "c"]), [["a", "b"], ["a", "c"], ["b", "c"], ["a", "b", "c"]]);
   assert.deepEqual(subsetsOfTwoOrMore(["a"]), []);
+});
+
+Deno.test({
+  name:
+    "a dataset's classes are the model's: a 3-class set trains a 3-way net; --init-from a 7-class one keeps its trunk",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const set = (n: number) => ({
+      n,
+      pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (Math.floor(i / 2304) % 3) * 100 + (i % 7)),
+      labels: Uint8Array.from({ length: n }, (_, i) => i % 3),
+    });
+    const data = {
+      source: "three",
+      labels: ["bird", "cat", "dog"],
+      splits: { Training: set(48), PublicTest: set(12), PrivateTest: set(12) },
+      skipped: [],
+    };
+    const root = Deno.makeTempDirSync();
+    const base = { ...DEFAULT_CONFIG, epochs: 1, batchSize: 16, augment: false };
+    await trainModel({ ...base, out: join(root, "three") }, false, { data, log: () => {} });
+    const { model, metadata } = await loadModel(join(root, "three", "best"));
+    assert.deepEqual(metadata.labels, ["bird", "cat", "dog"]);
+    assert.deepEqual(model.outputs[0].shape, [null, 3]);
+    const report = JSON.parse(Deno.readTextFileSync(join(root, "three", "report.json")));
+    assert.deepEqual(report.labels, ["bird", "cat", "dog"]);
+
+    const seven = join(root, "seven");
+    const fer = buildModel("compact", 48, 9);
+    await saveModel(seven, fer, makeMetadata(fer, "compact", {}));
+    const logs: string[] = [];
+    await trainModel({ ...base, out: join(root, "warm"), initFrom: seven }, false, { data, log: (m) => logs.push(m) });
+    assert.match(
+      logs.join("\n"),
+      /starting from the trunk of .*seven; its classes \(angry, .*\) are not this data's \(bird, cat, dog\), so the head \(emotion\) starts new/,
+    );
+    fer.dispose();
+    model.dispose();
+  },
 });
