@@ -4,22 +4,40 @@
  * {"path", "width", "height", "faces": [{"box", "score", "emotion", "probabilities"}], "error"}.
  * PATH is an image or a folder (recursed). A bad file gets an `error` and
  * the batch goes on; the exit status is 1 only when every input failed.
- * With --annotate, each line also names its picture (`annotated`).
+ * With --annotate, each line also names its picture (`annotated`). A video
+ * (mp4, mov, webm, mkv; decoded by ffmpeg) gives a line per analysed frame
+ * with `time`, and per face a `track` id and `smoothed` probabilities;
+ * `--fps`, `--annotate OUT.mp4` and `--timeline OUT.png|svg` go with it.
  */
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
-import { loadModel } from "../model/model_io.ts";
+import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import type { FaceOptions } from "../vision/faces.ts";
 import { FACE_SETTINGS } from "../web/face_pipeline.js";
 import { annotationSvg, collectImages, defaultModelDir, predictFiles } from "../vision/predict.ts";
-import { svgToPng } from "../util/charts.ts";
+import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
+import { annotatedFrame, isVideoFile, predictVideo, type VideoOptions, VideoWriter } from "../vision/video.ts";
+import { TRACK_SETTINGS } from "../web/tracker.js";
 import { ProgressBar } from "../util/progress.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const PREDICT_FLAGS = {
   model: { type: "string", value: "DIR", help: "a saved model folder (default outputs/model)" },
-  annotate: { type: "string", value: "DIR", help: "also write each photo with its faces boxed and labelled here" },
+  annotate: {
+    type: "string",
+    value: "DIR|OUT.mp4",
+    help: "also write each photo with its faces boxed and labelled into DIR (a video: into OUT.mp4)",
+  },
+  fps: { type: "number", min: 0.01, value: "N", help: "videos: frames analysed per second (default: every frame)" },
+  timeline: { type: "string", value: "OUT.png|svg", help: "videos: each face's emotions over time, as a chart" },
+  smooth: {
+    type: "number",
+    min: 0,
+    default: TRACK_SETTINGS.timeConstant,
+    value: "SECONDS",
+    help: "videos: time constant of each face's probability smoothing (0: none)",
+  },
   "no-detect": { type: "boolean", help: "take each image as one face crop (no face detection)" },
   "min-face": {
     type: "integer",
@@ -35,7 +53,11 @@ export const PREDICT_FLAGS = {
 /** Command line. Returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(
-    { name: "predict", summary: "Find the faces in photos and print their emotions.", positionals: "PATH..." },
+    {
+      name: "predict",
+      summary: "Find the faces in photos (or a video) and print their emotions.",
+      positionals: "PATH...",
+    },
     PREDICT_FLAGS,
     args,
   );
@@ -44,8 +66,11 @@ export async function main(args: string[]): Promise<number> {
   }
   await initBackend(values.backend as BackendChoice);
   const loaded = await loadModel(defaultModelDir(values.model));
-  const files = collectImages(positionals);
+  const videos = positionals.filter(isVideoFile);
   const options: FaceOptions = { noDetect: values["no-detect"], minFace: values["min-face"] };
+  if (videos.length) return await predictVideos(loaded, videos, positionals.length, { ...options, ...values });
+  if (values.timeline || values.fps !== undefined) throw new Error("--timeline and --fps are for videos");
+  const files = collectImages(positionals);
   if (values.annotate) Deno.mkdirSync(values.annotate, { recursive: true });
   const bar = files.length > 1 ? new ProgressBar(files.length, "predict", "img") : undefined;
   const batchSize = values["batch-size"];
@@ -65,6 +90,56 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   return failed === files.length ? 1 : 0;
+}
+
+/**
+ * Predict video files: a JSON line per analysed frame, and with
+ * `annotate`/`timeline` the annotated video and the emotion timeline.
+ */
+async function predictVideos(
+  loaded: LoadedModel,
+  videos: string[],
+  inputs: number,
+  options: VideoOptions & { annotate?: string; timeline?: string; smooth: number },
+): Promise<number> {
+  if (videos.length !== inputs || videos.length > 1) {
+    throw new Error("give one video at a time (photos and other videos in separate commands)");
+  }
+  const [path] = videos;
+  if (options.annotate && !options.annotate.endsWith(".mp4")) {
+    throw new Error("--annotate: a video is written as OUT.mp4");
+  }
+  if (options.timeline && !/\.(png|svg)$/.test(options.timeline)) {
+    throw new Error("--timeline: give OUT.png or OUT.svg");
+  }
+  for (const out of [options.annotate, options.timeline]) {
+    if (out) Deno.mkdirSync(dirname(resolve(out)), { recursive: true });
+  }
+  const points: { time: number; track: number; probabilities: Record<string, number> }[] = [];
+  let writer: VideoWriter | undefined, frames = 0, withFace = 0;
+  try {
+    const info = await predictVideo(loaded, path, { ...options, timeConstant: options.smooth }, async (line, image) => {
+      console.log(JSON.stringify(line));
+      frames++;
+      if (line.faces.length) withFace++;
+      points.push(...line.faces.map((f) => ({ time: line.time, track: f.track, probabilities: f.smoothed })));
+      if (options.annotate) {
+        writer ??= VideoWriter.start(options.annotate, image.width, image.height, options.fps ?? 25);
+        await writer.write(await annotatedFrame(image, line.faces));
+      }
+    });
+    if (writer) await writer.close(options.annotate!);
+    console.error(`${path}: ${frames} frames analysed (${info.width}x${info.height}), a face on ${withFace}`);
+  } catch (error) {
+    const message = (error as Error).message;
+    console.log(JSON.stringify({ path, error: message.startsWith(path) ? message : `${path}: ${message}` }));
+    return 1;
+  }
+  if (options.timeline) {
+    const spec = emotionTimelineSpec(points, loaded.metadata.labels, `${basename(path)}: emotions over time`);
+    await saveChart(spec, options.timeline.replace(/\.(png|svg)$/, ""));
+  }
+  return frames ? 0 : 1;
 }
 
 /** `DIR/NAME.annotated.png` for a photo, numbered (`NAME-2.annotated.png`, ...) when this run already wrote that name. */

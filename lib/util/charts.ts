@@ -44,6 +44,33 @@ export function learningCurvesSpec(history: CurvePoint[], title = "Learning curv
   return { $schema: SCHEMA, title, data: { values }, hconcat: [panel("accuracy"), panel("loss")] };
 }
 
+/** Each face track's smoothed probabilities over a video's time, a panel per track, a line per class. */
+export function emotionTimelineSpec(
+  points: { time: number; track: number; probabilities: Record<string, number> }[],
+  labels: readonly string[],
+  title = "Emotions over time",
+): VegaLiteSpec {
+  const values = points.flatMap(({ time, track, probabilities }) =>
+    labels.map((emotion) => ({ time, track: `face #${track}`, emotion, p: probabilities[emotion] }))
+  );
+  return {
+    $schema: SCHEMA,
+    title,
+    data: { values },
+    facet: { row: { field: "track", type: "nominal", title: null } },
+    spec: {
+      width: 560,
+      height: 140,
+      mark: { type: "line", interpolate: "monotone" },
+      encoding: {
+        x: { field: "time", type: "quantitative", title: "seconds" },
+        y: { field: "p", type: "quantitative", title: "probability", scale: { domain: [0, 1] } },
+        color: { field: "emotion", type: "nominal", sort: labels, scale: { range: CLASS_COLOURS } },
+      },
+    },
+  };
+}
+
 /** Confusion matrix heatmap; `normalized` shows each row as fractions of the true class. */
 export function confusionMatrixSpec(
   matrix: number[][],

@@ -108,7 +108,11 @@ export async function predictFile(
  * page draws them: `faceMark`); `scale` is file pixels per image pixel (the
  * boxes are in file pixels).
  */
-export async function annotationSvg(image: RgbaImage, faces: FaceResult[], scale = 1): Promise<string> {
+export async function annotationSvg(
+  image: RgbaImage,
+  faces: Pick<FaceResult, "box" | "emotion" | "probabilities">[],
+  scale = 1,
+): Promise<string> {
   const marks = faces.map((f) => {
     const box = f.box.map((v) => v / scale) as FaceResult["box"];
     const [x, y, w, h] = box;

@@ -1,0 +1,109 @@
+// Faces followed through a video, shared by Deno (lib/vision/video.ts) and the browser page like
+// face_pipeline.js: each frame's detections are matched to the tracks of the frames before by the overlap of
+// their boxes (IoU), so a face keeps its id while it stays; each track's probabilities are smoothed over
+// time by an exponential moving average whose time constant is in seconds (so the smoothing does not depend
+// on the frame rate). Plain JavaScript without imports.
+
+/** Tracker settings. */
+export const TRACK_SETTINGS = Object.freeze({
+  /** Least overlap (intersection over union) for a detection to continue a track. */
+  minIou: 0.3,
+  /** A track not seen for this many seconds ends. */
+  maxMissingSeconds: 1,
+  /** Time constant of the probability smoothing, in seconds (0: no smoothing). */
+  timeConstant: 0.5,
+});
+
+/**
+ * Intersection over union of two boxes [x, y, width, height].
+ * @param {number[]} a
+ * @param {number[]} b
+ * @returns {number}
+ */
+export function iou(a, b) {
+  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
+}
+
+/**
+ * The exponential moving average of a track's probabilities: `previous`
+ * (smoothed, at `dt` seconds before) moved toward `current` by
+ * 1 - exp(-dt / timeConstant).
+ * @param {number[] | undefined} previous
+ * @param {number[]} current
+ * @param {number} dt
+ * @param {number} timeConstant
+ * @returns {number[]}
+ */
+export function smoothProbabilities(previous, current, dt, timeConstant) {
+  if (!previous || timeConstant <= 0) return [...current];
+  const alpha = 1 - Math.exp(-Math.max(dt, 0) / timeConstant);
+  return current.map((p, k) => previous[k] + alpha * (p - previous[k]));
+}
+
+/**
+ * @typedef {{ id: number; box: number[]; lastSeen: number; smoothed?: number[]; smoothedAt?: number }} Track
+ */
+
+/** Faces followed from frame to frame: stable ids by box overlap, smoothed probabilities. */
+export class FaceTracker {
+  /** @param {{ minIou?: number; maxMissingSeconds?: number; timeConstant?: number }} [settings] */
+  constructor(settings = {}) {
+    this.settings = { ...TRACK_SETTINGS, ...settings };
+    /** @type {Track[]} */
+    this.tracks = [];
+    this.nextId = 1;
+  }
+
+  /**
+   * Match a frame's face boxes (at `time` seconds) to the live tracks, best
+   * overlaps first; an unmatched box starts a track, and tracks unseen for
+   * maxMissingSeconds end. Returns each box's track id, in the boxes' order.
+   * @param {number} time
+   * @param {number[][]} boxes
+   * @returns {number[]}
+   */
+  assign(time, boxes) {
+    this.tracks = this.tracks.filter((t) => time - t.lastSeen <= this.settings.maxMissingSeconds);
+    const pairs = [];
+    boxes.forEach((box, b) =>
+      this.tracks.forEach((track, t) => {
+        const overlap = iou(box, track.box);
+        if (overlap >= this.settings.minIou) pairs.push({ b, t, overlap });
+      })
+    );
+    pairs.sort((x, y) => y.overlap - x.overlap);
+    const ids = new Array(boxes.length).fill(0), usedTracks = new Set();
+    for (const { b, t } of pairs) {
+      if (ids[b] || usedTracks.has(t)) continue;
+      ids[b] = this.tracks[t].id;
+      usedTracks.add(t);
+      Object.assign(this.tracks[t], { box: boxes[b], lastSeen: time });
+    }
+    boxes.forEach((box, b) => {
+      if (ids[b]) return;
+      ids[b] = this.nextId++;
+      this.tracks.push({ id: ids[b], box, lastSeen: time });
+    });
+    return ids;
+  }
+
+  /**
+   * The track's probabilities at `time` smoothed with its earlier ones.
+   * @param {number} id
+   * @param {number} time
+   * @param {number[]} probabilities
+   * @returns {number[]}
+   */
+  smooth(id, time, probabilities) {
+    const track = this.tracks.find((t) => t.id === id);
+    if (!track) return [...probabilities];
+    const dt = track.smoothedAt === undefined ? 0 : time - track.smoothedAt;
+    track.smoothed = smoothProbabilities(track.smoothed, probabilities, dt, this.settings.timeConstant);
+    track.smoothedAt = time;
+    return track.smoothed;
+  }
+}
