@@ -4,7 +4,8 @@
 // boxes, crops and normalization come from face_pipeline.js, the same file
 // `deno task predict` uses, so a photo gets the same answer in both. With
 // "show where the model looks" ticked, each face gets its SmoothGrad saliency
-// map (saliency.js, the code notebook 05 runs) drawn over it.
+// map (saliency.js, the code notebook 05 runs) drawn over it. "Use camera" and "Open a video" run the live view
+// (live.js) on the same canvas.
 import * as faceapi from "/vendor/face-api.esm.js";
 import {
   argmax,
@@ -22,6 +23,7 @@ import {
 import { heatColour, saliencyMaps } from "/saliency.js";
 import { registerFilterGradient } from "/filter_gradient.js";
 import { say } from "/page.js";
+import { liveView } from "/live.js";
 
 const tf = faceapi.tf;
 const canvas = document.getElementById("photo");
@@ -134,6 +136,8 @@ function drawSaliency(ctx, map, size, box, drawScale) {
 let analysisCount = 0;
 
 async function analyse(file) {
+  live.stop();
+  liveButtons(false);
   const analysis = ++analysisCount;
   const replaced = () => analysis !== analysisCount;
   lastFile = file;
@@ -215,6 +219,52 @@ async function analyse(file) {
   document.body.dataset.faces = String(rows.length);
 }
 
+const live = liveView({
+  faceapi,
+  tf,
+  model: () => model,
+  metadata: () => metadata,
+  canvas,
+  bars: facesPanel,
+  timeline: document.getElementById("timeline"),
+  smoothing: document.getElementById("smoothing"),
+  say,
+});
+const [pauseButton, stopButton] = ["pause", "stop"].map((id) => document.getElementById(id));
+
+/** Enable Pause and Stop while the live view runs. */
+function liveButtons(on) {
+  pauseButton.disabled = stopButton.disabled = !on;
+  pauseButton.textContent = "Pause";
+}
+
+/** Run the live view on a camera stream or a video file, once the models are loaded. */
+async function goLive(source, what) {
+  if (document.body.dataset.ready !== "true") return say("Still loading the models; try again in a moment.", true);
+  facesPanel.replaceChildren();
+  delete document.body.dataset.results;
+  try {
+    await live.start(await source());
+    liveButtons(true);
+  } catch (err) {
+    say(`${what} could not be opened: ${err.message}`, true);
+  }
+}
+
+document.getElementById("camera").addEventListener(
+  "click",
+  () => goLive(() => navigator.mediaDevices.getUserMedia({ video: true, audio: false }), "The camera"),
+);
+document.getElementById("video").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  if (!file.type.startsWith("video/")) {
+    return say(`"${file.name}" is not a video (${file.type || "unknown type"}).`, true);
+  }
+  goLive(() => file, `"${file.name}"`);
+});
+pauseButton.addEventListener("click", () => (pauseButton.textContent = live.pause() ? "Go on" : "Pause"));
+stopButton.addEventListener("click", () => (live.stop("Stopped."), liveButtons(false)));
 saliencyToggle.addEventListener("change", () => lastFile && analyse(lastFile));
 document.getElementById("file").addEventListener("change", (e) => e.target.files[0] && analyse(e.target.files[0]));
 const drop = document.getElementById("drop");

@@ -205,6 +205,28 @@ export function modelInput(crops, normalization) {
 }
 
 /**
+ * Each face's class probabilities, temperature-scaled as the model's
+ * metadata says: the faces at `boxes` of a gray photo, cropped, normalized
+ * and classified in one batch.
+ * @param {any} tf the tfjs module the model runs on
+ * @param {any} model a tfjs LayersModel
+ * @param {{ inputSize: number; normalization: { scale: number; offset: number }; temperature?: number }} metadata
+ * @param {{ width: number; height: number; data: Uint8Array }} gray
+ * @param {[number, number, number, number][]} boxes
+ * @returns {Promise<number[][]>}
+ */
+export async function classifyFaces(tf, model, metadata, gray, boxes) {
+  const size = metadata.inputSize;
+  const batch = modelInput(boxes.map((box) => cropFace(gray, box, size)), metadata.normalization);
+  const input = tf.tensor4d(batch, [boxes.length, size, size, 1]);
+  const output = model.predict(input);
+  input.dispose();
+  const rows = await output.array();
+  output.dispose();
+  return rows.map((row) => calibrate(row, metadata.temperature ?? 1));
+}
+
+/**
  * Class probabilities with temperature scaling applied: softmax(log p / T),
  * the calibration fitted on PublicTest (metadata.temperature); T = 1 leaves
  * them as they are.

@@ -39,6 +39,8 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/page.js": join(web, "page.js"),
       "/page.css": join(web, "page.css"),
       "/face_pipeline.js": join(web, "face_pipeline.js"),
+      "/tracker.js": join(web, "tracker.js"),
+      "/live.js": join(web, "live.js"),
       "/saliency.js": join(web, "saliency.js"),
       "/filter_gradient.js": join(web, "filter_gradient.js"),
       "/explorer": join(web, "explorer.html"),
