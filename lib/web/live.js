@@ -1,15 +1,13 @@
 // The page's live view: the camera (getUserMedia; frames never leave the browser) or a video file, one step per
 // video frame (requestVideoFrameCallback where there is one). Faces are detected every few frames, or every frame
-// while none is found, and taken where they were found in between; the tracker that `deno task predict VIDEO` uses
-// (tracker.js) gives each a stable id; each face is classified every frame and its probabilities smoothed over time, then drawn with its
+// while none is found, and taken where they were found in between (the policy and the stable ids are tracker.js's,
+// which `deno task predict VIDEO` and `deno task bench:video` use too); each face is classified every frame and its probabilities smoothed over time, then drawn with its
 // box, label and bars, and a timeline of each face's emotions over the last 30 s. The status line gives frames per
 // second and milliseconds per frame. Tests read `globalThis.liveLog` (a line per frame).
 import { argmax, classifyFaces, detectFaces, faceMark, toGray } from "/face_pipeline.js";
 import { FaceTracker, TRACK_SETTINGS } from "/tracker.js";
 import { CLASS_COLOURS } from "/explorer_figure.js";
 
-/** Frames between detections while faces are being followed. */
-const DETECT_EVERY = 5;
 /** Seconds of the timeline. */
 const TIMELINE_SECONDS = 30;
 
@@ -23,8 +21,6 @@ const TIMELINE_SECONDS = 30;
 export function liveView(page) {
   const video = Object.assign(document.createElement("video"), { muted: true, playsInline: true });
   let running = false, paused = false, busy = false, tracker, history, frame, started, stream, fpsWindow;
-  /** The track ids the last detection found. */
-  let following = [];
   globalThis.liveLog = [];
 
   /** The seconds since the start: the file's own clock, or the wall clock for a camera. */
@@ -67,9 +63,9 @@ export function liveView(page) {
     workCtx.drawImage(video, 0, 0);
     const photo = { width, height, data: workCtx.getImageData(0, 0, width, height).data };
     // Between detections, the faces the last detection found are taken where it found them.
-    const detect = frame % DETECT_EVERY === 0 || following.length === 0;
-    if (detect) following = tracker.assign(time, (await detectFaces(faceapi, tf, photo)).map((f) => f.box));
-    const ids = following, boxes = ids.map((id) => tracker.tracks.find((t) => t.id === id).box);
+    const detect = tracker.shouldDetect(frame);
+    if (detect) tracker.detected(time, (await detectFaces(faceapi, tf, photo)).map((f) => f.box));
+    const followed = tracker.followed(), ids = followed.map((f) => f.id), boxes = followed.map((f) => f.box);
     tracker.settings.timeConstant = Math.max(0, Number(page.smoothing.value) || 0);
     const rows = boxes.length ? await classifyFaces(tf, model, metadata, toGray(photo), boxes) : [];
     const faces = rows.map((row, i) => {
@@ -156,7 +152,6 @@ export function liveView(page) {
     stop();
     tracker = new FaceTracker({ timeConstant: Number(page.smoothing.value) || TRACK_SETTINGS.timeConstant });
     history = [];
-    following = [];
     frame = 0;
     fpsWindow = [];
     globalThis.liveLog = [];

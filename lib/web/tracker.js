@@ -12,6 +12,8 @@ export const TRACK_SETTINGS = Object.freeze({
   maxMissingSeconds: 1,
   /** Time constant of the probability smoothing, in seconds (0: no smoothing). */
   timeConstant: 0.5,
+  /** Live video: frames between detections while faces are followed (every frame while none is). */
+  detectEvery: 5,
 });
 
 /**
@@ -50,12 +52,45 @@ export function smoothProbabilities(previous, current, dt, timeConstant) {
 
 /** Faces followed from frame to frame: stable ids by box overlap, smoothed probabilities. */
 export class FaceTracker {
-  /** @param {{ minIou?: number; maxMissingSeconds?: number; timeConstant?: number }} [settings] */
+  /** @param {{ minIou?: number; maxMissingSeconds?: number; timeConstant?: number; detectEvery?: number }} [settings] */
   constructor(settings = {}) {
     this.settings = { ...TRACK_SETTINGS, ...settings };
     /** @type {Track[]} */
     this.tracks = [];
     this.nextId = 1;
+    /** @type {number[]} the track ids the last detection found */
+    this.following = [];
+  }
+
+  /**
+   * Live video's policy: whether frame `frame` (0-based) runs the detector,
+   * every detectEvery frames, or every frame while no face is followed.
+   * @param {number} frame
+   * @returns {boolean}
+   */
+  shouldDetect(frame) {
+    return frame % this.settings.detectEvery === 0 || this.following.length === 0;
+  }
+
+  /**
+   * A detection's boxes at `time`: their track ids (`assign`), followed
+   * until the next detection.
+   * @param {number} time
+   * @param {number[][]} boxes
+   * @returns {number[]}
+   */
+  detected(time, boxes) {
+    this.following = this.assign(time, boxes);
+    return this.following;
+  }
+
+  /**
+   * The faces the last detection found, where it found them (frames between
+   * detections).
+   * @returns {{ id: number; box: number[] }[]}
+   */
+  followed() {
+    return this.following.map((id) => ({ id, box: /** @type {Track} */ (this.tracks.find((t) => t.id === id)).box }));
   }
 
   /**

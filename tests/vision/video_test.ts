@@ -96,3 +96,14 @@ Deno.test({
     assert.match(bad.lines[0].error, /fake\.mp4: not a readable video/);
   },
 });
+
+Deno.test("live policy: detect every few frames while faces are followed, every frame while none is", () => {
+  const tracker = new FaceTracker({ detectEvery: 3 });
+  assert.ok(tracker.shouldDetect(0));
+  assert.deepEqual(tracker.detected(0, []), []);
+  assert.ok(tracker.shouldDetect(1), "no face followed: detect again");
+  assert.deepEqual(tracker.detected(0.1, [[10, 10, 50, 50]]), [1]);
+  assert.ok(!tracker.shouldDetect(2));
+  assert.deepEqual(tracker.followed(), [{ id: 1, box: [10, 10, 50, 50] }]);
+  assert.ok(tracker.shouldDetect(3));
+});
