@@ -261,31 +261,34 @@ function escapeXml(text: string): string {
 }
 
 /**
- * A grid of images (data URLs) as SVG: a title per row on the left, a title
- * per column on top, each image drawn `cell` pixels square (pixelated), with
- * an optional caption under it.
+ * A grid of images (data URLs) as SVG: a title per row on the left (no
+ * margin when no row has one), a title per column on top, each image drawn
+ * in a `cell` x `cellHeight` box (square by default; pixelated), with an
+ * optional caption under it.
  */
 export function imageGridSvg(
   rows: { title: string; images: { url: string; caption?: string }[] }[],
   columnTitles: string[],
   cell = 96,
+  cellHeight = cell,
 ): string {
-  const left = 90, top = 24, gap = 8, captionHeight = 16;
+  const left = rows.some((row) => row.title) ? 90 : 8, top = 24, gap = 8, captionHeight = 16;
   const width = left + columnTitles.length * (cell + gap);
-  const rowHeight = cell + captionHeight + gap;
+  const rowHeight = cellHeight + captionHeight + gap;
   const height = top + rows.length * rowHeight;
   const text = (x: number, y: number, t: string, anchor = "middle") =>
     `<text x="${x}" y="${y}" font-family="DejaVu Sans" font-size="12" text-anchor="${anchor}">${escapeXml(t)}</text>`;
   const parts = columnTitles.map((t, c) => text(left + c * (cell + gap) + cell / 2, 16, t));
   rows.forEach((row, r) => {
     const y = top + r * rowHeight;
-    parts.push(text(left - 8, y + cell / 2, row.title, "end"));
+    parts.push(text(left - 8, y + cellHeight / 2, row.title, "end"));
     row.images.forEach((image, c) => {
       const x = left + c * (cell + gap);
       parts.push(
-        `<image x="${x}" y="${y}" width="${cell}" height="${cell}" image-rendering="optimizeSpeed" href="${image.url}"/>`,
+        `<image x="${x}" y="${y}" width="${cell}" height="${cellHeight}" image-rendering="optimizeSpeed" ` +
+          `href="${image.url}"/>`,
       );
-      if (image.caption) parts.push(text(x + cell / 2, y + cell + 12, image.caption));
+      if (image.caption) parts.push(text(x + cell / 2, y + cellHeight + 12, image.caption));
     });
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +

@@ -241,3 +241,44 @@ export async function predictVideo(
   }
   return info;
 }
+
+/** A moment a face's (smoothed) emotion changes to one it then keeps. */
+export interface TurningPoint {
+  frame: number;
+  time: number;
+  track: number;
+  emotion: string;
+}
+
+/**
+ * The turning points of each face (track): every frame where its smoothed
+ * emotion becomes one that it keeps for at least `hold` seconds (its first
+ * lasting emotion included), in time order.
+ */
+export function turningPoints(lines: VideoFrameLine[], hold = 0.6): TurningPoint[] {
+  const byTrack = new Map<number, TurningPoint[]>();
+  for (const line of lines) {
+    for (const f of line.faces) {
+      const emotion = Object.keys(f.smoothed)[argmax(Object.values(f.smoothed))];
+      byTrack.set(f.track, [...byTrack.get(f.track) ?? [], {
+        frame: line.frame,
+        time: line.time,
+        track: f.track,
+        emotion,
+      }]);
+    }
+  }
+  const points: TurningPoint[] = [];
+  for (const seen of byTrack.values()) {
+    let current: string | undefined;
+    seen.forEach((p, i) => {
+      if (p.emotion === current) return;
+      const change = seen.slice(i).findIndex((q) => q.emotion !== p.emotion);
+      const until = change < 0 ? seen.at(-1)!.time : seen[i + change].time;
+      if (until - p.time < hold - 1e-6) return; // a passing blip
+      points.push(p);
+      current = p.emotion;
+    });
+  }
+  return points.sort((a, b) => a.time - b.time);
+}

@@ -2,6 +2,7 @@
 import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { FaceTracker, iou, smoothProbabilities } from "../../lib/web/tracker.js";
+import { turningPoints } from "../../lib/vision/video.ts";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 
 const CLIP = projectPath("..", "shared", "media", "single_face.mp4");
@@ -106,4 +107,31 @@ Deno.test("live policy: detect every few frames while faces are followed, every 
   assert.ok(!tracker.shouldDetect(2));
   assert.deepEqual(tracker.followed(), [{ id: 1, box: [10, 10, 50, 50] }]);
   assert.ok(tracker.shouldDetect(3));
+});
+
+Deno.test("turning points: each emotion a face changes to and keeps for 0.6 s; blips and fleeting faces are not", () => {
+  const frame = (time: number, emotion: string, track = 1) => ({
+    path: "v.mp4",
+    frame: Math.round(time * 5),
+    time,
+    width: 64,
+    height: 64,
+    error: null,
+    faces: [{
+      box: [0, 0, 10, 10] as [number, number, number, number],
+      score: 1,
+      emotion,
+      probabilities: {},
+      track,
+      smoothed: { happy: emotion === "happy" ? 0.9 : 0.1, sad: emotion === "sad" ? 0.9 : 0.1 },
+    }],
+  });
+  const lines = [
+    ...[0, 0.2, 0.4, 0.6].map((t) => frame(t, "happy")),
+    frame(0.8, "sad"), // a blip: sad for 0.2 s
+    frame(1.0, "happy"),
+    ...[1.2, 1.4, 1.6, 1.8].map((t) => frame(t, "sad")),
+    frame(2.0, "happy", 2), // another face, seen once
+  ];
+  assert.deepEqual(turningPoints(lines).map((p) => [p.time, p.emotion]), [[0, "happy"], [1.2, "sad"]]);
 });
