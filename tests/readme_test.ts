@@ -13,5 +13,7 @@ Deno.test("README.md is a manual of at most 300 lines that links RESULTS.md", ()
 
 Deno.test("README.md names every deno task", () => {
   const tasks = Object.keys(JSON.parse(Deno.readTextFileSync(projectPath("deno.json"))).tasks);
-  for (const task of tasks) assert.ok(readme.includes(`deno task ${task}`), `README.md does not name deno task ${task}`);
+  for (const task of tasks) {
+    assert.ok(readme.includes(`deno task ${task}`), `README.md does not name deno task ${task}`);
+  }
 });

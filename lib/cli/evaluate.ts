@@ -1,7 +1,8 @@
 /**
- * `deno task evaluate --model DIR [--split PrivateTest] [--data PATH] [--detect]`:
- * a saved model's report on a split of its dataset, or on a face folder
- * (`DIR/<class>/*`, CK+48 say), with its charts.
+ * `deno task evaluate --model DIR [--split PrivateTest] [--labels ferplus] [--data PATH] [--detect]`:
+ * a saved model's report on a split of its dataset (its own labels, or
+ * FER+'s majority), or on a face folder (`DIR/<class>/*`, CK+48 say), with
+ * its charts; images of classes the model lacks are left out and named.
  */
 import { basename, join, resolve } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
@@ -10,7 +11,7 @@ import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
 import { chanceWarning, formatReport } from "../eval/metrics.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
-import type { FaceSet } from "../data/dataset.ts";
+import { type FaceSet, LABEL_SETS, type LabelSet, relabel } from "../data/dataset.ts";
 import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
 import { readImageFile } from "../data/images.ts";
 import { findFaces } from "../vision/faces.ts";
@@ -29,6 +30,11 @@ export const EVALUATE_FLAGS = {
     ...DATA_FLAG,
     help: `${DATA_FLAG.help}; or a face folder DIR/<class>/* (CK+48, say: no split folders), each image one face`,
   },
+  labels: {
+    type: "string",
+    choices: LABEL_SETS,
+    help: "the split's labels (default: those the model learnt); ferplus scores a 7-class model on FER+'s majority",
+  },
   detect: {
     type: "boolean",
     help: "with a face folder: find each face with the face pipeline instead of taking the whole image",
@@ -46,9 +52,9 @@ export const EVALUATE_FLAGS = {
  */
 async function evaluationSet(
   loaded: LoadedModel,
-  values: { data?: string; split: string; detect: boolean; "skip-bad-rows": boolean },
+  values: { data?: string; split: string; detect: boolean; "skip-bad-rows": boolean; labels?: string },
 ): Promise<{ set: FaceSet; name: string; source: string; omitted?: FaceFolder["omitted"] }> {
-  const { labels, labelSet } = loaded.metadata;
+  const { labels, labelSet = "fer2013" } = loaded.metadata;
   if (values.data && Deno.statSync(values.data).isDirectory && !hasSplitFolders(values.data)) {
     const readFace = values.detect ? (path: string) => detectedFace(loaded, path) : undefined;
     const folder = await loadFaceFolder(values.data, labels, readFace, console.error);
@@ -59,16 +65,12 @@ async function evaluationSet(
   const data = await loadDataset(resolveDataPath(values.data), {
     skipBadRows: values["skip-bad-rows"],
     onProgress: console.error,
-    labels: labelSet,
+    labels: (values.labels as LabelSet | undefined) ?? labelSet,
   });
-  if (data.labels.join() !== labels.join()) {
-    throw new Error(
-      `${data.source}: its classes (${data.labels.join(", ")}) are not the model's (${labels.join(", ")})`,
-    );
-  }
-  const set = data.splits[values.split as Split];
-  if (set.n === 0) throw new Error(`${data.source} has no ${values.split} images`);
-  return { set, name: values.split, source: data.source };
+  const { set, omitted } = relabel(data.splits[values.split as Split], data.labels, labels);
+  if (set.n === 0) throw new Error(`${data.source} has no ${values.split} images of the model's classes`);
+  const name = values.labels === "ferplus" && labelSet !== "ferplus" ? `${values.split}-ferplus` : values.split;
+  return { set, name, source: data.source, omitted: omitted.length ? omitted : undefined };
 }
 
 /** The largest face the face pipeline finds in a photo, as the model's gray input; no face is an error. */
@@ -93,7 +95,7 @@ async function main(args: string[]) {
   const loaded = await loadModel(values.model);
   const { set, name, source, omitted } = await evaluationSet(loaded, values);
   for (const o of omitted ?? []) {
-    console.error(`left out: ${o.name}/ (${o.images} images): the model has no such class`);
+    console.error(`left out: ${o.name} (${o.images} images): the model has no such class`);
   }
   const report = await evaluateSet(loaded.model, set, name, loaded.metadata.labels, {
     batchSize: values["batch-size"],

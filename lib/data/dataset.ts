@@ -166,3 +166,22 @@ export function* inOrderBatches(n: number, batchSize: number): Generator<number[
     yield Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
   }
 }
+
+/**
+ * A set labelled with `from`'s class names, relabelled to `to`'s: an image
+ * whose class `to` lacks is left out, and each such class is named with its
+ * image count (a 7-class model scored on FER+'s eight, say).
+ */
+export function relabel(
+  set: FaceSet,
+  from: readonly string[],
+  to: readonly string[],
+): { set: FaceSet; omitted: { name: string; images: number }[] } {
+  const map = from.map((name) => to.indexOf(name));
+  const rows = Array.from({ length: set.n }, (_, i) => i).filter((i) => map[set.labels[i]] >= 0);
+  const kept = selectRows(set, rows);
+  kept.labels = kept.labels.map((label) => map[label]);
+  const counts = classCounts(set.labels, from.length);
+  const omitted = from.flatMap((name, c) => (map[c] < 0 && counts[c] ? [{ name, images: counts[c] }] : []));
+  return { set: kept, omitted };
+}

@@ -3,6 +3,7 @@ import { assert } from "../assert.ts";
 import { join } from "node:path";
 import sharp from "sharp";
 import { ferPlusTarget } from "../../lib/data/ferplus.ts";
+import { relabel } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { folderClasses, loadFaceFolder, loadImageFolders } from "../../lib/data/folders.ts";
 import { EMOTIONS, FERPLUS_CLASSES } from "../../lib/data/labels.ts";
@@ -109,4 +110,11 @@ Deno.test("a face folder is read against the model's classes: aliases count, oth
   const eight = await loadFaceFolder(root, FERPLUS_CLASSES);
   assert.deepEqual(Array.from(eight.set.labels), [0, 7, 4, 4]);
   await assert.rejects(() => loadFaceFolder(root, ["cat"]), /no images of the model's classes \(cat\)/);
+});
+
+Deno.test("a set relabelled to a model's classes leaves out, and names, the classes the model lacks", () => {
+  const set = { n: 4, pixels: new Uint8Array(4 * 48 * 48), labels: Uint8Array.from([7, 3, 0, 7]) };
+  const { set: kept, omitted } = relabel(set, FERPLUS_CLASSES, EMOTIONS);
+  assert.deepEqual(Array.from(kept.labels), [3, 0]);
+  assert.deepEqual(omitted, [{ name: "contempt", images: 2 }]);
 });
