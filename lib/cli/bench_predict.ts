@@ -6,12 +6,10 @@
  *   deno task bench:predict [--model DIR]
  */
 import * as tf from "@tensorflow/tfjs";
-import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 import { parseFlags } from "../util/flags.ts";
-import { fileURLToPath } from "node:url";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { classifyCrops, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
+import { classifyCrops, loadFaceApiExpressionNet, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
@@ -34,9 +32,7 @@ if (import.meta.main) {
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
   await loadFaceDetector();
-  const modelDir = fileURLToPath(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js"))
-    .replace(/dist\/[^/]+$/, "model/");
-  await faceapi.nets.faceExpressionNet.loadFromDisk(modelDir);
+  const faceapi = await loadFaceApiExpressionNet();
 
   const data = await loadDataset(resolveDataPath());
   const faces = Array.from({ length: 64 }, (_, i) => ({

@@ -18,7 +18,7 @@ import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { ARCHITECTURES } from "../model/architectures.ts";
 import { compare, profileTrainStep, shippedArchs, tfjsInferenceSpeed } from "../train/bench.ts";
-import { busyCores, loadAverage, peakRssMiB } from "../util/machine.ts";
+import { idleForTimings, loadAverage, peakRssMiB } from "../util/machine.ts";
 import { runCommand } from "./run.ts";
 
 export const BENCH_TRAIN_FLAGS = {
@@ -53,14 +53,7 @@ async function main(args: string[]) {
   for (const arch of archs) {
     if (!ARCHITECTURES[arch]) throw new Error(`--arch ${arch}: choose one of ${Object.keys(ARCHITECTURES).join(", ")}`);
   }
-  const busy = await busyCores();
-  const machineBusy = busy !== undefined && busy > 0.25;
-  if (machineBusy && !values["allow-busy"]) {
-    throw new Error(
-      `the machine is busy (other processes kept ${busy.toFixed(2)} cores busy; load average ${loadAverage()}): ` +
-        "timings now would not be results. Stop them, or pass --allow-busy to mark the figures as taken under load",
-    );
-  }
+  const { busy, machineBusy } = await idleForTimings(values["allow-busy"]);
   const active = await initBackend(values.backend as BackendChoice);
   console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   for (const arch of archs) {

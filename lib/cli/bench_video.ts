@@ -8,17 +8,15 @@
  * `ours_fps` and `faceapi_fps`. Refuses a busy machine, as bench:train does.
  */
 import * as tf from "@tensorflow/tfjs";
-import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
-import { fileURLToPath } from "node:url";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import type { RgbaImage } from "../data/images.ts";
-import { classifyCrops, detectFaces, loadFaceDetector } from "../vision/faces.ts";
+import { classifyCrops, detectFaces, loadFaceApiExpressionNet, loadFaceDetector } from "../vision/faces.ts";
 import { defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
 import { cropFace, toGray } from "../web/face_pipeline.js";
 import { FaceTracker } from "../web/tracker.js";
-import { busyCores, loadAverage } from "../util/machine.ts";
+import { idleForTimings } from "../util/machine.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
@@ -49,20 +47,11 @@ async function main(args: string[]) {
     BENCH_VIDEO_FLAGS,
     args,
   );
-  const busy = await busyCores();
-  const machineBusy = busy !== undefined && busy > 0.25;
-  if (machineBusy && !values["allow-busy"]) {
-    throw new Error(
-      `the machine is busy (other processes kept ${busy.toFixed(2)} cores busy; load average ${loadAverage()}): ` +
-        "timings now would not be results. Stop them, or pass --allow-busy to mark the figures as taken under load",
-    );
-  }
+  const { busy, machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
   await loadFaceDetector();
-  const faceModels = fileURLToPath(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js"))
-    .replace(/dist\/[^/]+$/, "model/");
-  await faceapi.nets.faceExpressionNet.loadFromDisk(faceModels);
+  const faceapi = await loadFaceApiExpressionNet();
   const info = await probeVideo(values.video);
   const frames: RgbaImage[] = [];
   for await (const { image } of videoFrames(values.video, info)) {

@@ -57,3 +57,20 @@ export function machineDescription(): string {
   } catch { /* not available here */ }
   return `${cores}-core ${cpu}${memory}`;
 }
+
+/**
+ * The machine's load before a benchmark: other processes' busy cores over
+ * two seconds; more than a quarter of a core is refused in one line (timings
+ * then would not be results) unless `allowBusy`, which marks them instead.
+ */
+export async function idleForTimings(allowBusy: boolean): Promise<{ busy?: number; machineBusy: boolean }> {
+  const busy = await busyCores();
+  const machineBusy = busy !== undefined && busy > 0.25;
+  if (machineBusy && !allowBusy) {
+    throw new Error(
+      `the machine is busy (other processes kept ${busy.toFixed(2)} cores busy; load average ${loadAverage()}): ` +
+        "timings now would not be results. Stop them, or pass --allow-busy to mark the figures as taken under load",
+    );
+  }
+  return { busy, machineBusy };
+}

@@ -41,13 +41,22 @@ export interface FaceOptions {
 
 let detectorReady: Promise<void> | undefined;
 
+/** Where the face-api package keeps its nets' weights (nothing is downloaded). */
+function faceApiModels(): string {
+  const entry = new URL(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js")).pathname;
+  return entry.replace(/dist\/[^/]+$/, "model/");
+}
+
 /** Load the tiny face detector's weights from the face-api package (once). */
 export function loadFaceDetector(): Promise<void> {
-  detectorReady ??= (async () => {
-    const entry = new URL(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js")).pathname;
-    await faceapi.nets.tinyFaceDetector.loadFromDisk(entry.replace(/dist\/[^/]+$/, "model/"));
-  })();
+  detectorReady ??= faceapi.nets.tinyFaceDetector.loadFromDisk(faceApiModels());
   return detectorReady;
+}
+
+/** face-api's own expression net, with its weights from the package: the benchmarks' reference. */
+export async function loadFaceApiExpressionNet(): Promise<typeof faceapi> {
+  await faceapi.nets.faceExpressionNet.loadFromDisk(faceApiModels());
+  return faceapi;
 }
 
 /** Face boxes (image pixels) and scores, biggest first (face_pipeline.js's `detectFaces`, as the page runs it). */
