@@ -11,6 +11,7 @@ import { runCommand } from "./run.ts";
 export const SHIP_FLAGS = {
   run: { type: "string", multiple: true, value: "DIR", help: "a run folder whose checkpoints are candidates" },
   out: { type: "string", value: "DIR", default: projectPath("outputs", "model"), help: "where the model goes" },
+  single: { type: "boolean", help: "weigh the runs' own checkpoints only, no ensembles (a one-network model)" },
   force: {
     type: "boolean",
     help: "replace the model at --out even when it scores as high or higher on PublicTest",
@@ -24,7 +25,7 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run.length) throw new Error("--run: give at least one run folder (see --help)");
-  await shipModel(values.run, values.out, { force: values.force });
+  await shipModel(values.run, values.out, { force: values.force, single: values.single });
 }
 
 if (import.meta.main) await runCommand(main);

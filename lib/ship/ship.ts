@@ -243,6 +243,8 @@ async function ensembleCandidates(tops: Candidate[], validation: FaceSet): Promi
 export interface ShipOptions {
   /** Replace the model at `out` even when it scores as high or higher on PublicTest. */
   force?: boolean;
+  /** Weigh the runs' own checkpoints only, no ensembles: a one-network model. */
+  single?: boolean;
   /** Data already in memory (default: FER2013, found as `train` finds it). */
   data?: FerData;
   log?: (message: string) => void;
@@ -266,7 +268,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   await initBackend();
   const data = options.data ?? await loadDataset(resolveDataPath(), { labels: labelSets[0] });
   const validation = data.splits.PublicTest;
-  choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
+  if (!options.single) choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
   const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
   log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);

@@ -144,5 +144,11 @@ Deno.test({
     assert.ok(!exists(join(out, "explorer.json")), "what was derived from the old model goes with it");
     await shipModel([worse], out, { data, log, force: true });
     assert.match(Deno.readTextFileSync(join(out, "RECIPE.md")), new RegExp(`${runPaths(worse).best}: epoch 1`));
+
+    const single = join(Deno.makeTempDirSync(), "single");
+    await shipModel([worse, better], single, { data, log, single: true });
+    const recipe = Deno.readTextFileSync(join(single, "RECIPE.md"));
+    assert.ok(recipe.includes("| chosen on PublicTest among | 2 candidates"), "--single weighs no ensembles");
+    assert.match(recipe, new RegExp(`\\| shipped \\| ${runPaths(better).best}: epoch 1`));
   },
 });
