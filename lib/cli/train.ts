@@ -1,11 +1,8 @@
 /**
- * `deno task train`: train (or resume) a model into a run folder. The flags
- * are declared in lib/train/config.ts (`deno task train --help` lists them).
- *
- * Run folder (`--out`, default outputs/runs/<recipe or arch-time>):
- *   config.json  history.csv  best/  last/  curves.png|svg  train.log (when redirected)
- *   snapshots/epoch-NNN/  averaged/   (with --average-from: per-epoch weights, their mean)
- *   report.json  confusion_matrix.png|svg   (PublicTest, best weights)
+ * `deno task train`: train (or resume) a model into a run folder (`--out`,
+ * default outputs/runs/<recipe or arch-time>; its layout is
+ * lib/train/run_folder.ts's). The flags are declared in
+ * lib/train/config.ts (`deno task train --help` lists them).
  */
 import { parseTrainArgs } from "../train/config.ts";
 import { trainModel } from "../train/train.ts";
