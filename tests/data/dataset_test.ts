@@ -1,4 +1,5 @@
 import { assert } from "../assert.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import sharp from "sharp";
@@ -125,8 +126,10 @@ Deno.test("image folders: any size or colour becomes 48x48 gray; unreadable file
   assert.ok(reasons.some((r) => /broken\.jpg: cannot decode image/.test(r)), reasons.join("; "));
   assert.ok(reasons.some((r) => /dangling\.png: no such file \(or a link to nothing\)/.test(r)), reasons.join("; "));
   await assert.rejects(() => loadDataset(root), /2 bad row/);
+  assert.deepEqual(data.labels, [...EMOTIONS], "emotion folders keep FER2013's classes and order");
   write("train", "bored", "d.png", png);
-  await assert.rejects(() => loadDataset(root, { skipBadRows: true }), /bored: unknown class folder/);
+  const other = await loadDataset(root, { skipBadRows: true });
+  assert.deepEqual(other.labels, ["angry", "bored", "happy", "sad"], "a class of its own: the folders' names");
 });
 
 Deno.test("stratifiedSample keeps class proportions and is seeded", () => {
