@@ -185,10 +185,15 @@ export class VideoWriter {
   }
 }
 
+/** The class of a probability map with the highest probability. */
+function topClass(probabilities: Record<string, number>): string {
+  return Object.keys(probabilities)[argmax(Object.values(probabilities))];
+}
+
 /** A frame with its faces boxed and labelled (the smoothed emotion), as RGBA. */
 export async function annotatedFrame(image: RgbaImage, faces: VideoFace[]): Promise<RgbaImage> {
   const shown = faces.map(({ box, track, smoothed }) => {
-    const label = Object.keys(smoothed)[argmax(Object.values(smoothed))];
+    const label = topClass(smoothed);
     const caption = `#${track} ${label}`; // drawn as "#1 happy 80%"
     return { box, emotion: caption, probabilities: { [caption]: smoothed[label] } };
   });
@@ -259,7 +264,7 @@ export function turningPoints(lines: VideoFrameLine[], hold = 0.6): TurningPoint
   const byTrack = new Map<number, TurningPoint[]>();
   for (const line of lines) {
     for (const f of line.faces) {
-      const emotion = Object.keys(f.smoothed)[argmax(Object.values(f.smoothed))];
+      const emotion = topClass(f.smoothed);
       byTrack.set(f.track, [...byTrack.get(f.track) ?? [], {
         frame: line.frame,
         time: line.time,
