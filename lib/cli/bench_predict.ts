@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseFlags } from "../util/flags.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { classifyCrops, loadFaceApiExpressionNet, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
+import { classifyCrops, loadFaceApi, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
@@ -32,7 +32,7 @@ if (import.meta.main) {
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
   await loadFaceDetector();
-  const faceapi = await loadFaceApiExpressionNet();
+  const faceapi = await loadFaceApi();
 
   const data = await loadDataset(resolveDataPath());
   const faces = Array.from({ length: 64 }, (_, i) => ({

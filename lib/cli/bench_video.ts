@@ -1,7 +1,7 @@
 /**
  * `deno task bench:video [--video PATH] [--frames 120] [--model DIR] [--allow-busy]`:
  * live-video speed, side by side in one run on the same decoded frames, in
- * Deno on WASM: our loop (the face detector every few frames and the tracker
+ * Deno on WASM: our loop (BlazeFace every few frames and the tracker
  * in between, lib/web/tracker.js's policy as the page runs it, and the
  * classifier on every frame) against face-api's usual loop (its tiny face
  * detector and expression net on every frame). Prints one JSON line with
@@ -11,10 +11,10 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import type { RgbaImage } from "../data/images.ts";
-import { classifyCrops, detectFaces, loadFaceApiExpressionNet, loadFaceDetector } from "../vision/faces.ts";
+import { classifyCrops, detectFaces, loadFaceApi, loadFaceDetector } from "../vision/faces.ts";
 import { defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
-import { cropFace, toGray } from "../web/face_pipeline.js";
+import { type Face, faceCrop, toGray } from "../web/face_pipeline.js";
 import { FaceTracker } from "../web/tracker.js";
 import { idleForTimings } from "../util/machine.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
@@ -51,7 +51,7 @@ async function main(args: string[]) {
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
   await loadFaceDetector();
-  const faceapi = await loadFaceApiExpressionNet();
+  const faceapi = await loadFaceApi();
   const info = await probeVideo(values.video);
   const frames: RgbaImage[] = [];
   for await (const { image } of videoFrames(values.video, info)) {
@@ -59,17 +59,15 @@ async function main(args: string[]) {
     if (frames.length === values.frames) break;
   }
 
-  let tracker = new FaceTracker();
+  let tracker = new FaceTracker<Face>();
   const ours = async (frame: RgbaImage, index: number) => {
-    if (index === 0) tracker = new FaceTracker();
+    if (index === 0) tracker = new FaceTracker<Face>();
     const time = index / info.fps;
-    if (tracker.shouldDetect(index)) tracker.detected(time, (await detectFaces(frame)).map((f) => f.box));
+    if (tracker.shouldDetect(index)) tracker.detected(time, await detectFaces(frame));
     const followed = tracker.followed();
     if (followed.length === 0) return;
     const gray = toGray(frame);
-    const crops = followed.map((f) =>
-      cropFace(gray, f.box as [number, number, number, number], loaded.metadata.inputSize)
-    );
+    const crops = followed.map((f) => faceCrop(gray, f, loaded.metadata.inputSize));
     const rows = await classifyCrops(loaded, crops);
     const classes = loaded.metadata.labels.length;
     followed.forEach((f, i) => tracker.smooth(f.id, time, Array.from(rows.subarray(i * classes, (i + 1) * classes))));

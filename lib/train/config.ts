@@ -107,6 +107,12 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
   quick: { epochs: 5, earlyStoppingPatience: 5 },
   /** The medium net (24-48-96-192, 700k parameters) on the fast recipe. */
   medium: { arch: "medium", seed: 11 },
+  /**
+   * The medium net on FER+'s eight classes, trained on the votes as soft
+   * targets; meant to start from a FER2013 medium model (--init-from keeps
+   * its trunk and starts a new head), hence the shorter, gentler schedule.
+   */
+  "medium-ferplus": { arch: "medium", labels: "ferplus", labelMode: "crossentropy", epochs: 24, lr: 1.5e-3, seed: 21 },
   /** The compact net halving its rate on plateaus, weights averaged from epoch 29. */
   "compact-fer": {
     ...PLATEAU_ADAM,

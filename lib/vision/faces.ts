@@ -1,23 +1,29 @@
 /**
- * Emotions in photos: find faces with face-api's tiny face detector (its
- * weights ship inside the npm package, so nothing is downloaded), crop each
- * with a margin, convert to the model's gray input and classify. The
- * settings, crops and conversions are lib/web/face_pipeline.js, the same
- * file the browser page runs.
+ * Emotions in photos: find faces with BlazeFace (MediaPipe's detector, as a
+ * tfjs graph model inside the `@vladmandic/human` npm package, so nothing
+ * is downloaded), crop each framed as FER2013 and levelled by its eyes,
+ * convert to the model's gray input and classify. The settings, crops and
+ * conversions are lib/web/face_pipeline.js, the same file the browser page
+ * runs. face-api (its tiny face detector and expression net) is here as the
+ * benchmarks' reference.
  *
  *   const faces = await recognizeEmotions(loaded, await decodeImage(bytes, name));
  */
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
+import { dirname, join } from "node:path";
+import { detectorFiles, packageFile } from "../web/server.ts";
 import type { LoadedModel } from "../model/model_io.ts";
 import type { GrayImage, RgbaImage } from "../data/images.ts";
 import {
   argmax,
   calibrate,
-  cropFace,
   detectFaces as sharedDetectFaces,
+  type Face,
+  faceCrop,
   modelInput,
   probabilityMap,
+  reportedEyes,
   resizeGray,
   toGray,
 } from "../web/face_pipeline.js";
@@ -28,6 +34,8 @@ export interface FaceResult {
   box: [number, number, number, number];
   /** Detector confidence (1 when detection is off). */
   score: number;
+  /** The eye centres the crop was levelled by, the left one in the picture first (none when detection is off). */
+  eyes?: [[number, number], [number, number]];
   emotion: string;
   probabilities: Record<string, number>;
 }
@@ -39,33 +47,34 @@ export interface FaceOptions {
   minFace?: number;
 }
 
-let detectorReady: Promise<void> | undefined;
+let detector: Promise<tf.GraphModel> | undefined;
 
-/** Where the face-api package keeps its nets' weights (nothing is downloaded). */
-function faceApiModels(): string {
-  const entry = new URL(import.meta.resolve("@vladmandic/face-api/dist/face-api.node-wasm.js")).pathname;
-  return entry.replace(/dist\/[^/]+$/, "model/");
+/** Load BlazeFace from the human package (once). */
+export function loadFaceDetector(): Promise<tf.GraphModel> {
+  detector ??= (async () => {
+    const files = detectorFiles();
+    const json = JSON.parse(await Deno.readTextFile(files.model));
+    const weights = await Deno.readFile(files.weights);
+    return await tf.loadGraphModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer,
+    }));
+  })();
+  return detector;
 }
 
-/** Load the tiny face detector's weights from the face-api package (once). */
-export function loadFaceDetector(): Promise<void> {
-  detectorReady ??= faceapi.nets.tinyFaceDetector.loadFromDisk(faceApiModels());
-  return detectorReady;
-}
-
-/** face-api's own expression net, with its weights from the package: the benchmarks' reference. */
-export async function loadFaceApiExpressionNet(): Promise<typeof faceapi> {
-  await faceapi.nets.faceExpressionNet.loadFromDisk(faceApiModels());
+/** face-api's usual pipeline, with its weights from its package: the benchmarks' reference. */
+export async function loadFaceApi(): Promise<typeof faceapi> {
+  const models = join(dirname(packageFile("@vladmandic/face-api/dist/face-api.node-wasm.js")), "..", "model");
+  await faceapi.nets.tinyFaceDetector.loadFromDisk(models);
+  await faceapi.nets.faceExpressionNet.loadFromDisk(models);
   return faceapi;
 }
 
-/** Face boxes (image pixels) and scores, biggest first (face_pipeline.js's `detectFaces`, as the page runs it). */
-export async function detectFaces(
-  image: RgbaImage,
-  options: FaceOptions = {},
-): Promise<{ box: FaceResult["box"]; score: number }[]> {
-  await loadFaceDetector();
-  return await sharedDetectFaces(faceapi, tf, image, options.minFace);
+/** Faces (image pixels), best first: face_pipeline.js's `detectFaces`, as the page runs it. */
+export async function detectFaces(image: RgbaImage, options: FaceOptions = {}): Promise<Face[]> {
+  return await sharedDetectFaces(tf, await loadFaceDetector(), image, options.minFace);
 }
 
 /** Class probabilities for gray face crops of the model's input size; row-major [n, classes]. */
@@ -81,9 +90,7 @@ export async function classifyCrops(loaded: LoadedModel, crops: GrayImage[]): Pr
 }
 
 /** A face found in an image, with its crop at the model's input size. */
-export interface FoundFace {
-  box: FaceResult["box"];
-  score: number;
+export interface FoundFace extends Face {
   crop: GrayImage;
 }
 
@@ -93,7 +100,7 @@ export async function findFaces(image: RgbaImage, inputSize: number, options: Fa
   if (options.noDetect) {
     return [{ box: [0, 0, image.width, image.height], score: 1, crop: resizeGray(gray, inputSize, inputSize) }];
   }
-  return (await detectFaces(image, options)).map((d) => ({ ...d, crop: cropFace(gray, d.box, inputSize) }));
+  return (await detectFaces(image, options)).map((d) => ({ ...d, crop: faceCrop(gray, d, inputSize) }));
 }
 
 /** Results for found faces from their class probabilities (row-major, a row per face). */
@@ -108,6 +115,7 @@ export function labelFaces(
     return {
       box: face.box,
       score: Math.round(face.score * 1e4) / 1e4,
+      ...(face.eyes ? { eyes: reportedEyes(face.eyes) } : {}),
       emotion: labels[argmax(row)],
       probabilities: probabilityMap(labels, row),
     };

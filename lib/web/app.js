@@ -6,18 +6,18 @@
 // "show where the model looks" ticked, each face gets its SmoothGrad saliency
 // map (saliency.js, the code notebook 05 runs) drawn over it. "Use camera" and "Open a video" run the live view
 // (live.js) on the same canvas.
-import * as faceapi from "/vendor/face-api.esm.js";
+import * as faceapi from "/vendor/face-api.esm.js"; // for its bundled tfjs (4.22, with the WASM backend)
 import {
   argmax,
   calibrate,
-  cropFace,
-  cropSquare,
+  cropPlacement,
   detectFaces,
-  detectionScale,
+  faceCrop,
   faceMark,
   metadataProblem,
   modelInput,
   probabilityMap,
+  reportedEyes,
   toGray,
 } from "/face_pipeline.js";
 import { heatColour, saliencyMaps } from "/saliency.js";
@@ -29,7 +29,10 @@ const tf = faceapi.tf;
 const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
 const saliencyToggle = document.getElementById("saliency");
-let model, metadata, lastFile;
+let model, metadata, detector, lastFile;
+
+/** Photos are drawn with their longer side at most this many pixels. */
+const MAX_DRAW_SIDE = 1024;
 
 /** Load a classic script (the WebGPU backend's UMD build). */
 function loadScript(src) {
@@ -69,7 +72,7 @@ async function init() {
   registerFilterGradient(tf);
   await chooseBackend();
   await tf.ready();
-  await faceapi.nets.tinyFaceDetector.loadFromUri("/face-models");
+  detector = await tf.loadGraphModel("/detector/blazeface.json");
   metadata = await (await fetch("/model/metadata.json")).json();
   model = await tf.loadLayersModel("/model/model.json");
   const problem = metadataProblem(metadata, { inputShape: model.inputs[0].shape, classes: model.outputs[0].shape[1] });
@@ -92,9 +95,9 @@ async function readPhoto(file) {
   return { width: full.width, height: full.height, data, canvas: full };
 }
 
-/** Draw the photo on the page, its longer side at most maxDetectSide; returns the drawing scale. */
+/** Draw the photo on the page, its longer side at most MAX_DRAW_SIDE; returns the drawing scale. */
 function drawPhoto(photo) {
-  const scale = detectionScale(photo.width, photo.height);
+  const scale = Math.min(1, MAX_DRAW_SIDE / Math.max(photo.width, photo.height));
   canvas.width = Math.round(photo.width * scale);
   canvas.height = Math.round(photo.height * scale);
   canvas.getContext("2d").drawImage(photo.canvas, 0, 0, canvas.width, canvas.height);
@@ -117,19 +120,24 @@ function probabilityChart(probabilities) {
 }
 
 /**
- * Draw a saliency map (size x size, 0..1) over the face's crop square on the
- * page's canvas, in heatColour's colours.
+ * Draw a saliency map (size x size, 0..1) over the face's crop (turned as
+ * the crop is) on the page's canvas, in heatColour's colours.
  */
-function drawSaliency(ctx, map, size, box, drawScale) {
+function drawSaliency(ctx, map, size, face, drawScale) {
   const heat = new OffscreenCanvas(size, size);
   const image = new ImageData(size, size);
   map.forEach((v, p) => {
     image.data.set(heatColour(v), 4 * p);
   });
   heat.getContext("2d").putImageData(image, 0, 0);
-  const [x0, y0, side] = cropSquare(box);
+  const { cx, cy, side, angle } = cropPlacement(face.eyes);
+  ctx.save();
+  ctx.scale(drawScale, drawScale);
+  ctx.translate(cx, cy);
+  ctx.rotate(angle);
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(heat, x0 * drawScale, y0 * drawScale, side * drawScale, side * drawScale);
+  ctx.drawImage(heat, -side / 2, -side / 2, side, side);
+  ctx.restore();
 }
 
 /** Counts analyses, so one that a newer photo (or a toggle) has replaced stops and draws nothing. */
@@ -159,14 +167,14 @@ async function analyse(file) {
   if (replaced()) return;
   const drawScale = drawPhoto(photo);
   say("Looking for faces…");
-  const faces = await detectFaces(faceapi, tf, photo);
+  const faces = await detectFaces(tf, detector, photo);
   if (replaced()) return;
   if (faces.length === 0) {
     return say(`No face found in "${file.name}". Try a photo with a clear, front-facing face.`, true);
   }
   const size = metadata.inputSize;
   const gray = toGray(photo);
-  const batch = modelInput(faces.map((f) => cropFace(gray, f.box, size)), metadata.normalization);
+  const batch = modelInput(faces.map((f) => faceCrop(gray, f, size)), metadata.normalization);
   const input = tf.tensor4d(batch, [faces.length, size, size, 1]);
   const output = model.predict(input);
   // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
@@ -187,7 +195,7 @@ async function analyse(file) {
     }
     if (replaced()) return input.dispose();
     faces.forEach((f, i) =>
-      drawSaliency(ctx, maps.subarray(i * size * size, (i + 1) * size * size), size, f.box, drawScale)
+      drawSaliency(ctx, maps.subarray(i * size * size, (i + 1) * size * size), size, f, drawScale)
     );
     globalThis.saliencyMaps = Array.from(maps);
     document.body.dataset.saliency = String(faces.length);
@@ -212,7 +220,8 @@ async function analyse(file) {
       renderer: "svg",
       container: card.querySelector(".chart"),
     }).run();
-    return { box: faces[i].box, score: faces[i].score, emotion: metadata.labels[best], probabilities };
+    const { score, eyes } = faces[i];
+    return { box: faces[i].box, score, eyes: reportedEyes(eyes), emotion: metadata.labels[best], probabilities };
   });
   say(`${rows.length} face${rows.length > 1 ? "s" : ""} found in "${file.name}".`);
   document.body.dataset.results = JSON.stringify(results);
@@ -220,8 +229,8 @@ async function analyse(file) {
 }
 
 const live = liveView({
-  faceapi,
   tf,
+  detector: () => detector,
   model: () => model,
   metadata: () => metadata,
   canvas,

@@ -8,87 +8,208 @@
 
 /** Detector and crop settings. */
 export const FACE_SETTINGS = Object.freeze({
-  /** Photos are scaled down to at most this many pixels on the longer side for detection. */
-  maxDetectSide: 1024,
-  /** The tiny face detector's input size and score threshold. */
-  detectorInputSize: 416,
-  minScore: 0.4,
-  /** Faces smaller than this many pixels on their shorter side (in the photo) are ignored. */
+  /** BlazeFace's input: the photo padded to a square and resized to this side. */
+  detectorSize: 256,
+  /** Least detector score for a face. */
+  minScore: 0.5,
+  /** Of two detections that overlap more than this (IoU), the lower scored is dropped. */
+  maxOverlap: 0.3,
+  /** Faces whose crop is smaller than this many pixels (in the photo) are ignored. */
   minFace: 24,
-  /** Border added around each detected box, as a fraction of its size. */
+  /**
+   * Where FER2013's faces sit in their 48x48 images, as fractions of the
+   * side (medians measured by BlazeFace on PublicTest: FRAMING.md): the eye
+   * distance, and the midpoint between the eyes. Crops are framed the same.
+   */
+  framing: { eyeDistance: 0.35, eyeX: 0.5, eyeY: 0.4 },
+  /** Crops are turned so that the eyes are level (false: upright crops). */
+  align: true,
+  /** Border added around a box to crop it when a face has no eye positions, as a fraction of its size. */
   margin: 0.15,
 });
 
 /**
- * The scale of the detection input: 1, or less for photos over maxDetectSide.
- * @param {number} width
- * @param {number} height
+ * BlazeFace's anchor centres in input pixels: 2 per cell of the 16x16 grid,
+ * then 6 per cell of the 8x8 grid (the 896 rows of its output).
+ * @param {number} size
+ * @returns {Float32Array} x, y pairs
+ */
+export function blazeAnchors(size = FACE_SETTINGS.detectorSize) {
+  const out = [];
+  for (const [cells, perCell] of [[16, 2], [8, 6]]) {
+    const stride = size / cells;
+    for (let y = 0; y < cells; y++) {
+      for (let x = 0; x < cells; x++) {
+        for (let k = 0; k < perCell; k++) out.push(stride * (x + 0.5), stride * (y + 0.5));
+      }
+    }
+  }
+  return Float32Array.from(out);
+}
+
+/**
+ * The detector's input: the RGBA photo centred in a square (black bars),
+ * resized bilinearly to size x size, RGB scaled to [-1, 1]; with the
+ * square's side and where the photo sits in it.
+ * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo
+ * @param {number} [size]
+ * @returns {{ pixels: Float32Array; side: number; padX: number; padY: number }}
+ */
+export function detectorInput(photo, size = FACE_SETTINGS.detectorSize) {
+  const { width, height, data } = photo;
+  const side = Math.max(width, height), padX = (side - width) / 2, padY = (side - height) / 2;
+  const pixels = new Float32Array(size * size * 3).fill(-1);
+  const step = side / size;
+  const at = (x, y, c) => data[4 * (y * width + x) + c];
+  for (let v = 0; v < size; v++) {
+    const fy = (v + 0.5) * step - 0.5 - padY;
+    if (fy < -0.5 || fy > height - 0.5) continue;
+    const cy = Math.min(Math.max(fy, 0), height - 1), y0 = Math.floor(cy), y1 = Math.min(y0 + 1, height - 1);
+    const wy = cy - y0;
+    for (let u = 0; u < size; u++) {
+      const fx = (u + 0.5) * step - 0.5 - padX;
+      if (fx < -0.5 || fx > width - 0.5) continue;
+      const cx = Math.min(Math.max(fx, 0), width - 1), x0 = Math.floor(cx), x1 = Math.min(x0 + 1, width - 1);
+      const wx = cx - x0, o = 3 * (v * size + u);
+      for (let c = 0; c < 3; c++) {
+        const top = at(x0, y0, c) + wx * (at(x1, y0, c) - at(x0, y0, c));
+        const bottom = at(x0, y1, c) + wx * (at(x1, y1, c) - at(x0, y1, c));
+        pixels[o + c] = (top + wy * (bottom - top)) / 127.5 - 1;
+      }
+    }
+  }
+  return { pixels, side, padX, padY };
+}
+
+/**
+ * @typedef {{ box: [number, number, number, number]; score: number; eyes?: [[number, number], [number, number]] }} Face
+ * A face: the box it is cropped from, [x, y, width, height] in photo pixels
+ * (whole pixels, may reach past the photo's edge), the detector's score, and
+ * the centres of its eyes (the left one in the picture first).
+ */
+
+/**
+ * Faces from BlazeFace's raw output (896 rows of score logit, box centre
+ * and size, six landmarks: eyes, nose, mouth, ears; in input pixels from
+ * each row's anchor), scored at least minScore, overlaps removed, in photo
+ * pixels, framed as FER2013 (`faceFraming`), best score first.
+ * @param {Float32Array} raw 896 x 17
+ * @param {Float32Array} anchors from blazeAnchors
+ * @param {{ side: number; padX: number; padY: number }} placement from detectorInput
+ * @param {number} [size]
+ * @returns {Face[]}
+ */
+export function decodeFaces(raw, anchors, placement, size = FACE_SETTINGS.detectorSize) {
+  const f = placement.side / size, found = [];
+  const point = (i, k) => [
+    (raw[i * 17 + k] + anchors[2 * i]) * f - placement.padX,
+    (raw[i * 17 + k + 1] + anchors[2 * i + 1]) * f - placement.padY,
+  ];
+  for (let i = 0; i < anchors.length / 2; i++) {
+    const score = 1 / (1 + Math.exp(-raw[i * 17]));
+    if (score < FACE_SETTINGS.minScore) continue;
+    const [cx, cy] = point(i, 1), w = raw[i * 17 + 3] * f, h = raw[i * 17 + 4] * f;
+    found.push({ score, outline: [cx - w / 2, cy - h / 2, w, h], eyes: [point(i, 5), point(i, 7)] });
+  }
+  found.sort((a, b) => b.score - a.score);
+  const kept = [];
+  for (const d of found) if (kept.every((k) => iou(k.outline, d.outline) <= FACE_SETTINGS.maxOverlap)) kept.push(d);
+  return kept.map((d) => {
+    const eyes = /** @type {[[number, number], [number, number]]} */ (d.eyes[0][0] <= d.eyes[1][0]
+      ? d.eyes
+      : [d.eyes[1], d.eyes[0]]);
+    return { box: faceFraming(eyes), score: d.score, eyes };
+  });
+}
+
+/**
+ * Intersection over union of two boxes [x, y, width, height].
+ * @param {number[]} a
+ * @param {number[]} b
  * @returns {number}
  */
-export function detectionScale(width, height) {
-  return Math.min(1, FACE_SETTINGS.maxDetectSide / Math.max(width, height));
+export function iou(a, b) {
+  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
 }
 
 /**
- * The detector's input tensor: the RGB of RGBA pixels, scaled by `scale`
- * with tfjs's bilinear resize and rounded (call inside `tf.tidy`).
- * @param {any} tf the tfjs module (Deno's or the browser's)
- * @param {Uint8Array | Uint8ClampedArray} rgba
- * @param {number} width
- * @param {number} height
- * @param {number} scale
- * @returns {any} a [height, width, 3] int32 tensor
+ * Where a face's crop lies in the photo, framed by its eyes as FER2013
+ * frames its faces (FACE_SETTINGS.framing): its centre, side and turn (the
+ * eye line's angle, radians) in photo pixels.
+ * @param {[[number, number], [number, number]]} eyes
+ * @returns {{ cx: number; cy: number; side: number; angle: number }}
  */
-export function detectorInput(tf, rgba, width, height, scale) {
-  const rgb = tf.tensor3d(Int32Array.from(rgba), [height, width, 4], "int32").slice([0, 0, 0], [height, width, 3]);
-  if (scale >= 1) return rgb;
-  return tf.image.resizeBilinear(rgb, [Math.round(height * scale), Math.round(width * scale)]).round().toInt();
+export function cropPlacement(eyes) {
+  const { eyeDistance, eyeX, eyeY } = FACE_SETTINGS.framing;
+  const [[ax, ay], [bx, by]] = eyes;
+  const distance = Math.max(Math.hypot(bx - ax, by - ay), 1e-3);
+  const cos = (bx - ax) / distance, sin = (by - ay) / distance, side = distance / eyeDistance;
+  const ox = (0.5 - eyeX) * side, oy = (0.5 - eyeY) * side;
+  return {
+    cx: (ax + bx) / 2 + cos * ox - sin * oy,
+    cy: (ay + by) / 2 + sin * ox + cos * oy,
+    side,
+    angle: Math.atan2(sin, cos),
+  };
 }
 
 /**
- * Face boxes in photo pixels and detector scores, biggest first: face-api's
- * tiny face detector on the photo scaled to maxDetectSide.
- * @param {any} faceapi face-api (its Deno build, or the page's bundle)
- * @param {any} tf the tfjs module that face-api runs on
+ * A face's box: the upright square of its crop (`cropPlacement`), in whole
+ * photo pixels.
+ * @param {[[number, number], [number, number]]} eyes
+ * @returns {[number, number, number, number]}
+ */
+export function faceFraming(eyes) {
+  const { cx, cy, side } = cropPlacement(eyes);
+  const n = Math.max(1, Math.round(side));
+  return [Math.round(cx - n / 2), Math.round(cy - n / 2), n, n];
+}
+
+/**
+ * A face's eye centres as reported (JSON lines, the page's results): to a
+ * tenth of a pixel.
+ * @param {[[number, number], [number, number]]} eyes
+ * @returns {[[number, number], [number, number]]}
+ */
+export function reportedEyes(eyes) {
+  const round = (/** @type {number} */ v) => Math.round(v * 10) / 10;
+  return [[round(eyes[0][0]), round(eyes[0][1])], [round(eyes[1][0]), round(eyes[1][1])]];
+}
+
+/**
+ * Faces in a photo, best first: BlazeFace (a tfjs graph model, run by the
+ * tfjs module `tf`) on the photo padded square, crops smaller than minFace
+ * dropped.
+ * @param {any} tf
+ * @param {any} detector BlazeFace's GraphModel
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo RGBA
  * @param {number} [minFace]
- * @returns {Promise<{ box: [number, number, number, number]; score: number }[]>}
+ * @returns {Promise<Face[]>}
  */
-export async function detectFaces(faceapi, tf, photo, minFace = FACE_SETTINGS.minFace) {
-  const scale = detectionScale(photo.width, photo.height);
-  const input = tf.tidy(() => detectorInput(tf, photo.data, photo.width, photo.height, scale));
-  try {
-    const options = new faceapi.TinyFaceDetectorOptions({
-      inputSize: FACE_SETTINGS.detectorInputSize,
-      scoreThreshold: FACE_SETTINGS.minScore,
-    });
-    return photoBoxes(await faceapi.detectAllFaces(input, options), scale, photo, minFace);
-  } finally {
-    input.dispose();
-  }
+export async function detectFaces(tf, detector, photo, minFace = FACE_SETTINGS.minFace) {
+  const size = FACE_SETTINGS.detectorSize;
+  const input = detectorInput(photo, size);
+  const output = tf.tidy(() => {
+    const outputs = detector.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
+    // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
+    const [scores8, scores16, boxes8, boxes16] = [...outputs].sort((a, b) => a.size - b.size);
+    return tf.concat([tf.concat([scores16, boxes16], 2), tf.concat([scores8, boxes8], 2)], 1);
+  });
+  const raw = await output.data();
+  output.dispose();
+  return decodeFaces(raw, anchorsFor(size), input, size).filter((face) => face.box[2] >= minFace);
 }
 
-/**
- * Detections on the scaled input as photo boxes [x, y, width, height] (whole
- * pixels, inside the photo), smaller than minFace dropped, biggest first.
- * @param {{ box: { x: number; y: number; width: number; height: number }; score: number }[]} detections
- * @param {number} scale
- * @param {{ width: number; height: number }} photo
- * @param {number} [minFace]
- * @returns {{ box: [number, number, number, number]; score: number }[]}
- */
-export function photoBoxes(detections, scale, photo, minFace = FACE_SETTINGS.minFace) {
-  return detections
-    .map((d) => {
-      const x = d.box.x / scale, y = d.box.y / scale, w = d.box.width / scale, h = d.box.height / scale;
-      const x0 = Math.max(0, Math.round(x)), y0 = Math.max(0, Math.round(y));
-      const x1 = Math.min(photo.width, Math.round(x + w)), y1 = Math.min(photo.height, Math.round(y + h));
-      /** @type {[number, number, number, number]} */
-      const box = [x0, y0, Math.max(0, x1 - x0), Math.max(0, y1 - y0)];
-      return { box, score: d.score };
-    })
-    .filter((d) => Math.min(d.box[2], d.box[3]) >= minFace)
-    .sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3]);
+/** @type {Map<number, Float32Array>} */
+const anchorCache = new Map();
+/** @param {number} size */
+function anchorsFor(size) {
+  if (!anchorCache.has(size)) anchorCache.set(size, blazeAnchors(size));
+  return /** @type {Float32Array} */ (anchorCache.get(size));
 }
 
 /**
@@ -154,8 +275,9 @@ export function resizeGray(image, outWidth, outHeight) {
 }
 
 /**
- * The square a face is cropped from: `box` grown by `margin` on each side,
- * centred on it, as [left, top, side] in photo pixels (may leave the photo).
+ * The square a box is cropped from when its face has no eye positions:
+ * `box` grown by `margin` on each side, centred on it, as [left, top, side]
+ * in photo pixels (may leave the photo).
  * @param {[number, number, number, number]} box
  * @param {number} [margin]
  * @returns {[number, number, number]}
@@ -164,6 +286,26 @@ export function cropSquare(box, margin = FACE_SETTINGS.margin) {
   const [x, y, w, h] = box;
   const n = Math.max(1, Math.round(Math.max(w, h) * (1 + 2 * margin)));
   return [Math.round(x + w / 2 - n / 2), Math.round(y + h / 2 - n / 2), n];
+}
+
+/**
+ * The n x n square of a gray image whose top left is (left, top); where it
+ * leaves the image the edge pixels repeat.
+ * @param {{ width: number; height: number; data: Uint8Array }} gray
+ * @param {number} left
+ * @param {number} top
+ * @param {number} n
+ * @returns {{ width: number; height: number; data: Uint8Array }}
+ */
+function squareRegion(gray, left, top, n) {
+  const data = new Uint8Array(n * n);
+  for (let j = 0; j < n; j++) {
+    const sy = Math.min(gray.height - 1, Math.max(0, top + j));
+    for (let i = 0; i < n; i++) {
+      data[j * n + i] = gray.data[sy * gray.width + Math.min(gray.width - 1, Math.max(0, left + i))];
+    }
+  }
+  return { width: n, height: n, data };
 }
 
 /**
@@ -177,15 +319,57 @@ export function cropSquare(box, margin = FACE_SETTINGS.margin) {
  */
 export function cropFace(gray, box, size, margin = FACE_SETTINGS.margin) {
   const [x0, y0, n] = cropSquare(box, margin);
-  const data = new Uint8Array(n * n);
-  for (let j = 0; j < n; j++) {
-    const sy = Math.min(gray.height - 1, Math.max(0, y0 + j));
-    for (let i = 0; i < n; i++) {
-      const sx = Math.min(gray.width - 1, Math.max(0, x0 + i));
-      data[j * n + i] = gray.data[sy * gray.width + sx];
+  return resizeGray(squareRegion(gray, x0, y0, n), size, size);
+}
+
+/**
+ * A face crop of `size` x `size` framed as FER2013 frames its faces
+ * (FACE_SETTINGS.framing) and turned so that the eyes are level: sampled
+ * bilinearly from the photo, first shrunk (box-averaged) to about one photo
+ * pixel per crop pixel; edge pixels repeat past the photo.
+ * @param {{ width: number; height: number; data: Uint8Array }} gray
+ * @param {[[number, number], [number, number]]} eyes
+ * @param {number} size
+ * @returns {{ width: number; height: number; data: Uint8Array }}
+ */
+export function alignedCrop(gray, eyes, size) {
+  const { cx, cy, side, angle } = cropPlacement(eyes);
+  const cos = Math.cos(angle), sin = Math.sin(angle);
+  // The upright square around the turned crop, shrunk to about one pixel per crop pixel.
+  const n = Math.max(1, Math.ceil(side * (Math.abs(cos) + Math.abs(sin))));
+  const left = Math.round(cx - n / 2), top = Math.round(cy - n / 2);
+  let region = squareRegion(gray, left, top, n);
+  const wanted = Math.ceil((size * n) / side);
+  if (n > wanted) region = resizeGray(region, wanted, wanted);
+  const f = region.width / n, last = region.width - 1, out = new Uint8Array(size * size);
+  for (let v = 0; v < size; v++) {
+    for (let u = 0; u < size; u++) {
+      const px = ((u + 0.5) / size - 0.5) * side, py = ((v + 0.5) / size - 0.5) * side;
+      const rx = Math.min(Math.max((cx + cos * px - sin * py - left) * f - 0.5, 0), last);
+      const ry = Math.min(Math.max((cy + sin * px + cos * py - top) * f - 0.5, 0), last);
+      const x0 = Math.floor(rx), y0 = Math.floor(ry), x1 = Math.min(x0 + 1, last), y1 = Math.min(y0 + 1, last);
+      const wx = rx - x0, wy = ry - y0, d = region.data, w = region.width;
+      const t = d[y0 * w + x0] + wx * (d[y0 * w + x1] - d[y0 * w + x0]);
+      const b = d[y1 * w + x0] + wx * (d[y1 * w + x1] - d[y1 * w + x0]);
+      out[v * size + u] = Math.round(t + wy * (b - t));
     }
   }
-  return resizeGray({ width: n, height: n, data }, size, size);
+  return { width: size, height: size, data: out };
+}
+
+/**
+ * A face's crop for the model: aligned by its eyes when it has them (and
+ * FACE_SETTINGS.align), else its box, upright.
+ * @param {{ width: number; height: number; data: Uint8Array }} gray
+ * @param {{ box: [number, number, number, number]; eyes?: [[number, number], [number, number]] }} face
+ * @param {number} size
+ * @param {boolean} [align]
+ * @returns {{ width: number; height: number; data: Uint8Array }}
+ */
+export function faceCrop(gray, face, size, align = FACE_SETTINGS.align) {
+  if (!face.eyes) return cropFace(gray, face.box, size);
+  if (align) return alignedCrop(gray, face.eyes, size);
+  return resizeGray(squareRegion(gray, face.box[0], face.box[1], face.box[2]), size, size);
 }
 
 /**
@@ -206,19 +390,19 @@ export function modelInput(crops, normalization) {
 
 /**
  * Each face's class probabilities, temperature-scaled as the model's
- * metadata says: the faces at `boxes` of a gray photo, cropped, normalized
- * and classified in one batch.
+ * metadata says: the faces of a gray photo, cropped (`faceCrop`),
+ * normalized and classified in one batch.
  * @param {any} tf the tfjs module the model runs on
  * @param {any} model a tfjs LayersModel
  * @param {{ inputSize: number; normalization: { scale: number; offset: number }; temperature?: number }} metadata
  * @param {{ width: number; height: number; data: Uint8Array }} gray
- * @param {[number, number, number, number][]} boxes
+ * @param {{ box: [number, number, number, number]; eyes?: [[number, number], [number, number]] }[]} faces
  * @returns {Promise<number[][]>}
  */
-export async function classifyFaces(tf, model, metadata, gray, boxes) {
+export async function classifyFaces(tf, model, metadata, gray, faces) {
   const size = metadata.inputSize;
-  const batch = modelInput(boxes.map((box) => cropFace(gray, box, size)), metadata.normalization);
-  const input = tf.tensor4d(batch, [boxes.length, size, size, 1]);
+  const batch = modelInput(faces.map((face) => faceCrop(gray, face, size)), metadata.normalization);
+  const input = tf.tensor4d(batch, [faces.length, size, size, 1]);
   const output = model.predict(input);
   input.dispose();
   const rows = await output.array();

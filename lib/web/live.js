@@ -14,7 +14,7 @@ const TIMELINE_SECONDS = 30;
 /**
  * The live view over the page's elements: `start(source)` with a MediaStream
  * or a video File, `pause()` (toggles), `stop()`.
- * @param {{ faceapi: any; tf: any; model: () => any; metadata: () => any; canvas: HTMLCanvasElement;
+ * @param {{ tf: any; detector: () => any; model: () => any; metadata: () => any; canvas: HTMLCanvasElement;
  *   bars: HTMLElement; timeline: HTMLCanvasElement; smoothing: HTMLInputElement;
  *   say: (text: string, isError?: boolean) => void }} page
  */
@@ -55,7 +55,7 @@ export function liveView(page) {
   }
 
   async function analyseFrame() {
-    const { faceapi, tf, canvas } = page;
+    const { tf, canvas } = page;
     const model = page.model(), metadata = page.metadata();
     const width = video.videoWidth, height = video.videoHeight, time = now();
     const work = new OffscreenCanvas(width, height);
@@ -64,10 +64,10 @@ export function liveView(page) {
     const photo = { width, height, data: workCtx.getImageData(0, 0, width, height).data };
     // Between detections, the faces the last detection found are taken where it found them.
     const detect = tracker.shouldDetect(frame);
-    if (detect) tracker.detected(time, (await detectFaces(faceapi, tf, photo)).map((f) => f.box));
+    if (detect) tracker.detected(time, await detectFaces(tf, page.detector(), photo));
     const followed = tracker.followed(), ids = followed.map((f) => f.id), boxes = followed.map((f) => f.box);
     tracker.settings.timeConstant = Math.max(0, Number(page.smoothing.value) || 0);
-    const rows = boxes.length ? await classifyFaces(tf, model, metadata, toGray(photo), boxes) : [];
+    const rows = followed.length ? await classifyFaces(tf, model, metadata, toGray(photo), followed) : [];
     const faces = rows.map((row, i) => {
       const smoothed = tracker.smooth(ids[i], time, row);
       return { track: ids[i], box: boxes[i], emotion: metadata.labels[argmax(smoothed)], raw: argmax(row), smoothed };

@@ -24,8 +24,15 @@ const CONTENT_TYPES: Record<string, string> = {
   ".png": "image/png",
 };
 
-function packageFile(specifier: string): string {
+/** The file an npm package's import-map name resolves to (its files are all local: nothing is downloaded). */
+export function packageFile(specifier: string): string {
   return fileURLToPath(import.meta.resolve(specifier));
+}
+
+/** BlazeFace's graph model (MediaPipe's face detector, as the human package ships it): the page's and the CLI's. */
+export function detectorFiles(): { model: string; weights: string } {
+  const models = join(dirname(packageFile("@vladmandic/human")), "..", "models");
+  return { model: join(models, "blazeface.json"), weights: join(models, "blazeface.bin") };
 }
 
 /** URL prefix -> folder on disk, or URL -> single file. */
@@ -54,10 +61,11 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/vendor/face-api.esm.js": join(faceApiDist, "face-api.esm.js"),
       "/vendor/vega.min.js": join(dirname(packageFile("vega")), "vega.min.js"),
       "/vendor/vega-lite.min.js": join(dirname(packageFile("vega-lite")), "vega-lite.min.js"),
+      "/detector/blazeface.json": detectorFiles().model,
+      "/detector/blazeface.bin": detectorFiles().weights,
     },
     folders: {
       "/vendor/wasm/": wasmDistDir(),
-      "/face-models/": join(faceApiDist, "..", "model"),
       "/model/": resolve(modelDir),
     },
   };

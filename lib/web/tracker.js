@@ -2,7 +2,8 @@
 // face_pipeline.js: each frame's detections are matched to the tracks of the frames before by the overlap of
 // their boxes (IoU), so a face keeps its id while it stays; each track's probabilities are smoothed over
 // time by an exponential moving average whose time constant is in seconds (so the smoothing does not depend
-// on the frame rate). Plain JavaScript without imports.
+// on the frame rate). Plain JavaScript; its one import is face_pipeline.js's box overlap.
+import { iou } from "./face_pipeline.js";
 
 /** Tracker settings. */
 export const TRACK_SETTINGS = Object.freeze({
@@ -15,20 +16,6 @@ export const TRACK_SETTINGS = Object.freeze({
   /** Live video: frames between detections while faces are followed (every frame while none is). */
   detectEvery: 5,
 });
-
-/**
- * Intersection over union of two boxes [x, y, width, height].
- * @param {number[]} a
- * @param {number[]} b
- * @returns {number}
- */
-export function iou(a, b) {
-  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
-  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  return inter / (a[2] * a[3] + b[2] * b[3] - inter);
-}
 
 /**
  * The exponential moving average of a track's probabilities: `previous`
@@ -50,7 +37,10 @@ export function smoothProbabilities(previous, current, dt, timeConstant) {
  * @typedef {{ id: number; box: number[]; lastSeen: number; smoothed?: number[]; smoothedAt?: number }} Track
  */
 
-/** Faces followed from frame to frame: stable ids by box overlap, smoothed probabilities. */
+/**
+ * Faces followed from frame to frame: stable ids by box overlap, smoothed probabilities.
+ * @template {{ box: number[] }} [F={ box: number[] }] a detection's face
+ */
 export class FaceTracker {
   /** @param {{ minIou?: number; maxMissingSeconds?: number; timeConstant?: number; detectEvery?: number }} [settings] */
   constructor(settings = {}) {
@@ -60,6 +50,8 @@ export class FaceTracker {
     this.nextId = 1;
     /** @type {number[]} the track ids the last detection found */
     this.following = [];
+    /** @type {F[]} the faces the last detection found, in `following`'s order */
+    this.faces = [];
   }
 
   /**
@@ -73,24 +65,25 @@ export class FaceTracker {
   }
 
   /**
-   * A detection's boxes at `time`: their track ids (`assign`), followed
-   * until the next detection.
+   * A detection's faces at `time` (each with its `box`): their track ids
+   * (`assign`), followed until the next detection.
    * @param {number} time
-   * @param {number[][]} boxes
+   * @param {F[]} faces
    * @returns {number[]}
    */
-  detected(time, boxes) {
-    this.following = this.assign(time, boxes);
+  detected(time, faces) {
+    this.following = this.assign(time, faces.map((f) => f.box));
+    this.faces = faces;
     return this.following;
   }
 
   /**
-   * The faces the last detection found, where it found them (frames between
-   * detections).
-   * @returns {{ id: number; box: number[] }[]}
+   * The faces the last detection found, as it found them, with their track
+   * ids (frames between detections).
+   * @returns {(F & { id: number })[]}
    */
   followed() {
-    return this.following.map((id) => ({ id, box: /** @type {Track} */ (this.tracks.find((t) => t.id === id)).box }));
+    return this.faces.map((face, i) => ({ ...face, id: this.following[i] }));
   }
 
   /**

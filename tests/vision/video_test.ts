@@ -1,7 +1,8 @@
 /** Video: the shared tracker and smoother, and `deno task predict VIDEO` through ffmpeg on a real clip. */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
-import { FaceTracker, iou, smoothProbabilities } from "../../lib/web/tracker.js";
+import { FaceTracker, smoothProbabilities } from "../../lib/web/tracker.js";
+import { iou } from "../../lib/web/face_pipeline.js";
 import { turningPoints } from "../../lib/vision/video.ts";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 
@@ -99,13 +100,13 @@ Deno.test({
 });
 
 Deno.test("live policy: detect every few frames while faces are followed, every frame while none is", () => {
-  const tracker = new FaceTracker({ detectEvery: 3 });
+  const tracker = new FaceTracker<{ box: number[]; score: number }>({ detectEvery: 3 });
   assert.ok(tracker.shouldDetect(0));
   assert.deepEqual(tracker.detected(0, []), []);
   assert.ok(tracker.shouldDetect(1), "no face followed: detect again");
-  assert.deepEqual(tracker.detected(0.1, [[10, 10, 50, 50]]), [1]);
+  assert.deepEqual(tracker.detected(0.1, [{ box: [10, 10, 50, 50], score: 0.9 }]), [1]);
   assert.ok(!tracker.shouldDetect(2));
-  assert.deepEqual(tracker.followed(), [{ id: 1, box: [10, 10, 50, 50] }]);
+  assert.deepEqual(tracker.followed(), [{ id: 1, box: [10, 10, 50, 50], score: 0.9 }]);
   assert.ok(tracker.shouldDetect(3));
 });
 

@@ -15,13 +15,13 @@ import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { saliencyMaps } from "../../lib/eval/saliency.ts";
-import { cropFace, modelInput, toGray } from "../../lib/web/face_pipeline.js";
+import { faceCrop, modelInput, toGray } from "../../lib/web/face_pipeline.js";
 import { facePixels, stratifiedSample } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { explorerData } from "../../lib/eval/explorer.ts";
 import { decodeImage, encodeRgbaPng } from "../../lib/data/images.ts";
 import { sceneWithFace } from "../../lib/vision/synthetic.ts";
-import { type FaceResult, recognizeEmotions } from "../../lib/vision/faces.ts";
+import { detectFaces, type FaceResult, recognizeEmotions } from "../../lib/vision/faces.ts";
 import { loadModel } from "../../lib/model/model_io.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { startServer } from "../../lib/web/server.ts";
@@ -65,6 +65,7 @@ function assertSameFaces(inPage: FaceResult[], inDeno: FaceResult[], where: stri
   assert.equal(inPage.length, inDeno.length, `faces found ${where} and in Deno`);
   inDeno.forEach((face, i) => {
     assert.deepEqual(inPage[i].box, face.box, `face ${i} box`);
+    assert.deepEqual(inPage[i].eyes, face.eyes, `face ${i} eyes`);
     for (const emotion of EMOTIONS) {
       const [a, b] = [inPage[i].probabilities[emotion], face.probabilities[emotion]];
       assert.ok(Math.abs(a - b) <= 1e-3, `face ${i} ${emotion}: ${where} ${a}, Deno ${b}`);
@@ -122,11 +123,8 @@ Deno.test({
       );
       const inPageMap = await page.evaluate(() => (globalThis as unknown as { saliencyMaps: number[] }).saliencyMaps);
       const size = loaded.metadata.inputSize;
-      const crop = cropFace(
-        toGray(await decodeImage(Deno.readFileSync(photos.scene), "scene.png")),
-        inPage[0].box,
-        size,
-      );
+      const scene = await decodeImage(Deno.readFileSync(photos.scene), "scene.png");
+      const crop = faceCrop(toGray(scene), (await detectFaces(scene))[0], size);
       const x = tf.tensor4d(modelInput([crop], loaded.metadata.normalization), [1, size, size, 1]);
       const predicted = EMOTIONS.indexOf(inPage[0].emotion);
       const inDenoMap = await saliencyMaps(loaded.model, x, [predicted]);
@@ -294,7 +292,7 @@ Deno.test({
       await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
       await page.click("#camera");
       await page.waitForSelector("body[data-live=on]", { timeout: 30_000 });
-      // Until the first pass of the camera file (9 s) has been seen.
+      // Until the first pass of the camera file (9 s) has been seen (and the second's first face begun).
       await page.waitForFunction(
         () => ((globalThis as unknown as { liveLog: { time: number }[] }).liveLog.at(-1)?.time ?? 0) >= 9.5,
         null,
@@ -319,7 +317,7 @@ Deno.test({
       // left and right: one track per face, none split. Each track's verdict: its commonest smoothed answer after
       // the smoothing has caught up (its first third left out).
       const tracks = new Map<number, { x: number; emotions: string[] }>();
-      for (const l of log.filter((l) => l.time < 9.5)) {
+      for (const l of log.filter((l) => l.time < 9)) {
         for (const f of l.faces) {
           const t = tracks.get(f.track) ?? { x: f.box[0], emotions: [] };
           t.emotions.push(f.emotion);
