@@ -345,3 +345,44 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "the live view on a real video as the camera: a face on at least 95% of frames, and the timeline drawn",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const video = projectPath("..", "shared", "media", "WolfgangLanger_Pexels.mp4");
+    const file = join(Deno.makeTempDirSync(), "camera.y4m");
+    const convert = await new Deno.Command("ffmpeg", {
+      args: ["-v", "error", "-y", "-i", video, "-pix_fmt", "yuv420p", file],
+    })
+      .output();
+    assert.ok(convert.success, "ffmpeg made the camera file");
+    const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+      .concat([`--use-file-for-fake-video-capture=${file}`]);
+    await withPage(projectPath("outputs", "model"), args, async (page, base) => {
+      await page.goto(base);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+      await page.click("#camera");
+      await page.waitForSelector("body[data-live=on]", { timeout: 30_000 });
+      // The video's 19.7 s, once through.
+      await page.waitForFunction(
+        () => ((globalThis as unknown as { liveLog: { time: number }[] }).liveLog.at(-1)?.time ?? 0) >= 19.5,
+        null,
+        { timeout: 120_000 },
+      );
+      const shots = projectPath("outputs", "tests");
+      Deno.mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, "page-live-video.png"), fullPage: true });
+      const log = await page.evaluate(() =>
+        (globalThis as unknown as { liveLog: { time: number; faces: unknown[] }[] }).liveLog
+      );
+      await page.click("#stop");
+      const frames = log.filter((l) => l.time < 19.5), withFace = frames.filter((l) => l.faces.length > 0).length;
+      assert.ok(frames.length >= 40, `${frames.length} frames analysed`);
+      assert.ok(withFace >= 0.95 * frames.length, `a face on ${withFace} of ${frames.length} frames`);
+      assert.notEqual(await page.getAttribute("body", "data-timeline-tracks"), "0", "the timeline is drawn");
+      console.log(`real video as the camera: a face on ${withFace} of ${frames.length} frames`);
+    });
+  },
+});
