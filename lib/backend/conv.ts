@@ -165,13 +165,24 @@ function winogradChunk(n: number, tilesPerImage: number, cin: number, cout: numb
 }
 
 /**
+ * Fewest 2x2 output tiles (over the whole batch) for Winograd: below it the
+ * filter's transform, redone every call, costs more than it saves, and
+ * XNNPACK is faster (a 6x6 map at batch 1, as in prediction: 1.2 against
+ * 6.4 ms for 192 channels; 12x12 still favours Winograd).
+ */
+const WINOGRAD_MIN_TILES = 32;
+
+/**
  * Whether a convolution takes the Winograd kernel: 3x3, stride 1, no
  * dilation, one pixel of zero padding all round ("same"), even height and
- * width, in channels % 4 == 0 and out channels % 8 == 0.
+ * width, in channels % 4 == 0 and out channels % 8 == 0, at least
+ * WINOGRAD_MIN_TILES tiles.
  */
 function winogradApplies(x: Info, info: tf.backend_util.Conv2DInfo, cin: number, cout: number): boolean {
   const { top, bottom, left, right } = info.padInfo;
-  return x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 &&
+  const tiles = x.shape[0] * Math.floor(info.inHeight / 2) * Math.floor(info.inWidth / 2);
+  return tiles >= WINOGRAD_MIN_TILES && x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 &&
+    info.strideHeight === 1 &&
     info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && top === 1 &&
     bottom === 1 && left === 1 && right === 1 && info.inHeight % 2 === 0 && info.inWidth % 2 === 0 &&
     cin % 4 === 0 && cout % 8 === 0;

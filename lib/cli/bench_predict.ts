@@ -1,19 +1,25 @@
 /**
  * Prediction benchmark, side by side with face-api's own expression model:
- * faces/s for classification alone (batch 1 and 64) and end-to-end ms per
- * 640x480 photo with one face (tiny face detector + classifier for both).
+ * faces/s for classification alone (batch 1 and 64), end-to-end ms per
+ * 640x480 photo with one face (our BlazeFace pipeline; face-api's tiny face
+ * detector and expression net), and each detector's recall on the real
+ * pictures whose faces were counted by eye (counted_media.ts). Refuses a
+ * busy machine, as bench:train does.
  *
- *   deno task bench:predict [--model DIR]
+ *   deno task bench:predict [--model DIR] [--allow-busy]
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseFlags } from "../util/flags.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { classifyCrops, loadFaceApi, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
+import { classifyCrops, detectFaces, loadFaceApi, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
+import { countedPictures, countFaces } from "../vision/counted_media.ts";
+import { idleForTimings } from "../util/machine.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
 import { defaultModelDir } from "../vision/predict.ts";
+import { displayPath } from "../util/paths.ts";
 
 /** Mean seconds of `run` over `repeats` calls after one warm-up call. */
 async function seconds(run: () => Promise<unknown>, repeats: number): Promise<number> {
@@ -26,11 +32,16 @@ async function seconds(run: () => Promise<unknown>, repeats: number): Promise<nu
 if (import.meta.main) {
   const { values } = parseFlags(
     { name: "bench:predict", summary: "Prediction speed of this project against face-api's expression net." },
-    { model: { type: "string", value: "DIR", help: "the model to time (default outputs/model)" } },
+    {
+      model: { type: "string", value: "DIR", help: "the model to time (default: the one deno task predict uses)" },
+      "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
+    },
     Deno.args,
   );
+  const { machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
-  const loaded = await loadModel(defaultModelDir(values.model));
+  const modelDir = defaultModelDir(values.model);
+  const loaded = await loadModel(modelDir);
   await loadFaceDetector();
   const faceapi = await loadFaceApi();
 
@@ -58,8 +69,27 @@ if (import.meta.main) {
   const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 });
   results.faceapi_ms_per_photo = 1000 *
     await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
-  for (const [k, v] of Object.entries(results)) console.error(`${k.padEnd(28)} ${v.toFixed(1)}`);
-  console.log(
-    JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v * 10) / 10]))),
+  photoTensor.dispose();
+  results.ms_ratio = results.faceapi_ms_per_photo / results.ours_ms_per_photo;
+  for (const batch of [1, 64]) {
+    results[`ratio_batch${batch}`] = results[`ours_faces_s_batch${batch}`] / results[`faceapi_faces_s_batch${batch}`];
+  }
+  for (const [k, v] of Object.entries(results)) console.error(`${k.padEnd(28)} ${v.toFixed(2)}`);
+  const pictures = await countedPictures();
+  const ours = await countFaces(pictures, async (image) => (await detectFaces(image)).length);
+  const theirs = await countFaces(pictures, async (image) => {
+    const input = tf.tensor3d(image.data, [image.height, image.width, 4], "int32").slice([0, 0, 0], [-1, -1, 3]);
+    const found = await faceapi.detectAllFaces(input as never, options);
+    input.dispose();
+    return found.length;
+  });
+  console.error(
+    `detector recall on ${ours.faces} counted faces: ours ${ours.found} (+${ours.extra} extra), face-api ${theirs.found} (+${theirs.extra})`,
   );
+  console.log(JSON.stringify({
+    model: displayPath(modelDir),
+    ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v * 100) / 100])),
+    recall: { ours, faceapi: theirs },
+    machine_busy: machineBusy,
+  }));
 }
