@@ -73,7 +73,7 @@ async function evaluationSet(
   return { set, name, source: data.source, omitted: omitted.length ? omitted : undefined };
 }
 
-/** The largest face the face pipeline finds in a photo, as the model's gray input; no face is an error. */
+/** The face the face pipeline is surest of in a photo, as the model's gray input; no face is an error. */
 async function detectedFace(loaded: LoadedModel, path: string): Promise<Uint8Array> {
   const [face] = await findFaces((await readImageFile(path)).image, loaded.metadata.inputSize);
   if (!face) throw new Error(`${path}: no face found`);

@@ -10,7 +10,6 @@ import * as faceapi from "/vendor/face-api.esm.js"; // for its bundled tfjs (4.2
 import {
   argmax,
   calibrate,
-  cropPlacement,
   detectFaces,
   faceCrop,
   faceMark,
@@ -120,8 +119,8 @@ function probabilityChart(probabilities) {
 }
 
 /**
- * Draw a saliency map (size x size, 0..1) over the face's crop (turned as
- * the crop is) on the page's canvas, in heatColour's colours.
+ * Draw a saliency map (size x size, 0..1) over the face's crop, its box, on
+ * the page's canvas, in heatColour's colours.
  */
 function drawSaliency(ctx, map, size, face, drawScale) {
   const heat = new OffscreenCanvas(size, size);
@@ -130,14 +129,9 @@ function drawSaliency(ctx, map, size, face, drawScale) {
     image.data.set(heatColour(v), 4 * p);
   });
   heat.getContext("2d").putImageData(image, 0, 0);
-  const { cx, cy, side, angle } = cropPlacement(face.eyes);
-  ctx.save();
-  ctx.scale(drawScale, drawScale);
-  ctx.translate(cx, cy);
-  ctx.rotate(angle);
+  const [x, y, side] = face.box;
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(heat, -side / 2, -side / 2, side, side);
-  ctx.restore();
+  ctx.drawImage(heat, x * drawScale, y * drawScale, side * drawScale, side * drawScale);
 }
 
 /** Counts analyses, so one that a newer photo (or a toggle) has replaced stops and draws nothing. */

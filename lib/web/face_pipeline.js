@@ -18,12 +18,13 @@ export const FACE_SETTINGS = Object.freeze({
   minFace: 24,
   /**
    * Where FER2013's faces sit in their 48x48 images, as fractions of the
-   * side (medians measured by BlazeFace on PublicTest: FRAMING.md): the eye
-   * distance, and the midpoint between the eyes. Crops are framed the same.
+   * side: the eye distance, and the midpoint between the eyes (medians of
+   * BlazeFace's eyes on PublicTest, lib/vision/framing.ts). Crops are framed
+   * the same, upright: levelling the eyes cost 2.4 points on PublicTest
+   * faces through the pipeline (RESULTS.md), as the nets learn from FER2013's
+   * unlevelled faces.
    */
   framing: { eyeDistance: 0.35, eyeX: 0.5, eyeY: 0.4 },
-  /** Crops are turned so that the eyes are level (false: upright crops). */
-  align: true,
   /** Border added around a box to crop it when a face has no eye positions, as a fraction of its size. */
   margin: 0.15,
 });
@@ -137,36 +138,16 @@ export function iou(a, b) {
 }
 
 /**
- * Where a face's crop lies in the photo, framed by its eyes as FER2013
- * frames its faces (FACE_SETTINGS.framing): its centre, side and turn (the
- * eye line's angle, radians) in photo pixels.
- * @param {[[number, number], [number, number]]} eyes
- * @returns {{ cx: number; cy: number; side: number; angle: number }}
- */
-export function cropPlacement(eyes) {
-  const { eyeDistance, eyeX, eyeY } = FACE_SETTINGS.framing;
-  const [[ax, ay], [bx, by]] = eyes;
-  const distance = Math.max(Math.hypot(bx - ax, by - ay), 1e-3);
-  const cos = (bx - ax) / distance, sin = (by - ay) / distance, side = distance / eyeDistance;
-  const ox = (0.5 - eyeX) * side, oy = (0.5 - eyeY) * side;
-  return {
-    cx: (ax + bx) / 2 + cos * ox - sin * oy,
-    cy: (ay + by) / 2 + sin * ox + cos * oy,
-    side,
-    angle: Math.atan2(sin, cos),
-  };
-}
-
-/**
- * A face's box: the upright square of its crop (`cropPlacement`), in whole
- * photo pixels.
+ * A face's box: the upright square it fills as FER2013's faces fill their
+ * images (FACE_SETTINGS.framing), placed by its eyes, in whole photo pixels.
  * @param {[[number, number], [number, number]]} eyes
  * @returns {[number, number, number, number]}
  */
 export function faceFraming(eyes) {
-  const { cx, cy, side } = cropPlacement(eyes);
-  const n = Math.max(1, Math.round(side));
-  return [Math.round(cx - n / 2), Math.round(cy - n / 2), n, n];
+  const { eyeDistance, eyeX, eyeY } = FACE_SETTINGS.framing;
+  const [[ax, ay], [bx, by]] = eyes;
+  const side = Math.max(1, Math.round(Math.hypot(bx - ax, by - ay) / eyeDistance));
+  return [Math.round((ax + bx) / 2 - eyeX * side), Math.round((ay + by) / 2 - eyeY * side), side, side];
 }
 
 /**
@@ -323,52 +304,16 @@ export function cropFace(gray, box, size, margin = FACE_SETTINGS.margin) {
 }
 
 /**
- * A face crop of `size` x `size` framed as FER2013 frames its faces
- * (FACE_SETTINGS.framing) and turned so that the eyes are level: sampled
- * bilinearly from the photo, first shrunk (box-averaged) to about one photo
- * pixel per crop pixel; edge pixels repeat past the photo.
- * @param {{ width: number; height: number; data: Uint8Array }} gray
- * @param {[[number, number], [number, number]]} eyes
- * @param {number} size
- * @returns {{ width: number; height: number; data: Uint8Array }}
- */
-export function alignedCrop(gray, eyes, size) {
-  const { cx, cy, side, angle } = cropPlacement(eyes);
-  const cos = Math.cos(angle), sin = Math.sin(angle);
-  // The upright square around the turned crop, shrunk to about one pixel per crop pixel.
-  const n = Math.max(1, Math.ceil(side * (Math.abs(cos) + Math.abs(sin))));
-  const left = Math.round(cx - n / 2), top = Math.round(cy - n / 2);
-  let region = squareRegion(gray, left, top, n);
-  const wanted = Math.ceil((size * n) / side);
-  if (n > wanted) region = resizeGray(region, wanted, wanted);
-  const f = region.width / n, last = region.width - 1, out = new Uint8Array(size * size);
-  for (let v = 0; v < size; v++) {
-    for (let u = 0; u < size; u++) {
-      const px = ((u + 0.5) / size - 0.5) * side, py = ((v + 0.5) / size - 0.5) * side;
-      const rx = Math.min(Math.max((cx + cos * px - sin * py - left) * f - 0.5, 0), last);
-      const ry = Math.min(Math.max((cy + sin * px + cos * py - top) * f - 0.5, 0), last);
-      const x0 = Math.floor(rx), y0 = Math.floor(ry), x1 = Math.min(x0 + 1, last), y1 = Math.min(y0 + 1, last);
-      const wx = rx - x0, wy = ry - y0, d = region.data, w = region.width;
-      const t = d[y0 * w + x0] + wx * (d[y0 * w + x1] - d[y0 * w + x0]);
-      const b = d[y1 * w + x0] + wx * (d[y1 * w + x1] - d[y1 * w + x0]);
-      out[v * size + u] = Math.round(t + wy * (b - t));
-    }
-  }
-  return { width: size, height: size, data: out };
-}
-
-/**
- * A face's crop for the model: aligned by its eyes when it has them (and
- * FACE_SETTINGS.align), else its box, upright.
+ * A face's crop for the model, `size` x `size`: its box as it is when the
+ * detector framed it by the eyes (`faceFraming`), else the box grown by
+ * FACE_SETTINGS.margin (`cropFace`).
  * @param {{ width: number; height: number; data: Uint8Array }} gray
  * @param {{ box: [number, number, number, number]; eyes?: [[number, number], [number, number]] }} face
  * @param {number} size
- * @param {boolean} [align]
  * @returns {{ width: number; height: number; data: Uint8Array }}
  */
-export function faceCrop(gray, face, size, align = FACE_SETTINGS.align) {
+export function faceCrop(gray, face, size) {
   if (!face.eyes) return cropFace(gray, face.box, size);
-  if (align) return alignedCrop(gray, face.eyes, size);
   return resizeGray(squareRegion(gray, face.box[0], face.box[1], face.box[2]), size, size);
 }
 
