@@ -113,28 +113,41 @@ export async function loadImageFolders(root: string, options: LoadOptions = {}):
 export interface FaceFolder {
   source: string;
   set: FaceSet;
-  /** Class folders left out (the model lacks their class), with their image counts. */
-  omitted: { name: string; images: number }[];
+  /** Class folders left out (the model lacks their class, or `leaveOut` names it), with their image counts. */
+  omitted: { name: string; images: number; why?: string }[];
   skipped: BadRow[];
 }
 
 /**
  * Load a face folder `<root>/<class>/*` against a model's `labels`: each
  * class folder (aliases such as `anger`, `sadness`, `happiness` count) whose
- * class the model has becomes that label; the others are left out and
- * named. `readFace` turns a file into a face (default: the whole image).
+ * class the model has becomes that label; the others, and the classes
+ * `leaveOut` names, are left out and named. `readFace` turns a file into a
+ * face (default: the whole image).
  */
 export async function loadFaceFolder(
   root: string,
   labels: readonly string[],
   readFace: FaceReader = wholeImage,
   onProgress?: (message: string) => void,
+  leaveOut: readonly string[] = [],
 ): Promise<FaceFolder> {
   const reading: Reading = { pixels: [], labels: [], skipped: [], files: 0 };
   const omitted: FaceFolder["omitted"] = [];
-  for (const folder of listFolder(root).filter((entry) => entry.isDirectory)) {
+  const folders = listFolder(root).filter((entry) => entry.isDirectory);
+  for (const name of leaveOut) {
+    if (!folders.some((f) => className(f.name) === className(name))) {
+      throw new Error(
+        `--leave-out: ${root} has no class folder "${name}" (it has ${folders.map((f) => f.name).join(", ")})`,
+      );
+    }
+  }
+  for (const folder of folders) {
     const label = labels.indexOf(className(folder.name));
-    if (label < 0) omitted.push({ name: folder.name, images: walkFiles(folder.path, isImageFile).length });
+    const images = () => walkFiles(folder.path, isImageFile).length;
+    if (leaveOut.some((name) => className(name) === className(folder.name))) {
+      omitted.push({ name: folder.name, images: images(), why: "left out on request" });
+    } else if (label < 0) omitted.push({ name: folder.name, images: images(), why: "the model has no such class" });
     else await readClassFolder(folder.path, label, reading, readFace, onProgress);
   }
   if (reading.labels.length === 0) {

@@ -106,9 +106,17 @@ Deno.test("a face folder is read against the model's classes: aliases count, oth
   await png(join(root, "contempt", "d.png"), 80);
   const folder = await loadFaceFolder(root, EMOTIONS);
   assert.deepEqual(Array.from(folder.set.labels), [0, 4, 4]);
-  assert.deepEqual(folder.omitted, [{ name: "contempt", images: 1 }]);
+  assert.deepEqual(folder.omitted, [{ name: "contempt", images: 1, why: "the model has no such class" }]);
   const eight = await loadFaceFolder(root, FERPLUS_CLASSES);
   assert.deepEqual(Array.from(eight.set.labels), [0, 7, 4, 4]);
+  // An 8-class model on the classes a 7-class one shares: contempt left out on request, the labels unmoved.
+  const six = await loadFaceFolder(root, FERPLUS_CLASSES, undefined, undefined, ["contempt"]);
+  assert.deepEqual(Array.from(six.set.labels), [0, 4, 4]);
+  assert.deepEqual(six.omitted, [{ name: "contempt", images: 1, why: "left out on request" }]);
+  await assert.rejects(
+    () => loadFaceFolder(root, FERPLUS_CLASSES, undefined, undefined, ["cats"]),
+    /no class folder "cats"/,
+  );
   await assert.rejects(() => loadFaceFolder(root, ["cat"]), /no images of the model's classes \(cat\)/);
 });
 

@@ -65,7 +65,15 @@ Deno.test({
     assert.ok(withFace.length >= 11, `a face on ${withFace.length} of 12 frames`);
     assert.ok(withFace.every((l) => l.faces[0].track === withFace[0].faces[0].track), "one face, one track");
     const face = withFace[0].faces[0];
-    assert.deepEqual(Object.keys(face).sort(), ["box", "emotion", "eyes", "probabilities", "score", "smoothed", "track"]);
+    assert.deepEqual(Object.keys(face).sort(), [
+      "box",
+      "emotion",
+      "eyes",
+      "probabilities",
+      "score",
+      "smoothed",
+      "track",
+    ]);
     const probe = await new Deno.Command("ffprobe", {
       args: [
         "-v",
