@@ -18,7 +18,7 @@ import { idleForTimings } from "../util/machine.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { displayPath } from "../util/paths.ts";
 
 /** Mean seconds of `run` over `repeats` calls after one warm-up call. */
@@ -33,7 +33,11 @@ if (import.meta.main) {
   const { values } = parseFlags(
     { name: "bench:predict", summary: "Prediction speed of this project against face-api's expression net." },
     {
-      model: { type: "string", value: "DIR", help: "the model to time (default: the one deno task predict uses)" },
+      model: {
+        type: "string",
+        value: "DIR",
+        help: `the model to time (default ${DEFAULT_MODEL}, as deno task predict)`,
+      },
       "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
     },
     Deno.args,

@@ -12,7 +12,7 @@ import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import type { RgbaImage } from "../data/images.ts";
 import { classifyCrops, detectFaces, loadFaceApi, loadFaceDetector } from "../vision/faces.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
 import { type Face, faceCrop, toGray } from "../web/face_pipeline.js";
 import { FaceTracker } from "../web/tracker.js";
@@ -29,7 +29,7 @@ export const BENCH_VIDEO_FLAGS = {
     help: "the video (640x360 or 640x480 suits)",
   },
   frames: { type: "integer", min: 10, default: 120, help: "frames timed (from the start of the video)" },
-  model: { type: "string", value: "DIR", help: "our model (default outputs/model)" },
+  model: { type: "string", value: "DIR", help: `our model (default ${DEFAULT_MODEL})` },
   "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
 } as const satisfies FlagTable;
 

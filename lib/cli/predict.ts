@@ -14,7 +14,7 @@ import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/bac
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import type { FaceOptions } from "../vision/faces.ts";
 import { FACE_SETTINGS } from "../web/face_pipeline.js";
-import { annotationSvg, collectImages, defaultModelDir, predictFiles } from "../vision/predict.ts";
+import { annotationSvg, collectImages, DEFAULT_MODEL, defaultModelDir, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
 import { annotatedFrame, isVideoFile, predictVideo, type VideoOptions, VideoWriter } from "../vision/video.ts";
 import { TRACK_SETTINGS } from "../web/tracker.js";
@@ -23,7 +23,7 @@ import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const PREDICT_FLAGS = {
-  model: { type: "string", value: "DIR", help: "a saved model folder (default outputs/model)" },
+  model: { type: "string", value: "DIR", help: `a saved model folder (default ${DEFAULT_MODEL})` },
   annotate: {
     type: "string",
     value: "DIR|OUT.mp4",

@@ -2,13 +2,13 @@
 import { join } from "node:path";
 import { startServer } from "../web/server.ts";
 import { readJson } from "../util/files.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
 export const SERVE_FLAGS = {
   port: { type: "integer", min: 1, max: 65535, default: 8000, help: "port on 127.0.0.1" },
-  model: { type: "string", value: "DIR", help: "the model the page loads (default outputs/model)" },
+  model: { type: "string", value: "DIR", help: `the model the page loads (default ${DEFAULT_MODEL})` },
 } as const satisfies FlagTable;
 
 function main(args: string[]) {

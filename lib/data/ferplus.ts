@@ -53,7 +53,7 @@ export function ferPlusTarget(votes: number[], mode: LabelMode): Float32Array | 
 }
 
 /** The vote rows of a votes file, split by split, in file order. */
-function readVotes(path: string): Record<Split, number[][]> {
+export function readVotes(path: string): Record<Split, number[][]> {
   const byUsage = Object.fromEntries(SPLITS.map((s) => [s, [] as number[][]])) as Record<Split, number[][]>;
   const lines = Deno.readTextFileSync(path).split(/\r?\n/).filter((line) => line.trim());
   const header = lines[0]?.split(",").map((h) => h.trim());

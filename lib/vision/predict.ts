@@ -126,9 +126,15 @@ export async function annotationSvg(
     `height="${image.height}"/>${marks}</svg>`;
 }
 
-/** The model folder to use: the flag, else the shipped model. */
+/**
+ * The model predict, the page and the benchmarks use unless told otherwise:
+ * outputs/model.
+ */
+export const DEFAULT_MODEL = "outputs/model";
+
+/** The model folder to use: the flag, else DEFAULT_MODEL. */
 export function defaultModelDir(flag?: string): string {
-  const dir = flag ?? projectPath("outputs", "model");
+  const dir = flag ?? projectPath(DEFAULT_MODEL);
   if (!exists(join(dir, "model.json"))) {
     throw new Error(
       flag ? `--model ${flag}: no model.json there` : `no shipped model at ${dir}; train one and pass --model DIR`,
