@@ -84,7 +84,7 @@ async function evaluationSet(
   });
   const { set, omitted } = relabel(data.splits[values.split as Split], data.labels, labels);
   if (set.n === 0) throw new Error(`${data.source} has no ${values.split} images of the model's classes`);
-  const name = values.labels === "ferplus" && labelSet !== "ferplus" ? `${values.split}-ferplus` : values.split;
+  const name = values.labels && values.labels !== labelSet ? `${values.split}-${values.labels}` : values.split;
   return { set, name, source: data.source, omitted: omitted.length ? omitted : undefined };
 }
 
