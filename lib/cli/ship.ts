@@ -12,6 +12,7 @@ export const SHIP_FLAGS = {
   run: { type: "string", multiple: true, value: "DIR", help: "a run folder whose checkpoints are candidates" },
   out: { type: "string", value: "DIR", default: projectPath("outputs", "model"), help: "where the model goes" },
   single: { type: "boolean", help: "weigh the runs' own checkpoints only, no ensembles (a one-network model)" },
+  "no-tta": { type: "boolean", help: "leave out the PrivateTest evaluation with TTA (faster; plain figures only)" },
   force: {
     type: "boolean",
     help: "replace the model at --out even when it scores as high or higher on PublicTest",
@@ -25,7 +26,7 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run.length) throw new Error("--run: give at least one run folder (see --help)");
-  await shipModel(values.run, values.out, { force: values.force, single: values.single });
+  await shipModel(values.run, values.out, { force: values.force, single: values.single, noTta: values["no-tta"] });
 }
 
 if (import.meta.main) await runCommand(main);

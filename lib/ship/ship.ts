@@ -97,12 +97,14 @@ export function recipeText(
   choices: Candidate[],
   parameters: number,
   plain: Report,
-  tta: Report,
+  tta: Report | undefined,
   machine: string,
+  shipFlags = "",
 ): string {
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
-  const ship = `deno task ship ${weighed.map(({ run }) => `--run ${run}`).join(" ")}`;
+  const ship = `deno task ship ${weighed.map(({ run }) => `--run ${run}`).join(" ")}${shipFlags}`;
+  const votes = runs.some((r) => r.config.labels === "ferplus") ? " with the FER+ votes" : "";
   const others = weighed.filter(({ run }) => !runs.some((r) => r.run === run));
   const otherRow = ({ run, config, history, seconds }: RunRecord) => {
     const best = bestEpoch(history);
@@ -137,14 +139,15 @@ export function recipeText(
 | commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
 | machine (of this ship command) | ${machine} |
-| data | FER2013: trained on Training, early stopping and model choice on PublicTest |
+| data | FER2013${votes}: trained on Training, early stopping and model choice on PublicTest |
 
 PrivateTest (evaluated once, ${plain.n.toLocaleString("en-US")} images):
 
 | | accuracy | macro-F1 |
 | --- | --- | --- |
-| plain | ${pct(plain.accuracy)} | ${pct(plain.macro_f1)} |
-| TTA (mirror x 5 shifts) | ${pct(tta.accuracy)} | ${pct(tta.macro_f1)} |
+| plain | ${pct(plain.accuracy)} | ${pct(plain.macro_f1)} |${
+    tta ? `\n| TTA (mirror x 5 shifts) | ${pct(tta.accuracy)} | ${pct(tta.macro_f1)} |` : ""
+  }
 
 ## Training runs
 ${runs.map(runSection).join("")}
@@ -245,6 +248,8 @@ export interface ShipOptions {
   force?: boolean;
   /** Weigh the runs' own checkpoints only, no ensembles: a one-network model. */
   single?: boolean;
+  /** Leave out the PrivateTest evaluation with TTA (tta/; RECIPE.md then gives the plain figures only). */
+  noTta?: boolean;
   /** Data already in memory (default: FER2013, found as `train` finds it). */
   data?: FerData;
   log?: (message: string) => void;
@@ -310,14 +315,14 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     const { model } = await loadModel(stage);
     const test = data.splits.PrivateTest;
     const plain = await evaluateSet(model, test, "PrivateTest", data.labels, { progressLabel: "PrivateTest" });
-    const tta = await evaluateSet(model, test, "PrivateTest", data.labels, {
+    const tta = options.noTta ? undefined : await evaluateSet(model, test, "PrivateTest", data.labels, {
       tta: true,
       progressLabel: "PrivateTest +TTA",
     });
     log(formatReport(plain));
-    log(`with TTA: ${formatReport(tta)}`);
+    if (tta) log(`with TTA: ${formatReport(tta)}`);
     await writeReport(stage, plain, { model: out });
-    await writeReport(join(stage, "tta"), tta, { model: out, tta: true });
+    if (tta) await writeReport(join(stage, "tta"), tta, { model: out, tta: true });
     const recipe = recipeText(
       trainedByRecords,
       records,
@@ -326,6 +331,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       plain,
       tta,
       machineDescription(),
+      [options.single && " --single", options.noTta && " --no-tta", ` --out ${out}`].filter(Boolean).join(""),
     );
     model.dispose();
     writeTextFileAtomic(join(stage, "RECIPE.md"), recipe);
@@ -334,7 +340,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     Deno.removeSync(stage, { recursive: true });
     throw error;
   }
-  log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json, tta/report.json)`);
+  log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json${options.noTta ? "" : ", tta/report.json"})`);
   log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);
 }
 

@@ -123,6 +123,7 @@ Deno.test({
     const out = join(Deno.makeTempDirSync(), "model");
     const worse = await fakeRun(0);
     await shipModel([worse], out, { data, log });
+    assert.ok(exists(join(out, "tta", "report.json")), "PrivateTest with TTA beside the plain report");
     Deno.writeTextFileSync(join(out, "explorer.json"), "{}"); // derived from the shipped model
     const before = Deno.readTextFileSync(join(out, "RECIPE.md"));
     await assert.rejects(
