@@ -245,6 +245,26 @@ Deno.test({
 });
 
 /**
+ * The page live on a fake camera playing `file` (a .y4m), once its log reaches `seconds`; then `steps`.
+ */
+async function withCamera(file: string, seconds: number, steps: (page: Page) => Promise<void>): Promise<void> {
+  const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    .concat([`--use-file-for-fake-video-capture=${file}`]);
+  await withPage(projectPath("outputs", "model"), args, async (page, base) => {
+    await page.goto(base);
+    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    await page.click("#camera");
+    await page.waitForSelector("body[data-live=on]", { timeout: 30_000 });
+    await page.waitForFunction(
+      (until) => ((globalThis as unknown as { liveLog: { time: number }[] }).liveLog.at(-1)?.time ?? 0) >= until,
+      seconds,
+      { timeout: 120_000 },
+    );
+    await steps(page);
+  });
+}
+
+/**
  * A 640x480, 10 frames/s .y4m (Chromium's fake camera) of `faces` held 1.5 s each, alternately on the left and the
  * right of a striped scene, drifting a few pixels a frame.
  */
@@ -285,19 +305,8 @@ Deno.test({
       return found?.emotion;
     }));
     const modelRight = inDeno.filter((e, k) => e === EMOTIONS[test.labels[rows[k]]]).length;
-    const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-      .concat([`--use-file-for-fake-video-capture=${file}`]);
-    await withPage(projectPath("outputs", "model"), args, async (page, base) => {
-      await page.goto(base);
-      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
-      await page.click("#camera");
-      await page.waitForSelector("body[data-live=on]", { timeout: 30_000 });
-      // Until the first pass of the camera file (9 s) has been seen (and the second's first face begun).
-      await page.waitForFunction(
-        () => ((globalThis as unknown as { liveLog: { time: number }[] }).liveLog.at(-1)?.time ?? 0) >= 9.5,
-        null,
-        { timeout: 120_000 },
-      );
+    // Until the first pass of the camera file (9 s) has been seen (and the second's first face begun).
+    await withCamera(file, 9.5, async (page) => {
       const log = await page.evaluate(() =>
         (globalThis as unknown as {
           liveLog: { time: number; faces: { track: number; emotion: string; box: number[] }[] }[];
@@ -358,19 +367,8 @@ Deno.test({
     })
       .output();
     assert.ok(convert.success, "ffmpeg made the camera file");
-    const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-      .concat([`--use-file-for-fake-video-capture=${file}`]);
-    await withPage(projectPath("outputs", "model"), args, async (page, base) => {
-      await page.goto(base);
-      await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
-      await page.click("#camera");
-      await page.waitForSelector("body[data-live=on]", { timeout: 30_000 });
-      // The video's 19.7 s, once through.
-      await page.waitForFunction(
-        () => ((globalThis as unknown as { liveLog: { time: number }[] }).liveLog.at(-1)?.time ?? 0) >= 19.5,
-        null,
-        { timeout: 120_000 },
-      );
+    // The video's 19.7 s, once through.
+    await withCamera(file, 19.5, async (page) => {
       const shots = projectPath("outputs", "tests");
       Deno.mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, "page-live-video.png"), fullPage: true });
