@@ -114,13 +114,17 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
     throw new Error(`${files} is damaged: ${actual} bytes where model.json describes ${expected}`);
   }
+  const buffer = tf.io.concatenateArrayBuffers(weightData.map((b: Uint8Array) => b.slice().buffer));
+  const bad = nonFiniteWeights(weightSpecs, buffer);
+  if (bad) {
+    const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
+    throw new Error(`${files} is damaged: ${bad} of its weights are not finite numbers`);
+  }
   let model: tf.LayersModel;
   try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({
-      modelTopology: modelJson.modelTopology,
-      weightSpecs,
-      weightData: tf.io.concatenateArrayBuffers(weightData.map((b: Uint8Array) => b.slice().buffer)),
-    }));
+    model = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs, weightData: buffer }),
+    );
   } catch (error) {
     throw new Error(`${join(dir, "model.json")} is damaged: ${(error as Error).message}`);
   }
@@ -131,6 +135,20 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     throw error;
   }
   return { model, metadata, dir };
+}
+
+/** How many float32 weights of a weights buffer are NaN or infinite (damaged bytes; ReLU can hide them from a probe). */
+function nonFiniteWeights(specs: tf.io.WeightsManifestEntry[], buffer: ArrayBuffer): number {
+  let offset = 0, bad = 0;
+  for (const spec of specs) {
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    if ((spec.dtype ?? "float32") === "float32") {
+      const values = new Float32Array(buffer, offset, count);
+      for (let i = 0; i < count; i++) if (!Number.isFinite(values[i])) bad++;
+    }
+    offset += count * 4;
+  }
+  return bad;
 }
 
 /**

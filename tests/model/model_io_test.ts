@@ -145,5 +145,9 @@ Deno.test("a model folder is checked on load: metadata against the model, and we
   const random = new Uint8Array(weights.length);
   for (let i = 0; i < random.length; i += 65536) crypto.getRandomValues(random.subarray(i, i + 65536));
   Deno.writeFileSync(join(dir, "weights.bin"), random);
+  await assert.rejects(() => loadModel(dir), /weights\.bin is damaged: \d+ of its weights are not finite numbers/);
+  // Finite but wrong weights (huge values) get past the scan; the probe image catches their output.
+  const huge = new Float32Array(weights.length / 4).fill(3e38);
+  Deno.writeFileSync(join(dir, "weights.bin"), new Uint8Array(huge.buffer));
   await assert.rejects(() => loadModel(dir), /weights\.bin is damaged: the model's output on a gray probe image/);
 });
