@@ -12,7 +12,15 @@ import * as tf from "@tensorflow/tfjs";
 import { parseFlags } from "../util/flags.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { classifyCrops, detectFaces, loadFaceApi, loadFaceDetector, recognizeEmotions } from "../vision/faces.ts";
+import {
+  classifyCrops,
+  detectFaces,
+  faceApiInput,
+  faceApiOptions,
+  loadFaceApi,
+  loadFaceDetector,
+  recognizeEmotions,
+} from "../vision/faces.ts";
 import { countedPictures, countFaces } from "../vision/counted_media.ts";
 import { idleForTimings } from "../util/machine.ts";
 import { facePixels } from "../data/dataset.ts";
@@ -69,8 +77,7 @@ if (import.meta.main) {
   }
   const photo = sceneWithFace(faces[0]).image;
   results.ours_ms_per_photo = 1000 * await seconds(() => recognizeEmotions(loaded, photo), 5);
-  const photoTensor = tf.tensor3d(photo.data, [480, 640, 4], "int32").slice([0, 0, 0], [480, 640, 3]);
-  const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 });
+  const photoTensor = faceApiInput(photo), options = faceApiOptions();
   results.faceapi_ms_per_photo = 1000 *
     await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
   photoTensor.dispose();
@@ -82,7 +89,7 @@ if (import.meta.main) {
   const pictures = await countedPictures();
   const ours = await countFaces(pictures, async (image) => (await detectFaces(image)).length);
   const theirs = await countFaces(pictures, async (image) => {
-    const input = tf.tensor3d(image.data, [image.height, image.width, 4], "int32").slice([0, 0, 0], [-1, -1, 3]);
+    const input = faceApiInput(image);
     const found = await faceapi.detectAllFaces(input as never, options);
     input.dispose();
     return found.length;

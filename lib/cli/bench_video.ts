@@ -7,11 +7,17 @@
  * detector and expression net on every frame). Prints one JSON line with
  * `ours_fps` and `faceapi_fps`. Refuses a busy machine, as bench:train does.
  */
-import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import type { RgbaImage } from "../data/images.ts";
-import { classifyCrops, detectFaces, loadFaceApi, loadFaceDetector } from "../vision/faces.ts";
+import {
+  classifyCrops,
+  detectFaces,
+  faceApiInput,
+  faceApiOptions,
+  loadFaceApi,
+  loadFaceDetector,
+} from "../vision/faces.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
 import { type Face, faceCrop, toGray } from "../web/face_pipeline.js";
@@ -72,11 +78,9 @@ async function main(args: string[]) {
     const classes = loaded.metadata.labels.length;
     followed.forEach((f, i) => tracker.smooth(f.id, time, Array.from(rows.subarray(i * classes, (i + 1) * classes))));
   };
-  const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 });
+  const options = faceApiOptions();
   const theirs = async (frame: RgbaImage) => {
-    const input = tf.tidy(() =>
-      tf.tensor3d(Int32Array.from(frame.data), [frame.height, frame.width, 4], "int32").slice([0, 0, 0], [-1, -1, 3])
-    );
+    const input = faceApiInput(frame);
     await faceapi.detectAllFaces(input as never, options).withFaceExpressions();
     input.dispose();
   };

@@ -1,7 +1,7 @@
 /**
  * Emotions in photos: find faces with BlazeFace (MediaPipe's detector, as a
  * tfjs graph model inside the `@vladmandic/human` npm package, so nothing
- * is downloaded), crop each framed as FER2013 and levelled by its eyes,
+ * is downloaded), crop each as its eyes place it in FER2013's framing,
  * convert to the model's gray input and classify. The settings, crops and
  * conversions are lib/web/face_pipeline.js, the same file the browser page
  * runs. face-api (its tiny face detector and expression net) is here as the
@@ -34,7 +34,7 @@ export interface FaceResult {
   box: [number, number, number, number];
   /** Detector confidence (1 when detection is off). */
   score: number;
-  /** The eye centres the crop was levelled by, the left one in the picture first (none when detection is off). */
+  /** The eye centres the crop was framed by, the left one in the picture first (none when detection is off). */
   eyes?: [[number, number], [number, number]];
   emotion: string;
   probabilities: Record<string, number>;
@@ -62,6 +62,18 @@ export function loadFaceDetector(): Promise<tf.GraphModel> {
     }));
   })();
   return detector;
+}
+
+/** face-api's tiny face detector as its users run it: input size 416, score threshold 0.4. */
+export function faceApiOptions(): InstanceType<typeof faceapi.TinyFaceDetectorOptions> {
+  return new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 });
+}
+
+/** An RGBA image as face-api's input: a [height, width, 3] int32 tensor (the caller disposes it). */
+export function faceApiInput(image: RgbaImage): tf.Tensor3D {
+  return tf.tidy(() =>
+    tf.tensor3d(Int32Array.from(image.data), [image.height, image.width, 4], "int32").slice([0, 0, 0], [-1, -1, 3])
+  );
 }
 
 /** face-api's usual pipeline, with its weights from its package: the benchmarks' reference. */

@@ -21,7 +21,7 @@ export interface Framing {
 }
 
 /** A gray image in a border of its own edge pixels `border` wide, as RGBA. */
-export function withBorder(image: GrayImage, border: number): RgbaImage {
+function withBorder(image: GrayImage, border: number): RgbaImage {
   const width = image.width + 2 * border, height = image.height + 2 * border;
   const data = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {

@@ -1,6 +1,6 @@
 // The face pipeline shared by Deno (lib/vision/faces.ts) and the browser page
-// (app.js, served as /face_pipeline.js): detector settings and detection,
-// mapping detections back to the photo, the square crop with its margin, gray
+// (app.js, served as /face_pipeline.js): detector settings and detection
+// (BlazeFace, decoded back to the photo), the crop framed by the eyes, gray
 // conversion, resizing and normalization, the model folder's checks, the
 // answer per face (argmax, probabilities by class) and how it is drawn.
 // Plain JavaScript without imports, so both load this same file and a photo
@@ -31,14 +31,12 @@ export const FACE_SETTINGS = Object.freeze({
 
 /**
  * BlazeFace's anchor centres in input pixels: 2 per cell of the 16x16 grid,
- * then 6 per cell of the 8x8 grid (the 896 rows of its output).
- * @param {number} size
- * @returns {Float32Array} x, y pairs
+ * then 6 per cell of the 8x8 grid (the 896 rows of its output), as x, y pairs.
  */
-export function blazeAnchors(size = FACE_SETTINGS.detectorSize) {
+const ANCHORS = (() => {
   const out = [];
   for (const [cells, perCell] of [[16, 2], [8, 6]]) {
-    const stride = size / cells;
+    const stride = FACE_SETTINGS.detectorSize / cells;
     for (let y = 0; y < cells; y++) {
       for (let x = 0; x < cells; x++) {
         for (let k = 0; k < perCell; k++) out.push(stride * (x + 0.5), stride * (y + 0.5));
@@ -46,18 +44,17 @@ export function blazeAnchors(size = FACE_SETTINGS.detectorSize) {
     }
   }
   return Float32Array.from(out);
-}
+})();
 
 /**
  * The detector's input: the RGBA photo centred in a square (black bars),
  * resized bilinearly to size x size, RGB scaled to [-1, 1]; with the
  * square's side and where the photo sits in it.
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo
- * @param {number} [size]
  * @returns {{ pixels: Float32Array; side: number; padX: number; padY: number }}
  */
-export function detectorInput(photo, size = FACE_SETTINGS.detectorSize) {
-  const { width, height, data } = photo;
+function detectorInput(photo) {
+  const size = FACE_SETTINGS.detectorSize, { width, height, data } = photo;
   const side = Math.max(width, height), padX = (side - width) / 2, padY = (side - height) / 2;
   const pixels = new Float32Array(size * size * 3).fill(-1);
   const step = side / size;
@@ -95,18 +92,16 @@ export function detectorInput(photo, size = FACE_SETTINGS.detectorSize) {
  * each row's anchor), scored at least minScore, overlaps removed, in photo
  * pixels, framed as FER2013 (`faceFraming`), best score first.
  * @param {Float32Array} raw 896 x 17
- * @param {Float32Array} anchors from blazeAnchors
  * @param {{ side: number; padX: number; padY: number }} placement from detectorInput
- * @param {number} [size]
  * @returns {Face[]}
  */
-export function decodeFaces(raw, anchors, placement, size = FACE_SETTINGS.detectorSize) {
-  const f = placement.side / size, found = [];
+function decodeFaces(raw, placement) {
+  const f = placement.side / FACE_SETTINGS.detectorSize, found = [];
   const point = (i, k) => [
-    (raw[i * 17 + k] + anchors[2 * i]) * f - placement.padX,
-    (raw[i * 17 + k + 1] + anchors[2 * i + 1]) * f - placement.padY,
+    (raw[i * 17 + k] + ANCHORS[2 * i]) * f - placement.padX,
+    (raw[i * 17 + k + 1] + ANCHORS[2 * i + 1]) * f - placement.padY,
   ];
-  for (let i = 0; i < anchors.length / 2; i++) {
+  for (let i = 0; i < ANCHORS.length / 2; i++) {
     const score = 1 / (1 + Math.exp(-raw[i * 17]));
     if (score < FACE_SETTINGS.minScore) continue;
     const [cx, cy] = point(i, 1), w = raw[i * 17 + 3] * f, h = raw[i * 17 + 4] * f;
@@ -172,8 +167,7 @@ export function reportedEyes(eyes) {
  * @returns {Promise<Face[]>}
  */
 export async function detectFaces(tf, detector, photo, minFace = FACE_SETTINGS.minFace) {
-  const size = FACE_SETTINGS.detectorSize;
-  const input = detectorInput(photo, size);
+  const size = FACE_SETTINGS.detectorSize, input = detectorInput(photo);
   const output = tf.tidy(() => {
     const outputs = detector.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
     // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
@@ -182,15 +176,7 @@ export async function detectFaces(tf, detector, photo, minFace = FACE_SETTINGS.m
   });
   const raw = await output.data();
   output.dispose();
-  return decodeFaces(raw, anchorsFor(size), input, size).filter((face) => face.box[2] >= minFace);
-}
-
-/** @type {Map<number, Float32Array>} */
-const anchorCache = new Map();
-/** @param {number} size */
-function anchorsFor(size) {
-  if (!anchorCache.has(size)) anchorCache.set(size, blazeAnchors(size));
-  return /** @type {Float32Array} */ (anchorCache.get(size));
+  return decodeFaces(raw, input).filter((face) => face.box[2] >= minFace);
 }
 
 /**
@@ -256,9 +242,8 @@ export function resizeGray(image, outWidth, outHeight) {
 }
 
 /**
- * The square a box is cropped from when its face has no eye positions:
- * `box` grown by `margin` on each side, centred on it, as [left, top, side]
- * in photo pixels (may leave the photo).
+ * The square a face is cropped from: `box` grown by `margin` on each side,
+ * centred on it, as [left, top, side] in photo pixels (may leave the photo).
  * @param {[number, number, number, number]} box
  * @param {number} [margin]
  * @returns {[number, number, number]}
@@ -267,26 +252,6 @@ export function cropSquare(box, margin = FACE_SETTINGS.margin) {
   const [x, y, w, h] = box;
   const n = Math.max(1, Math.round(Math.max(w, h) * (1 + 2 * margin)));
   return [Math.round(x + w / 2 - n / 2), Math.round(y + h / 2 - n / 2), n];
-}
-
-/**
- * The n x n square of a gray image whose top left is (left, top); where it
- * leaves the image the edge pixels repeat.
- * @param {{ width: number; height: number; data: Uint8Array }} gray
- * @param {number} left
- * @param {number} top
- * @param {number} n
- * @returns {{ width: number; height: number; data: Uint8Array }}
- */
-function squareRegion(gray, left, top, n) {
-  const data = new Uint8Array(n * n);
-  for (let j = 0; j < n; j++) {
-    const sy = Math.min(gray.height - 1, Math.max(0, top + j));
-    for (let i = 0; i < n; i++) {
-      data[j * n + i] = gray.data[sy * gray.width + Math.min(gray.width - 1, Math.max(0, left + i))];
-    }
-  }
-  return { width: n, height: n, data };
 }
 
 /**
@@ -300,21 +265,28 @@ function squareRegion(gray, left, top, n) {
  */
 export function cropFace(gray, box, size, margin = FACE_SETTINGS.margin) {
   const [x0, y0, n] = cropSquare(box, margin);
-  return resizeGray(squareRegion(gray, x0, y0, n), size, size);
+  const data = new Uint8Array(n * n);
+  for (let j = 0; j < n; j++) {
+    const sy = Math.min(gray.height - 1, Math.max(0, y0 + j));
+    for (let i = 0; i < n; i++) {
+      const sx = Math.min(gray.width - 1, Math.max(0, x0 + i));
+      data[j * n + i] = gray.data[sy * gray.width + sx];
+    }
+  }
+  return resizeGray({ width: n, height: n, data }, size, size);
 }
 
 /**
- * A face's crop for the model, `size` x `size`: its box as it is when the
- * detector framed it by the eyes (`faceFraming`), else the box grown by
- * FACE_SETTINGS.margin (`cropFace`).
+ * A face's crop for the model, `size` x `size` (`cropFace`): its box as it
+ * is when the detector framed it by the eyes (`faceFraming`), else the box
+ * grown by FACE_SETTINGS.margin.
  * @param {{ width: number; height: number; data: Uint8Array }} gray
  * @param {{ box: [number, number, number, number]; eyes?: [[number, number], [number, number]] }} face
  * @param {number} size
  * @returns {{ width: number; height: number; data: Uint8Array }}
  */
 export function faceCrop(gray, face, size) {
-  if (!face.eyes) return cropFace(gray, face.box, size);
-  return resizeGray(squareRegion(gray, face.box[0], face.box[1], face.box[2]), size, size);
+  return cropFace(gray, face.box, size, face.eyes ? 0 : FACE_SETTINGS.margin);
 }
 
 /**
