@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { readImageFile, type RgbaImage } from "../data/images.ts";
 import { projectPath } from "../util/paths.ts";
-import { probeVideo, videoFrames } from "./video.ts";
+import { isVideoFile, probeVideo, videoFrames } from "./video.ts";
 
 /** The media and the faces each picture (each frame) holds, counted by eye. */
 export const COUNTED_MEDIA: readonly { file: string; faces: number }[] = [
@@ -36,7 +36,7 @@ export async function countedPictures(
   const pictures = [];
   for (const { file, faces } of COUNTED_MEDIA) {
     const path = join(dir, file);
-    if (!file.endsWith(".mp4")) {
+    if (!isVideoFile(file)) {
       pictures.push({ name: file, image: (await readImageFile(path)).image, faces });
       continue;
     }
