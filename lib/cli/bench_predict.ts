@@ -15,10 +15,12 @@ import { loadModel } from "../model/model_io.ts";
 import {
   classifyCrops,
   detectFaces,
+  DETECTOR_FLAG,
+  type DetectorChoice,
   faceApiInput,
   faceApiOptions,
   loadFaceApi,
-  loadFaceDetector,
+  loadFaceDetectors,
   recognizeEmotions,
 } from "../vision/faces.ts";
 import { countedPictures, countFaces } from "../vision/counted_media.ts";
@@ -46,6 +48,7 @@ if (import.meta.main) {
         value: "DIR",
         help: `the model to time (default ${DEFAULT_MODEL}, as deno task predict)`,
       },
+      detector: DETECTOR_FLAG,
       "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
     },
     Deno.args,
@@ -54,7 +57,8 @@ if (import.meta.main) {
   await initBackend();
   const modelDir = defaultModelDir(values.model);
   const loaded = await loadModel(modelDir);
-  await loadFaceDetector();
+  const detector = values.detector as DetectorChoice;
+  await loadFaceDetectors(detector);
   const faceapi = await loadFaceApi();
 
   const data = await loadDataset(resolveDataPath());
@@ -76,7 +80,7 @@ if (import.meta.main) {
     tf.dispose(rgb);
   }
   const photo = sceneWithFace(faces[0]).image;
-  results.ours_ms_per_photo = 1000 * await seconds(() => recognizeEmotions(loaded, photo), 5);
+  results.ours_ms_per_photo = 1000 * await seconds(() => recognizeEmotions(loaded, photo, { detector }), 5);
   const photoTensor = faceApiInput(photo), options = faceApiOptions();
   results.faceapi_ms_per_photo = 1000 *
     await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
@@ -87,7 +91,7 @@ if (import.meta.main) {
   }
   for (const [k, v] of Object.entries(results)) console.error(`${k.padEnd(28)} ${v.toFixed(2)}`);
   const pictures = await countedPictures();
-  const ours = await countFaces(pictures, async (image) => (await detectFaces(image)).length);
+  const ours = await countFaces(pictures, async (image) => (await detectFaces(image, { detector })).length);
   const theirs = await countFaces(pictures, async (image) => {
     const input = faceApiInput(image);
     const found = await faceapi.detectAllFaces(input as never, options);
@@ -99,6 +103,7 @@ if (import.meta.main) {
   );
   console.log(JSON.stringify({
     model: displayPath(modelDir),
+    detector,
     ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v * 100) / 100])),
     recall: { ours, faceapi: theirs },
     machine_busy: machineBusy,

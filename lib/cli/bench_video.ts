@@ -16,7 +16,7 @@ import {
   faceApiInput,
   faceApiOptions,
   loadFaceApi,
-  loadFaceDetector,
+  loadFaceDetectors,
 } from "../vision/faces.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
@@ -56,7 +56,7 @@ async function main(args: string[]) {
   const { busy, machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
-  await loadFaceDetector();
+  await loadFaceDetectors();
   const faceapi = await loadFaceApi();
   const info = await probeVideo(values.video);
   const frames: RgbaImage[] = [];

@@ -11,10 +11,10 @@ import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
 import { chanceWarning, formatReport } from "../eval/metrics.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
-import { type FaceSet, LABEL_SETS, type LabelSet, relabel } from "../data/dataset.ts";
+import { type FaceSet, type LabelSet, relabel } from "../data/dataset.ts";
 import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
 import { readImageFile } from "../data/images.ts";
-import { findFaces } from "../vision/faces.ts";
+import { DETECTOR_FLAG, type DetectorChoice, findFaces } from "../vision/faces.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 
@@ -32,13 +32,14 @@ export const EVALUATE_FLAGS = {
   },
   labels: {
     type: "string",
-    choices: LABEL_SETS,
+    choices: ["fer2013", "ferplus"],
     help: "the split's labels (default: those the model learnt); ferplus scores a 7-class model on FER+'s majority",
   },
   detect: {
     type: "boolean",
     help: "with a face folder: find each face with the face pipeline instead of taking the whole image",
   },
+  detector: { ...DETECTOR_FLAG, help: `with --detect: the ${DETECTOR_FLAG.help}` },
   "leave-out": {
     type: "string",
     value: "CLASS,...",
@@ -62,6 +63,7 @@ async function evaluationSet(
     data?: string;
     split: string;
     detect: boolean;
+    detector: string;
     "skip-bad-rows": boolean;
     labels?: string;
     "leave-out"?: string;
@@ -69,7 +71,8 @@ async function evaluationSet(
 ): Promise<{ set: FaceSet; name: string; source: string; omitted?: FaceFolder["omitted"] }> {
   const { labels, labelSet = "fer2013" } = loaded.metadata;
   if (values.data && Deno.statSync(values.data).isDirectory && !hasSplitFolders(values.data)) {
-    const readFace = values.detect ? (path: string) => detectedFace(loaded, path) : undefined;
+    const detector = values.detector as DetectorChoice;
+    const readFace = values.detect ? (path: string) => detectedFace(loaded, path, detector) : undefined;
     const leaveOut = values["leave-out"]?.split(",").map((name) => name.trim()).filter(Boolean);
     const folder = await loadFaceFolder(values.data, labels, readFace, console.error, leaveOut);
     for (const bad of folder.skipped) console.error(`skipped: ${bad.reason}`);
@@ -89,8 +92,8 @@ async function evaluationSet(
 }
 
 /** The face the face pipeline is surest of in a photo, as the model's gray input; no face is an error. */
-async function detectedFace(loaded: LoadedModel, path: string): Promise<Uint8Array> {
-  const [face] = await findFaces((await readImageFile(path)).image, loaded.metadata.inputSize);
+async function detectedFace(loaded: LoadedModel, path: string, detector: DetectorChoice): Promise<Uint8Array> {
+  const [face] = await findFaces((await readImageFile(path)).image, loaded.metadata.inputSize, { detector });
   if (!face) throw new Error(`${path}: no face found`);
   return face.crop.data;
 }

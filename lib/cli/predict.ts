@@ -12,7 +12,7 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
-import type { FaceOptions } from "../vision/faces.ts";
+import { DETECTOR_FLAG, type DetectorChoice, type FaceOptions } from "../vision/faces.ts";
 import { FACE_SETTINGS } from "../web/face_pipeline.js";
 import { annotationSvg, collectImages, DEFAULT_MODEL, defaultModelDir, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
@@ -39,6 +39,7 @@ export const PREDICT_FLAGS = {
     help: "videos: time constant of each face's probability smoothing (0: none)",
   },
   "no-detect": { type: "boolean", help: "take each image as one face crop (no face detection)" },
+  detector: DETECTOR_FLAG,
   "min-face": {
     type: "integer",
     min: 1,
@@ -67,8 +68,18 @@ export async function main(args: string[]): Promise<number> {
   await initBackend(values.backend as BackendChoice);
   const loaded = await loadModel(defaultModelDir(values.model));
   const videos = positionals.filter(isVideoFile);
-  const options: FaceOptions = { noDetect: values["no-detect"], minFace: values["min-face"] };
-  if (videos.length) return await predictVideos(loaded, videos, positionals.length, { ...options, ...values });
+  const options: FaceOptions = {
+    noDetect: values["no-detect"],
+    minFace: values["min-face"],
+    detector: values.detector as DetectorChoice,
+  };
+  if (videos.length) {
+    return await predictVideos(loaded, videos, positionals.length, {
+      ...values,
+      ...options,
+      detector: options.detector,
+    });
+  }
   if (values.timeline || values.fps !== undefined) throw new Error("--timeline and --fps are for videos");
   const files = collectImages(positionals);
   if (values.annotate) Deno.mkdirSync(values.annotate, { recursive: true });

@@ -57,14 +57,14 @@ export interface LoadOptions {
   seed?: number;
   /** Called with a progress message now and then. */
   onProgress?: (message: string) => void;
-  /** Whose labels: FER2013's own (default), or the FER+ votes beside the CSV (8 classes). */
+  /** Whose labels: FER2013's own (default), the FER+ votes beside the CSV (8 classes), or FER2013's softened by them. */
   labels?: LabelSet;
   /** With FER+ labels: how the votes become training targets (ferplus.ts; default majority). */
   labelMode?: "majority" | "probability" | "crossentropy";
 }
 
 /** The label sets a FER2013 CSV can be trained with. */
-export const LABEL_SETS = ["fer2013", "ferplus"] as const;
+export const LABEL_SETS = ["fer2013", "ferplus", "fer2013-votes"] as const;
 export type LabelSet = typeof LABEL_SETS[number];
 
 /** Rows of pixels and labels as one packed set. */

@@ -8,10 +8,12 @@
  * that cover at least 75% of them, as a distribution (`probability` draws
  * each step's label from it, `crossentropy` trains on it); an image whose
  * answer is "unknown" or "not a face" is left out. PublicTest and
- * PrivateTest always get majority labels.
+ * PrivateTest always get majority labels. `fer2013VotesData` keeps FER2013's
+ * own seven classes and labels and only softens its training targets with
+ * the votes.
  */
 import { basename, dirname, join } from "node:path";
-import { FERPLUS_CLASSES, type Split, SPLITS } from "./labels.ts";
+import { EMOTIONS, FERPLUS_CLASSES, type Split, SPLITS } from "./labels.ts";
 import { type FaceSet, type FerData, type LoadOptions, PIXELS } from "./dataset.ts";
 import { exists } from "../util/paths.ts";
 
@@ -78,14 +80,7 @@ export function readVotes(path: string): Record<Split, number[][]> {
  * majority; images left out as the module's comment says.
  */
 export function ferPlusData(data: FerData, votesFile: string, mode: LabelMode): FerData {
-  if (!exists(votesFile)) {
-    throw new Error(`${votesFile}: the FER+ votes file is missing (fer2013new.csv, beside ${basename(data.source)})`);
-  }
-  if (data.skipped.length) {
-    throw new Error(
-      `${data.source}: FER+ needs every FER2013 row to pair with its votes, but ${data.skipped.length} were bad`,
-    );
-  }
+  checkVotesFile(data, votesFile);
   const votes = readVotes(votesFile);
   const splits = {} as Record<Split, FaceSet>;
   for (const split of SPLITS) {
@@ -109,4 +104,51 @@ export function ferPlusData(data: FerData, votesFile: string, mode: LabelMode): 
       : { n: rows.length, pixels, labels, targets: soft, sampleTargets: splitMode === "probability" };
   }
   return { ...data, source: `${data.source} + ${votesFile} (${mode})`, labels: FERPLUS_CLASSES, splits };
+}
+
+/** The share of the FER+ vote distribution in a `fer2013-votes` training target; FER2013's own label has the rest. */
+export const VOTES_SHARE = 0.5;
+
+/**
+ * FER2013 `data` with its own classes and labels, each Training image's
+ * target softened: VOTES_SHARE of it the FER+ vote distribution
+ * (`crossentropy` mode, contempt dropped, onto the seven classes), the rest
+ * its FER2013 label; an image with no usable votes keeps its label alone.
+ * The test splits are untouched, so results stay comparable with FER2013's.
+ */
+export function fer2013VotesData(data: FerData, votesFile: string): FerData {
+  checkVotesFile(data, votesFile);
+  const votes = readVotes(votesFile).Training;
+  const set = data.splits.Training;
+  if (votes.length !== set.n) {
+    throw new Error(`${votesFile}: ${votes.length} Training rows, but ${data.source} has ${set.n}`);
+  }
+  const classes = EMOTIONS.length;
+  const targets = new Float32Array(set.n * classes);
+  votes.forEach((v, row) => {
+    const at = row * classes;
+    const soft = ferPlusTarget(v, "crossentropy")?.subarray(0, classes);
+    const mass = soft ? soft.reduce((a, b) => a + b, 0) : 0;
+    const share = mass > 0 ? VOTES_SHARE : 0;
+    for (let k = 0; k < classes && share; k++) targets[at + k] = (share * soft![k]) / mass;
+    targets[at + set.labels[row]] += 1 - share;
+  });
+  const training = { ...set, targets, sampleTargets: false };
+  return {
+    ...data,
+    source: `${data.source} + ${votesFile} (FER2013 labels softened by the votes)`,
+    splits: { ...data.splits, Training: training },
+  };
+}
+
+/** Refuse a missing votes file, or a FER2013 load that dropped rows (the votes pair with rows by position). */
+function checkVotesFile(data: FerData, votesFile: string): void {
+  if (!exists(votesFile)) {
+    throw new Error(`${votesFile}: the FER+ votes file is missing (fer2013new.csv, beside ${basename(data.source)})`);
+  }
+  if (data.skipped.length) {
+    throw new Error(
+      `${data.source}: FER+ needs every FER2013 row to pair with its votes, but ${data.skipped.length} were bad`,
+    );
+  }
 }

@@ -6,7 +6,7 @@
 import { type FerData, type LoadOptions, stratifiedSplit } from "./dataset.ts";
 import { loadCsvCached } from "./csv.ts";
 import { loadImageFolders } from "./folders.ts";
-import { ferPlusData, votesPath } from "./ferplus.ts";
+import { fer2013VotesData, ferPlusData, votesPath } from "./ferplus.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
 
 /** Where the data is looked for when no path is given, in order (relative to the project root). */
@@ -34,15 +34,17 @@ export function resolveDataPath(flag?: string): string {
 /**
  * Load a CSV (using and filling the parsed cache) or an image folder; with
  * `labels: "ferplus"`, the CSV's images relabelled with the FER+ votes
- * beside it.
+ * beside it; with `"fer2013-votes"`, its own labels softened by them.
  */
 export async function loadDataset(path: string, options: LoadOptions = {}): Promise<FerData> {
   const stat = Deno.statSync(path);
-  if (options.labels === "ferplus" && stat.isDirectory) {
-    throw new Error(`${path}: FER+ labels come with the FER2013 CSV (fer2013new.csv beside it), not an image folder`);
+  const labels = options.labels ?? "fer2013";
+  if (labels !== "fer2013" && stat.isDirectory) {
+    throw new Error(`${path}: FER+ votes come with the FER2013 CSV (fer2013new.csv beside it), not an image folder`);
   }
   let data = stat.isDirectory ? await loadImageFolders(path, options) : await loadCsvCached(path, options);
-  if (options.labels === "ferplus") data = ferPlusData(data, votesPath(path), options.labelMode ?? "majority");
+  if (labels === "ferplus") data = ferPlusData(data, votesPath(path), options.labelMode ?? "majority");
+  if (labels === "fer2013-votes") data = fer2013VotesData(data, votesPath(path));
   reportOrFailOnBadRows(data, options);
   if (data.splits.PublicTest.n === 0) {
     const { train, validation } = stratifiedSplit(data.splits.Training, 0.1, options.seed ?? 1);

@@ -104,7 +104,7 @@ export function recipeText(
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
   const ship = `deno task ship ${weighed.map(({ run }) => `--run ${run}`).join(" ")}${shipFlags}`;
-  const votes = runs.some((r) => r.config.labels === "ferplus") ? " with the FER+ votes" : "";
+  const votes = runs.some((r) => (r.config.labels ?? "fer2013") !== "fer2013") ? " with the FER+ votes" : "";
   const others = weighed.filter(({ run }) => !runs.some((r) => r.run === run));
   const otherRow = ({ run, config, history, seconds }: RunRecord) => {
     const best = bestEpoch(history);

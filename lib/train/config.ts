@@ -113,6 +113,12 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
    * its trunk and starts a new head), hence the shorter, gentler schedule.
    */
   "medium-ferplus": { arch: "medium", labels: "ferplus", labelMode: "crossentropy", epochs: 24, lr: 1.5e-3, seed: 21 },
+  /**
+   * The medium net on FER2013's own labels, each training target half the
+   * label and half the FER+ vote distribution (lib/data/ferplus.ts); meant to
+   * continue a FER2013 medium model (--init-from), hence the shorter schedule.
+   */
+  "medium-votes": { arch: "medium", labels: "fer2013-votes", epochs: 20, lr: 1.5e-3, seed: 31 },
   /** The compact net halving its rate on plateaus, weights averaged from epoch 29. */
   "compact-fer": {
     ...PLATEAU_ADAM,
@@ -218,7 +224,8 @@ export const TRAIN_FLAGS = {
     type: "string",
     choices: LABEL_SETS,
     key: "labels",
-    help: "the CSV's own labels, or ferplus: the FER+ votes beside it (fer2013new.csv; 8 classes)",
+    help: "the CSV's own labels; ferplus: the FER+ votes beside it (fer2013new.csv; 8 classes); " +
+      "fer2013-votes: the CSV's labels, training targets softened by the votes",
   },
   "label-mode": {
     type: "string",

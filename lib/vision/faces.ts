@@ -1,7 +1,8 @@
 /**
- * Emotions in photos: find faces with BlazeFace (MediaPipe's detector, as a
- * tfjs graph model inside the `@vladmandic/human` npm package, so nothing
- * is downloaded), crop each as its eyes place it in FER2013's framing,
+ * Emotions in photos: find faces with BlazeFace (MediaPipe's detectors, as
+ * tfjs graph models: the near one committed in lib/web/detector/, the far
+ * one inside the `@vladmandic/human` npm package, so nothing is
+ * downloaded), crop each as its eyes place it in FER2013's framing,
  * convert to the model's gray input and classify. The settings, crops and
  * conversions are lib/web/face_pipeline.js, the same file the browser page
  * runs. face-api (its tiny face detector and expression net) is here as the
@@ -12,14 +13,18 @@
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 import { dirname, join } from "node:path";
-import { detectorFiles, packageFile } from "../web/server.ts";
+import { detectorFiles, type DetectorKind, packageFile } from "../web/server.ts";
+import type { FlagSpec } from "../util/flags.ts";
 import type { LoadedModel } from "../model/model_io.ts";
 import type { GrayImage, RgbaImage } from "../data/images.ts";
 import {
   argmax,
   calibrate,
   detectFaces as sharedDetectFaces,
+  DETECTOR_CHOICES,
+  DETECTORS,
   type Face,
+  FACE_SETTINGS,
   faceCrop,
   modelInput,
   probabilityMap,
@@ -43,25 +48,51 @@ export interface FaceResult {
 export interface FaceOptions {
   /** Treat the whole image as one face crop (no detection). */
   noDetect?: boolean;
+  /** Which BlazeFace finds the faces (default FACE_SETTINGS.detector; DETECTOR_CHOICES in face_pipeline.js). */
+  detector?: DetectorChoice;
   /** Ignore faces smaller than this many pixels on their shorter side (default FACE_SETTINGS.minFace). */
   minFace?: number;
 }
 
-let detector: Promise<tf.GraphModel> | undefined;
+/** The --detector flag of the commands that find faces (predict, evaluate --detect, bench:predict). */
+export const DETECTOR_FLAG = {
+  type: "string",
+  choices: Object.keys(DETECTOR_CHOICES),
+  default: FACE_SETTINGS.detector,
+  help: "face detector: near (faces near the camera; fast), far (group photos, small faces; 4x slower), " +
+    "auto (near, then far where near finds none)",
+} as const satisfies FlagSpec;
 
-/** Load BlazeFace from the human package (once). */
-export function loadFaceDetector(): Promise<tf.GraphModel> {
-  detector ??= (async () => {
-    const files = detectorFiles();
+/** A detector choice: the names of DETECTOR_CHOICES (face_pipeline.js). */
+export type DetectorChoice = keyof typeof DETECTOR_CHOICES;
+
+/** A loaded BlazeFace and its input side, as face_pipeline.js's detectFaces takes it. */
+export interface FaceDetector {
+  model: tf.GraphModel;
+  size: number;
+}
+
+const detectors: Partial<Record<DetectorKind, Promise<FaceDetector>>> = {};
+
+/** The BlazeFace models a detector choice tries in turn (DETECTOR_CHOICES), loaded. */
+export function loadFaceDetectors(choice: DetectorChoice = FACE_SETTINGS.detector): Promise<FaceDetector[]> {
+  return Promise.all(DETECTOR_CHOICES[choice].map(loadFaceDetector));
+}
+
+/** Load a BlazeFace (once each) from its files (detectorFiles). */
+function loadFaceDetector(kind: DetectorKind): Promise<FaceDetector> {
+  detectors[kind] ??= (async () => {
+    const files = detectorFiles(kind);
     const json = JSON.parse(await Deno.readTextFile(files.model));
     const weights = await Deno.readFile(files.weights);
-    return await tf.loadGraphModel(tf.io.fromMemory({
+    const model = await tf.loadGraphModel(tf.io.fromMemory({
       modelTopology: json.modelTopology,
       weightSpecs: json.weightsManifest[0].weights,
       weightData: weights.buffer,
     }));
+    return { model, size: DETECTORS[kind].size };
   })();
-  return detector;
+  return detectors[kind];
 }
 
 /** face-api's tiny face detector as its users run it: input size 416, score threshold 0.4. */
@@ -86,7 +117,7 @@ export async function loadFaceApi(): Promise<typeof faceapi> {
 
 /** Faces (image pixels), best first: face_pipeline.js's `detectFaces`, as the page runs it. */
 export async function detectFaces(image: RgbaImage, options: FaceOptions = {}): Promise<Face[]> {
-  return await sharedDetectFaces(tf, await loadFaceDetector(), image, options.minFace);
+  return await sharedDetectFaces(tf, await loadFaceDetectors(options.detector), image, options.minFace);
 }
 
 /** Class probabilities for gray face crops of the model's input size; row-major [n, classes]. */

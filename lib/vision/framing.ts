@@ -9,7 +9,7 @@
 import type { FaceSet } from "../data/dataset.ts";
 import { facePixels, IMAGE_SIZE } from "../data/dataset.ts";
 import type { GrayImage, RgbaImage } from "../data/images.ts";
-import { detectFaces } from "./faces.ts";
+import { detectFaces, type DetectorChoice } from "./faces.ts";
 
 /** The medians (and quartiles) of eye distance and eye midpoint over a set's faces, as fractions of the side. */
 export interface Framing {
@@ -41,13 +41,17 @@ function quartiles(values: number[]): [number, number, number] {
   return [at(0.25), at(0.5), at(0.75)];
 }
 
-/** Where the eyes of the first `n` faces of `set` sit (faces BlazeFace misses are counted, not measured). */
-export async function measureFraming(set: FaceSet, n = 300): Promise<Framing> {
+/**
+ * Where the eyes of the first `n` faces of `set` sit, by the `far` BlazeFace
+ * (the surer of the two on these small faces) or `detector`; faces it
+ * misses are counted, not measured.
+ */
+export async function measureFraming(set: FaceSet, n = 300, detector: DetectorChoice = "far"): Promise<Framing> {
   const border = IMAGE_SIZE, distance: number[] = [], mx: number[] = [], my: number[] = [];
   const count = Math.min(n, set.n);
   for (let row = 0; row < count; row++) {
     const image = withBorder({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: facePixels(set, row) }, border);
-    const [face] = await detectFaces(image, { minFace: 1 });
+    const [face] = await detectFaces(image, { minFace: 1, detector });
     if (!face?.eyes) continue;
     const [[ax, ay], [bx, by]] = face.eyes;
     distance.push(Math.hypot(bx - ax, by - ay) / IMAGE_SIZE);

@@ -11,6 +11,9 @@ import {
   argmax,
   calibrate,
   detectFaces,
+  DETECTOR_CHOICES,
+  DETECTORS,
+  FACE_SETTINGS,
   faceCrop,
   faceMark,
   metadataProblem,
@@ -28,7 +31,19 @@ const tf = faceapi.tf;
 const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
 const saliencyToggle = document.getElementById("saliency");
+const detectorChoice = document.getElementById("detector");
 let model, metadata, detector, lastFile;
+/** The BlazeFace models loaded so far, by kind (DETECTORS), as detectFaces takes them. */
+const detectors = {};
+
+/** The BlazeFace models a detector choice tries in turn (DETECTOR_CHOICES), each loaded on first use. */
+function loadDetectors(choice) {
+  return Promise.all(DETECTOR_CHOICES[choice].map((kind) => {
+    const { file, size } = DETECTORS[kind];
+    detectors[kind] ??= tf.loadGraphModel(`/detector/${file}`).then((graph) => ({ model: graph, size }));
+    return detectors[kind];
+  }));
+}
 
 /** Photos are drawn with their longer side at most this many pixels. */
 const MAX_DRAW_SIDE = 1024;
@@ -71,7 +86,8 @@ async function init() {
   registerFilterGradient(tf);
   await chooseBackend();
   await tf.ready();
-  detector = await tf.loadGraphModel("/detector/blazeface.json");
+  detectorChoice.value = FACE_SETTINGS.detector;
+  detector = await loadDetectors(detectorChoice.value);
   metadata = await (await fetch("/model/metadata.json")).json();
   model = await tf.loadLayersModel("/model/model.json");
   const problem = metadataProblem(metadata, { inputShape: model.inputs[0].shape, classes: model.outputs[0].shape[1] });
@@ -269,6 +285,10 @@ document.getElementById("video").addEventListener("change", (e) => {
 pauseButton.addEventListener("click", () => (pauseButton.textContent = live.pause() ? "Go on" : "Pause"));
 stopButton.addEventListener("click", () => (live.stop("Stopped."), liveButtons(false)));
 saliencyToggle.addEventListener("change", () => lastFile && analyse(lastFile));
+detectorChoice.addEventListener("change", async () => {
+  detector = await loadDetectors(detectorChoice.value);
+  if (lastFile) analyse(lastFile);
+});
 document.getElementById("file").addEventListener("change", (e) => e.target.files[0] && analyse(e.target.files[0]));
 const drop = document.getElementById("drop");
 drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));

@@ -6,10 +6,35 @@
 // Plain JavaScript without imports, so both load this same file and a photo
 // gets the same crops and answers in both.
 
+/**
+ * The two BlazeFace detectors (MediaPipe's, as tfjs graph models; served
+ * at /detector/<file>), each taking the photo padded to a square and
+ * resized to `size`: `near`, the short-range model, for faces near the
+ * camera (webcams, portraits, selfies), four times faster; `far`, the
+ * full-range model, for group photos and small faces.
+ */
+export const DETECTORS = Object.freeze({
+  near: { file: "blazeface-front.json", size: 128 },
+  far: { file: "blazeface.json", size: 256 },
+});
+
+/**
+ * The detector choices (the page's and the --detector flags'): the
+ * detectors each tries in turn until one finds a face. `auto` costs near's
+ * time wherever near finds a face and both where none is; on the counted
+ * media (RESULTS.md) it finds what far finds but two of multi_face.jpg's
+ * five, whose other three near finds.
+ */
+export const DETECTOR_CHOICES = Object.freeze({
+  auto: /** @type {const} */ (["near", "far"]),
+  near: /** @type {const} */ (["near"]),
+  far: /** @type {const} */ (["far"]),
+});
+
 /** Detector and crop settings. */
 export const FACE_SETTINGS = Object.freeze({
-  /** BlazeFace's input: the photo padded to a square and resized to this side. */
-  detectorSize: 256,
+  /** How faces are found unless the page or a flag chooses otherwise (DETECTOR_CHOICES). */
+  detector: /** @type {keyof typeof DETECTOR_CHOICES} */ ("auto"),
   /** Least detector score for a face. */
   minScore: 0.5,
   /** Of two detections that overlap more than this (IoU), the lower scored is dropped. */
@@ -30,16 +55,16 @@ export const FACE_SETTINGS = Object.freeze({
 });
 
 /**
- * BlazeFace's anchor centres in input pixels: 2 per cell of the 16x16 grid,
- * then 6 per cell of the 8x8 grid (the 896 rows of its output), as x, y pairs.
+ * BlazeFace's anchor centres as fractions of its input's side: 2 per cell
+ * of the 16x16 grid, then 6 per cell of the 8x8 grid (the 896 rows of its
+ * output), as x, y pairs; the same for both detectors.
  */
 const ANCHORS = (() => {
   const out = [];
   for (const [cells, perCell] of [[16, 2], [8, 6]]) {
-    const stride = FACE_SETTINGS.detectorSize / cells;
     for (let y = 0; y < cells; y++) {
       for (let x = 0; x < cells; x++) {
-        for (let k = 0; k < perCell; k++) out.push(stride * (x + 0.5), stride * (y + 0.5));
+        for (let k = 0; k < perCell; k++) out.push((x + 0.5) / cells, (y + 0.5) / cells);
       }
     }
   }
@@ -51,10 +76,11 @@ const ANCHORS = (() => {
  * resized bilinearly to size x size, RGB scaled to [-1, 1]; with the
  * square's side and where the photo sits in it.
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo
- * @returns {{ pixels: Float32Array; side: number; padX: number; padY: number }}
+ * @param {number} size
+ * @returns {{ pixels: Float32Array; size: number; side: number; padX: number; padY: number }}
  */
-function detectorInput(photo) {
-  const size = FACE_SETTINGS.detectorSize, { width, height, data } = photo;
+function detectorInput(photo, size) {
+  const { width, height, data } = photo;
   const side = Math.max(width, height), padX = (side - width) / 2, padY = (side - height) / 2;
   const pixels = new Float32Array(size * size * 3).fill(-1);
   const step = side / size;
@@ -76,7 +102,7 @@ function detectorInput(photo) {
       }
     }
   }
-  return { pixels, side, padX, padY };
+  return { pixels, size, side, padX, padY };
 }
 
 /**
@@ -92,14 +118,14 @@ function detectorInput(photo) {
  * each row's anchor), scored at least minScore, overlaps removed, in photo
  * pixels, framed as FER2013 (`faceFraming`), best score first.
  * @param {Float32Array} raw 896 x 17
- * @param {{ side: number; padX: number; padY: number }} placement from detectorInput
+ * @param {{ size: number; side: number; padX: number; padY: number }} placement from detectorInput
  * @returns {Face[]}
  */
 function decodeFaces(raw, placement) {
-  const f = placement.side / FACE_SETTINGS.detectorSize, found = [];
+  const { size, side, padX, padY } = placement, f = side / size, found = [];
   const point = (i, k) => [
-    (raw[i * 17 + k] + ANCHORS[2 * i]) * f - placement.padX,
-    (raw[i * 17 + k + 1] + ANCHORS[2 * i + 1]) * f - placement.padY,
+    (raw[i * 17 + k] + ANCHORS[2 * i] * size) * f - padX,
+    (raw[i * 17 + k + 1] + ANCHORS[2 * i + 1] * size) * f - padY,
   ];
   for (let i = 0; i < ANCHORS.length / 2; i++) {
     const score = 1 / (1 + Math.exp(-raw[i * 17]));
@@ -157,26 +183,31 @@ export function reportedEyes(eyes) {
 }
 
 /**
- * Faces in a photo, best first: BlazeFace (a tfjs graph model, run by the
- * tfjs module `tf`) on the photo padded square, crops smaller than minFace
- * dropped.
+ * Faces in a photo, best first: each BlazeFace model of `detectors` in turn
+ * (a tfjs graph model run by the tfjs module `tf`, with its input side; see
+ * DETECTOR_CHOICES) on the photo padded square, crops smaller than minFace
+ * dropped, until one finds a face.
  * @param {any} tf
- * @param {any} detector BlazeFace's GraphModel
+ * @param {{ model: any; size: number }[]} detectors
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo RGBA
  * @param {number} [minFace]
  * @returns {Promise<Face[]>}
  */
-export async function detectFaces(tf, detector, photo, minFace = FACE_SETTINGS.minFace) {
-  const size = FACE_SETTINGS.detectorSize, input = detectorInput(photo);
-  const output = tf.tidy(() => {
-    const outputs = detector.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
-    // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
-    const [scores8, scores16, boxes8, boxes16] = [...outputs].sort((a, b) => a.size - b.size);
-    return tf.concat([tf.concat([scores16, boxes16], 2), tf.concat([scores8, boxes8], 2)], 1);
-  });
-  const raw = await output.data();
-  output.dispose();
-  return decodeFaces(raw, input).filter((face) => face.box[2] >= minFace);
+export async function detectFaces(tf, detectors, photo, minFace = FACE_SETTINGS.minFace) {
+  for (const { model, size } of detectors) {
+    const input = detectorInput(photo, size);
+    const output = tf.tidy(() => {
+      const outputs = model.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
+      // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
+      const [scores8, scores16, boxes8, boxes16] = [...outputs].sort((a, b) => a.size - b.size);
+      return tf.concat([tf.concat([scores16, boxes16], 2), tf.concat([scores8, boxes8], 2)], 1);
+    });
+    const raw = await output.data();
+    output.dispose();
+    const faces = decodeFaces(raw, input).filter((face) => face.box[2] >= minFace);
+    if (faces.length) return faces;
+  }
+  return [];
 }
 
 /**

@@ -10,9 +10,10 @@
  * regular files whose real path is inside the served folder (404
  * otherwise); a path with a malformed %-escape gets 400.
  */
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { basename, dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { wasmDistDir } from "../backend/backend.ts";
+import { DETECTORS } from "./face_pipeline.js";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -29,11 +30,21 @@ export function packageFile(specifier: string): string {
   return fileURLToPath(import.meta.resolve(specifier));
 }
 
-/** BlazeFace's graph model (MediaPipe's face detector, as the human package ships it): the page's and the CLI's. */
-export function detectorFiles(): { model: string; weights: string } {
-  const models = join(dirname(packageFile("@vladmandic/human")), "..", "models");
-  return { model: join(models, "blazeface.json"), weights: join(models, "blazeface.bin") };
+/**
+ * A BlazeFace graph model's files (MediaPipe's face detectors; DETECTORS in
+ * face_pipeline.js): `far` as the human package ships it, `near` committed
+ * in lib/web/detector/ (from the human-models package; see its README).
+ */
+export function detectorFiles(kind: DetectorKind): { model: string; weights: string } {
+  const folder = kind === "far"
+    ? join(dirname(packageFile("@vladmandic/human")), "..", "models")
+    : fileURLToPath(new URL("./detector/", import.meta.url));
+  const model = join(folder, DETECTORS[kind].file);
+  return { model, weights: model.replace(/\.json$/, ".bin") };
 }
+
+/** The detectors' names: the choices of the page and of the --detector flags. */
+export type DetectorKind = keyof typeof DETECTORS;
 
 /** URL prefix -> folder on disk, or URL -> single file. */
 export function staticRoutes(modelDir: string): { files: Record<string, string>; folders: Record<string, string> } {
@@ -61,8 +72,11 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/vendor/face-api.esm.js": join(faceApiDist, "face-api.esm.js"),
       "/vendor/vega.min.js": join(dirname(packageFile("vega")), "vega.min.js"),
       "/vendor/vega-lite.min.js": join(dirname(packageFile("vega-lite")), "vega-lite.min.js"),
-      "/detector/blazeface.json": detectorFiles().model,
-      "/detector/blazeface.bin": detectorFiles().weights,
+      ...Object.fromEntries(
+        (Object.keys(DETECTORS) as DetectorKind[]).flatMap((kind) =>
+          Object.values(detectorFiles(kind)).map((file) => [`/detector/${basename(file)}`, file])
+        ),
+      ),
     },
     folders: {
       "/vendor/wasm/": wasmDistDir(),

@@ -2,7 +2,7 @@
 import { assert } from "../assert.ts";
 import { join } from "node:path";
 import sharp from "sharp";
-import { ferPlusTarget } from "../../lib/data/ferplus.ts";
+import { ferPlusTarget, VOTES_SHARE } from "../../lib/data/ferplus.ts";
 import { relabel } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { folderClasses, loadFaceFolder, loadImageFolders } from "../../lib/data/folders.ts";
@@ -58,8 +58,26 @@ Deno.test("FER2013 with FER+ labels: eight classes, test splits by majority, sof
   }
   await assert.rejects(
     () => loadDataset(Deno.makeTempDirSync(), { labels: "ferplus" }),
-    /FER\+ labels come with the FER2013 CSV/,
+    /FER\+ votes come with the FER2013 CSV/,
   );
+});
+
+Deno.test("FER2013 softened by the votes: its own classes, labels and test splits; half of each target the votes", async () => {
+  const path = resolveDataPath();
+  const [plain, softened] = [await loadDataset(path), await loadDataset(path, { labels: "fer2013-votes" })];
+  assert.deepEqual(softened.labels, EMOTIONS);
+  assert.deepEqual(softened.splits.PrivateTest.labels, plain.splits.PrivateTest.labels);
+  const train = softened.splits.Training;
+  assert.deepEqual(train.labels, plain.splits.Training.labels);
+  let agreeing = 0, rows = 0;
+  for (let row = 0; row < train.n; row += 97, rows++) {
+    const t = train.targets!.subarray(row * 7, (row + 1) * 7);
+    assert.ok(Math.abs(t.reduce((a, b) => a + b, 0) - 1) < 1e-5, `row ${row} sums to 1`);
+    assert.ok(t[train.labels[row]] >= 1 - VOTES_SHARE - 1e-6, `row ${row} keeps its label's share`);
+    if (t[train.labels[row]] > 1 - 1e-6) agreeing++;
+  }
+  // Where the votes agree with the label (or give nothing) the target is the label; elsewhere it is spread.
+  assert.ok(agreeing > 0.3 * rows && agreeing < 0.95 * rows, `${agreeing} of ${rows} targets are one-hot`);
 });
 
 Deno.test("training targets: soft labels as they are, or a label drawn from them each step", () => {

@@ -74,7 +74,8 @@ function assertSameFaces(inPage: FaceResult[], inDeno: FaceResult[], where: stri
 }
 
 Deno.test({
-  name: "the browser page recognizes a face in a photo, and explains non-images and face-less photos",
+  name:
+    "the browser page recognizes faces in photos (a group with the far detector), and explains non-images and face-less photos",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -141,6 +142,16 @@ Deno.test({
 
       await page.setInputFiles("#file", photos.blank);
       await page.waitForSelector("#status:has-text('No face found')");
+
+      // The far detector, chosen on the page, finds the group photo's five faces, as in Deno.
+      const group = projectPath("..", "shared", "media", "multi_face.jpg");
+      await page.selectOption("#detector", "far");
+      await page.setInputFiles("#file", group);
+      await page.waitForSelector("#status:has-text('5 faces found')", { timeout: 60_000 });
+      const groupInDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(group), group), {
+        detector: "far",
+      });
+      assertSameFaces(JSON.parse(await page.getAttribute("body", "data-results") ?? "[]"), groupInDeno, "far");
     });
   },
 });
