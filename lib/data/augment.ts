@@ -1,7 +1,10 @@
 /**
  * Batch augmentation: each image gets a random shift, small rotation and
  * zoom, and a horizontal flip half the time, as one projective transform
- * (`tf.image.transform`, a single WASM kernel call per batch).
+ * (`tf.image.transform`, a single WASM kernel call per batch); with
+ * `photometricBatch`, also what other cameras do to a face: blur, gamma,
+ * contrast and brightness, sensor noise, and an occluding patch (a hand,
+ * glasses, a microphone).
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -69,5 +72,84 @@ export function augmentBatch(
   return tf.tidy(() => {
     const matrices = tf.tensor2d(randomMatrices(n, size, options, random), [n, 8]);
     return tf.image.transform(images, matrices, "bilinear", "nearest");
+  });
+}
+
+/** The photometric changes, each drawn per image. */
+export interface PhotometricOptions {
+  /** Largest blur, as the share (0-1) of a 5x5 Gaussian (sigma 1 px) blended in. */
+  blur: number;
+  /** Largest |ln gamma| of the gamma curve. */
+  gamma: number;
+  /** Largest contrast change around the image's mean, as a fraction. */
+  contrast: number;
+  /** Largest brightness shift, as a fraction of the pixel range. */
+  brightness: number;
+  /** Largest standard deviation of Gaussian noise, as a fraction of the pixel range. */
+  noise: number;
+  /** Probability of an occluding patch (a gray rectangle, 15-35% of the side each way). */
+  occlude: number;
+}
+
+export const PHOTOMETRIC_AUGMENT: PhotometricOptions = {
+  blur: 1,
+  gamma: 0.4,
+  contrast: 0.3,
+  brightness: 0.1,
+  noise: 0.04,
+  occlude: 0.25,
+};
+
+/** A 5x5 Gaussian of sigma 1 px, as a depthwise kernel [5, 5, 1, 1]. */
+function gaussianKernel(): tf.Tensor4D {
+  const taps = [-2, -1, 0, 1, 2].map((d) => Math.exp(-(d * d) / 2));
+  const sum = taps.reduce((a, b) => a + b, 0);
+  const weights = taps.flatMap((a) => taps.map((b) => (a * b) / (sum * sum)));
+  return tf.tensor4d(weights, [5, 5, 1, 1]);
+}
+
+/** Occluding patches of a batch, as a mask [n, size, size, 1] (1 inside a patch) and each patch's gray. */
+function occlusionMasks(
+  n: number,
+  size: number,
+  p: number,
+  random: () => number,
+): { mask: Float32Array; gray: Float32Array } {
+  const mask = new Float32Array(n * size * size), gray = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    gray[i] = random();
+    if (random() >= p) continue;
+    const w = Math.round(size * (0.15 + 0.2 * random())), h = Math.round(size * (0.15 + 0.2 * random()));
+    const x0 = Math.floor(random() * (size - w + 1)), y0 = Math.floor(random() * (size - h + 1));
+    for (let y = y0; y < y0 + h; y++) {
+      mask.fill(1, i * size * size + y * size + x0, i * size * size + y * size + x0 + w);
+    }
+  }
+  return { mask, gray };
+}
+
+/**
+ * Photometric augmentation of a [n, h, w, 1] batch of pixels in 0..1:
+ * per image a blur, a gamma curve, contrast and brightness, noise and,
+ * now and then, an occluding patch, each drawn from `options` by `random`;
+ * the result is clipped to 0..1.
+ */
+export function photometricBatch(images: tf.Tensor4D, options: PhotometricOptions, random: () => number): tf.Tensor4D {
+  const [n, size] = images.shape;
+  const uniform = (limit: number) => (2 * random() - 1) * limit;
+  const perImage = (draw: () => number) => tf.tensor4d(Float32Array.from({ length: n }, draw), [n, 1, 1, 1]);
+  return tf.tidy(() => {
+    const blurred = tf.depthwiseConv2d(images, gaussianKernel(), 1, "same");
+    let x = images.add(blurred.sub(images).mul(perImage(() => random() * options.blur)));
+    x = x.clipByValue(1e-4, 1).pow(perImage(() => Math.exp(uniform(options.gamma))));
+    const mean = x.mean([1, 2, 3], true);
+    x = x.sub(mean).mul(perImage(() => 1 + uniform(options.contrast))).add(mean);
+    x = x.add(perImage(() => uniform(options.brightness)));
+    const noiseSeed = Math.floor(random() * 2 ** 31);
+    x = x.add(tf.randomNormal(images.shape, 0, 1, "float32", noiseSeed).mul(perImage(() => random() * options.noise)));
+    const { mask, gray } = occlusionMasks(n, size, options.occlude, random);
+    const m = tf.tensor4d(mask, [n, size, size, 1]);
+    x = x.mul(tf.scalar(1).sub(m)).add(m.mul(tf.tensor4d(gray, [n, 1, 1, 1])));
+    return x.clipByValue(0, 1) as tf.Tensor4D;
   });
 }

@@ -80,6 +80,7 @@ export class DataParallelTrainer implements Trainer {
       labelSmoothing: options.labelSmoothing,
       distill: options.distill,
       augment: options.augment,
+      photometric: options.photometric,
       train,
       optimizerWeights,
     })));

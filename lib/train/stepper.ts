@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchTensor, type FaceSet } from "../data/dataset.ts";
-import { augmentBatch, DEFAULT_AUGMENT } from "../data/augment.ts";
+import { augmentBatch, DEFAULT_AUGMENT, PHOTOMETRIC_AUGMENT, photometricBatch } from "../data/augment.ts";
 import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
@@ -16,6 +16,8 @@ import type { NamedWeightData } from "../model/model_io.ts";
 export interface StepOptions {
   labelSmoothing: number;
   augment: boolean;
+  /** With `augment`: also the photometric changes (blur, gamma, contrast, noise, occlusion; augment.ts). */
+  photometric?: boolean;
   /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
   weightDecay: number;
   /** The teacher's share of each target, when the training set carries its probabilities (distillation; default 0). */
@@ -72,7 +74,10 @@ export class Stepper {
     // Kept out of the tidy and read afterwards, with the asynchronous read every backend has.
     const { value, correct, grads } = tf.tidy(() => {
       const images = batchTensor(this.train, rows);
-      const x = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
+      const moved = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
+      const x = this.options.augment && this.options.photometric
+        ? photometricBatch(moved, PHOTOMETRIC_AUGMENT, random)
+        : moved;
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
       const classes = this.model.outputs[0].shape[1] as number;
       const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random);

@@ -225,6 +225,7 @@ async function trainInFolder(
     weightDecay: config.weightDecay,
     labelSmoothing: config.labelSmoothing,
     augment: config.augment,
+    photometric: config.photometric,
     distill: config.distill,
   };
   const taught = config.teacher

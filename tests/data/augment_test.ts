@@ -1,6 +1,12 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
-import { augmentBatch, augmentMatrix, DEFAULT_AUGMENT } from "../../lib/data/augment.ts";
+import {
+  augmentBatch,
+  augmentMatrix,
+  DEFAULT_AUGMENT,
+  PHOTOMETRIC_AUGMENT,
+  photometricBatch,
+} from "../../lib/data/augment.ts";
 import { seededRandom } from "../../lib/util/random.ts";
 import { batchNormTraining } from "../../lib/model/layers.ts";
 
@@ -28,6 +34,37 @@ Deno.test("augmentBatch is seeded, keeps the shape and changes the pixels", asyn
   assert.deepEqual(a.shape, [8, 48, 48, 1]);
   assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
   assert.ok(tf.sub(a, x).abs().mean().dataSync()[0] > 0.01);
+});
+
+Deno.test("photometricBatch is seeded, stays in 0..1, and each change does what it says", async () => {
+  await initBackend();
+  const x = tf.randomUniform([16, 48, 48, 1]) as tf.Tensor4D;
+  const a = photometricBatch(x, PHOTOMETRIC_AUGMENT, seededRandom(5));
+  assert.deepEqual(
+    Array.from(a.dataSync()),
+    Array.from(photometricBatch(x, PHOTOMETRIC_AUGMENT, seededRandom(5)).dataSync()),
+  );
+  assert.ok(a.min().dataSync()[0] >= 0 && a.max().dataSync()[0] <= 1);
+  assert.ok(tf.sub(a, x).abs().mean().dataSync()[0] > 0.02, "the pixels change");
+  const none = { blur: 0, gamma: 0, contrast: 0, brightness: 0, noise: 0, occlude: 0 };
+  const same = photometricBatch(x, none, seededRandom(1));
+  assert.ok(tf.sub(same, x).abs().max().dataSync()[0] < 1e-3, "no change when every setting is 0");
+  // Full blur smooths: neighbouring pixels of noise come closer.
+  const step = (t: tf.Tensor) =>
+    t.slice([0, 0, 1, 0], [-1, -1, 47, -1]).sub(t.slice([0, 0, 0, 0], [-1, -1, 47, -1])).abs().mean().dataSync()[0];
+  assert.ok(step(photometricBatch(x, { ...none, blur: 1 }, seededRandom(2))) < 0.9 * step(x), "blur smooths");
+  // Every image gets a patch: a rectangle of one gray, at least 7x7 pixels, covering at most 35% of each side.
+  const patched = photometricBatch(x, { ...none, occlude: 1 }, seededRandom(3)).arraySync() as number[][][][];
+  const original = x.arraySync() as number[][][][];
+  for (let i = 0; i < 16; i++) {
+    const changed = patched[i].flatMap((row, y) =>
+      row.flatMap((p, px) => (Math.abs(p[0] - original[i][y][px][0]) > 1e-3 ? [[y, px]] : []))
+    );
+    const ys = changed.map(([y]) => y), xs = changed.map(([, px]) => px);
+    const [h, w] = [Math.max(...ys) - Math.min(...ys) + 1, Math.max(...xs) - Math.min(...xs) + 1];
+    assert.ok(h >= 7 && w >= 7 && h <= 17 && w <= 17, `image ${i}: a ${h}x${w} patch`);
+    assert.ok(changed.length >= 0.95 * h * w, `image ${i}: the patch is filled`);
+  }
 });
 
 Deno.test("batchNormTraining's hand-written gradient equals autodiff of moments + batchNorm", async () => {
