@@ -1,12 +1,13 @@
 /**
  * Prediction benchmark, side by side with face-api's own expression model:
  * faces/s for classification alone (batch 1 and 64), end-to-end ms per
- * 640x480 photo with one face (our BlazeFace pipeline; face-api's tiny face
- * detector and expression net), and each detector's recall on the real
- * pictures whose faces were counted by eye (counted_media.ts). Refuses a
- * busy machine, as bench:train does.
+ * 640x480 picture with one face (our BlazeFace pipeline; face-api's tiny
+ * face detector and expression net): a real photo (`photo`) and a FER2013
+ * face pasted into a scene (`scene`), and each detector's recall on the
+ * real pictures whose faces were counted by eye (counted_media.ts). Refuses
+ * a busy machine, as bench:train does.
  *
- *   deno task bench:predict [--model DIR] [--allow-busy]
+ *   deno task bench:predict [--model DIR] [--detector auto|near|far] [--allow-busy]
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseFlags } from "../util/flags.ts";
@@ -29,7 +30,8 @@ import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
-import { displayPath } from "../util/paths.ts";
+import { displayPath, projectPath } from "../util/paths.ts";
+import { fitRgba, readImageFile } from "../data/images.ts";
 
 /** Mean seconds of `run` over `repeats` calls after one warm-up call. */
 async function seconds(run: () => Promise<unknown>, repeats: number): Promise<number> {
@@ -79,13 +81,29 @@ if (import.meta.main) {
       await seconds(() => faceapi.nets.faceExpressionNet.predictExpressions((batch === 1 ? rgb[0] : rgb) as never), 5);
     tf.dispose(rgb);
   }
-  const photo = sceneWithFace(faces[0]).image;
-  results.ours_ms_per_photo = 1000 * await seconds(() => recognizeEmotions(loaded, photo, { detector }), 5);
-  const photoTensor = faceApiInput(photo), options = faceApiOptions();
-  results.faceapi_ms_per_photo = 1000 *
-    await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
-  photoTensor.dispose();
+  // A real photo (single_face.jpg fitted into 640x480) and a FER2013 face pasted into a 640x480 scene.
+  const photos = {
+    photo: await fitRgba(
+      (await readImageFile(projectPath("..", "shared", "media", "single_face.jpg"))).image,
+      640,
+      480,
+    ),
+    scene: sceneWithFace(faces[0]).image,
+  };
+  const options = faceApiOptions();
+  for (const [name, photo] of Object.entries(photos)) {
+    const inPhoto = await recognizeEmotions(loaded, photo, { detector });
+    if (inPhoto.length !== 1) {
+      throw new Error(`the benchmark's ${name} has one face, but the ${detector} detector found ${inPhoto.length}`);
+    }
+    results[`ours_ms_per_${name}`] = 1000 * await seconds(() => recognizeEmotions(loaded, photo, { detector }), 5);
+    const photoTensor = faceApiInput(photo);
+    results[`faceapi_ms_per_${name}`] = 1000 *
+      await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
+    photoTensor.dispose();
+  }
   results.ms_ratio = results.faceapi_ms_per_photo / results.ours_ms_per_photo;
+  results.ms_ratio_scene = results.faceapi_ms_per_scene / results.ours_ms_per_scene;
   for (const batch of [1, 64]) {
     results[`ratio_batch${batch}`] = results[`ours_faces_s_batch${batch}`] / results[`faceapi_faces_s_batch${batch}`];
   }

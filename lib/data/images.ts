@@ -103,6 +103,16 @@ export async function encodeRgbaPng(image: RgbaImage): Promise<Uint8Array> {
   return new Uint8Array(await sharp(image.data, { raw }).png().toBuffer());
 }
 
+/** An RGBA image scaled to fit `width` x `height`, centred on mid-gray: a photo of a set size (letterboxed). */
+export async function fitRgba(image: RgbaImage, width: number, height: number): Promise<RgbaImage> {
+  const raw = { width: image.width, height: image.height, channels: 4 as const };
+  const { data, info } = await sharp(image.data, { raw })
+    .resize(width, height, { fit: "contain", background: { r: 128, g: 128, b: 128, alpha: 1 } })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data) };
+}
+
 /** A gray image as sharp's raw one-channel input. */
 function grayInput(image: GrayImage): sharp.Sharp {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 1 } });
