@@ -24,7 +24,7 @@ export const EVALUATE_FLAGS = {
   out: {
     type: "string",
     value: "DIR",
-    help: "where the report goes (default MODEL/eval-SPLIT[-tta], or MODEL/eval-FOLDER)",
+    help: "where the report goes (default MODEL/eval-SPLIT[-tta], or MODEL/eval-FOLDER[-detect-DETECTOR])",
   },
   data: {
     ...DATA_FLAG,
@@ -76,7 +76,9 @@ async function evaluationSet(
     const leaveOut = values["leave-out"]?.split(",").map((name) => name.trim()).filter(Boolean);
     const folder = await loadFaceFolder(values.data, labels, readFace, console.error, leaveOut);
     for (const bad of folder.skipped) console.error(`skipped: ${bad.reason}`);
-    return { set: folder.set, name: basename(resolve(values.data)), source: folder.source, omitted: folder.omitted };
+    // A detected face's report is named apart from the whole images' (ckplus48-detect-auto beside ckplus48).
+    const name = basename(resolve(values.data)) + (values.detect ? `-detect-${detector}` : "");
+    return { set: folder.set, name, source: folder.source, omitted: folder.omitted };
   }
   if (values.detect) throw new Error("--detect: give --data a face folder (DIR/<class>/*)");
   if (values["leave-out"]) throw new Error("--leave-out: give --data a face folder (DIR/<class>/*)");
