@@ -13,6 +13,10 @@ export const SHIP_FLAGS = {
   out: { type: "string", value: "DIR", default: projectPath("outputs", "model"), help: "where the model goes" },
   single: { type: "boolean", help: "weigh the runs' own checkpoints only, no ensembles (a one-network model)" },
   "no-tta": { type: "boolean", help: "leave out the PrivateTest evaluation with TTA (faster; plain figures only)" },
+  float16: {
+    type: "boolean",
+    help: "store the weights as half-precision floats: half the download (scored as stored)",
+  },
   force: {
     type: "boolean",
     help: "replace the model at --out even when it scores as high or higher on PublicTest",
@@ -26,7 +30,12 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run.length) throw new Error("--run: give at least one run folder (see --help)");
-  await shipModel(values.run, values.out, { force: values.force, single: values.single, noTta: values["no-tta"] });
+  await shipModel(values.run, values.out, {
+    force: values.force,
+    single: values.single,
+    noTta: values["no-tta"],
+    float16: values.float16,
+  });
 }
 
 if (import.meta.main) await runCommand(main);

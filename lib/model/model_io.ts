@@ -51,26 +51,74 @@ export function makeMetadata(
   };
 }
 
-/** The model's topology and weights as tfjs layers-format files. */
-export async function modelFiles(model: tf.LayersModel): Promise<Record<string, Uint8Array | unknown>> {
+/**
+ * The model's topology and weights as tfjs layers-format files; with
+ * `float16`, each weight stored as a half-precision float (tfjs's float16
+ * quantization, which tf.loadLayersModel decodes): half the download.
+ */
+export async function modelFiles(
+  model: tf.LayersModel,
+  { float16 = false } = {},
+): Promise<Record<string, Uint8Array | unknown>> {
   let files: Record<string, Uint8Array | unknown> = {};
   await model.save(tf.io.withSaveHandler((artifacts) => {
     const weightData = tf.io.concatenateArrayBuffers(
       Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData!],
     );
+    const weights = float16
+      ? artifacts.weightSpecs!.map((spec) => ({ ...spec, quantization: { dtype: "float16" as const } }))
+      : artifacts.weightSpecs;
     files = {
       "model.json": {
         format: "layers-model",
         generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
         convertedBy: null,
         modelTopology: artifacts.modelTopology,
-        weightsManifest: [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }],
+        weightsManifest: [{ paths: ["weights.bin"], weights }],
       },
-      "weights.bin": new Uint8Array(weightData),
+      "weights.bin": float16
+        ? new Uint8Array(toFloat16(new Float32Array(weightData)).buffer)
+        : new Uint8Array(weightData),
     };
     return Promise.resolve({ modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) });
   }));
   return files;
+}
+
+/** Float32 values as IEEE half-precision bits, rounded to nearest even (overflow to infinity, underflow to zero). */
+export function toFloat16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const x = bits[i], sign = (x >>> 16) & 0x8000, exponent = (x >>> 23) & 0xff, mantissa = x & 0x7fffff;
+    if (exponent === 0xff) {
+      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0);
+      continue;
+    }
+    const e = exponent - 112; // rebias 127 -> 15
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    // Normal halves keep 10 mantissa bits; subnormal ones shift the implicit 1 in and keep fewer.
+    const shift = e > 0 ? 13 : 14 - e;
+    if (shift > 24) {
+      out[i] = sign;
+      continue;
+    }
+    const full = e > 0 ? mantissa : mantissa | 0x800000;
+    let half = (e > 0 ? e << 10 : 0) | (full >>> shift);
+    const rest = full & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && (half & 1))) half++;
+    out[i] = sign | half;
+  }
+  return out;
+}
+
+/** Bytes per stored weight of a manifest entry: 4 for float32, fewer when quantized. */
+function bytesPerWeight(spec: tf.io.WeightsManifestEntry): number {
+  const dtype = spec.quantization?.dtype;
+  return dtype === "uint8" ? 1 : dtype === "float16" || dtype === "uint16" ? 2 : 4;
 }
 
 /** Save a model folder: model.json, weights.bin, metadata.json (+ `extra` files). */
@@ -108,7 +156,7 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
       throw new Error(`${join(dir, path)} is missing`);
     }
   });
-  const expected = weightSpecs.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  const expected = weightSpecs.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * bytesPerWeight(w), 0);
   const actual = weightData.reduce((n, b) => n + b.length, 0);
   if (actual !== expected) {
     const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
@@ -137,16 +185,19 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   return { model, metadata, dir };
 }
 
-/** How many float32 weights of a weights buffer are NaN or infinite (damaged bytes; ReLU can hide them from a probe). */
+/** How many float weights of a weights buffer are NaN or infinite (damaged bytes; ReLU can hide them from a probe). */
 function nonFiniteWeights(specs: tf.io.WeightsManifestEntry[], buffer: ArrayBuffer): number {
   let offset = 0, bad = 0;
   for (const spec of specs) {
     const count = spec.shape.reduce((a, b) => a * b, 1);
-    if ((spec.dtype ?? "float32") === "float32") {
+    if (spec.quantization?.dtype === "float16") {
+      const values = new Uint16Array(buffer.slice(offset, offset + 2 * count));
+      for (let i = 0; i < count; i++) if ((values[i] & 0x7c00) === 0x7c00) bad++;
+    } else if (!spec.quantization && (spec.dtype ?? "float32") === "float32") {
       const values = new Float32Array(buffer, offset, count);
       for (let i = 0; i < count; i++) if (!Number.isFinite(values[i])) bad++;
     }
-    offset += count * 4;
+    offset += count * bytesPerWeight(spec);
   }
   return bad;
 }

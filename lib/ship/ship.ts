@@ -250,6 +250,8 @@ export interface ShipOptions {
   single?: boolean;
   /** Leave out the PrivateTest evaluation with TTA (tta/; RECIPE.md then gives the plain figures only). */
   noTta?: boolean;
+  /** Store the weights as half-precision floats (half the download); the PrivateTest figures are of those weights. */
+  float16?: boolean;
   /** Data already in memory (default: FER2013, found as `train` finds it). */
   data?: FerData;
   log?: (message: string) => void;
@@ -307,6 +309,11 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
     }
+    if (options.float16) {
+      const staged = await loadModel(stage);
+      writeFiles(stage, await modelFiles(staged.model, { float16: true }));
+      staged.model.dispose();
+    }
     const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
     const trainedByRecords = trainedBy.map((run) => records.find((r) => r.run === run) ?? readRun(run));
     const joined = joinHistories(trainedByRecords);
@@ -331,7 +338,8 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       plain,
       tta,
       machineDescription(),
-      [options.single && " --single", options.noTta && " --no-tta", ` --out ${out}`].filter(Boolean).join(""),
+      [options.single && " --single", options.noTta && " --no-tta", options.float16 && " --float16", ` --out ${out}`]
+        .filter(Boolean).join(""),
     );
     model.dispose();
     writeTextFileAtomic(join(stage, "RECIPE.md"), recipe);

@@ -7,9 +7,11 @@ import {
   loadModel,
   loadOptimizerFiles,
   makeMetadata,
+  modelFiles,
   optimizerFiles,
   readOptimizerWeights,
   saveModel,
+  toFloat16,
   writeOptimizerWeights,
 } from "../../lib/model/model_io.ts";
 import { writeFolderAtomic } from "../../lib/util/files.ts";
@@ -49,6 +51,31 @@ Deno.test("a saved model loads back with one call and gives the same outputs", a
   assert.equal(json.format, "layers-model");
   assert.ok(JSON.stringify(json.modelTopology).includes('"class_name":"BatchNormalization"'));
   await assert.rejects(() => loadModel(Deno.makeTempDirSync()), /not a saved model folder \(missing model\.json\)/);
+});
+
+Deno.test("float16 weights: IEEE half rounding, half the bytes, the same answers within half precision", async () => {
+  const values = Float32Array.of(0, -0, 1, -2, 65504, 1e6, 6.1e-5, 5.96e-8, 1e-9, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN);
+  assert.deepEqual(
+    Array.from(toFloat16(values), (h) => h.toString(16)),
+    ["0", "8000", "3c00", "c000", "7bff", "7c00", "3ff", "1", "0", "3c00", "3c02", "7e00"],
+    "zero, signs, the largest half, overflow, subnormals, underflow, ties to even, NaN",
+  );
+  await initBackend();
+  const dir = join(Deno.makeTempDirSync(), "model");
+  const model = buildModel("compact");
+  const files = await modelFiles(model, { float16: true });
+  writeFolderAtomic(dir, { ...files, "metadata.json": makeMetadata(model, "compact", {}) });
+  const full = (await modelFiles(model))["weights.bin"] as Uint8Array;
+  assert.equal((files["weights.bin"] as Uint8Array).length * 2, full.length);
+  const loaded = await loadModel(dir);
+  const x = tf.randomUniform([4, 48, 48, 1]);
+  const gap = tf.sub(model.predict(x) as tf.Tensor, loaded.model.predict(x) as tf.Tensor).abs().max().dataSync()[0];
+  assert.ok(gap > 0 && gap < 5e-3, `float16 probabilities differ from float32 by ${gap}`);
+  // A half-precision infinity in the weights is refused by name.
+  const bytes = Deno.readFileSync(join(dir, "weights.bin"));
+  new Uint16Array(bytes.buffer).fill(0x7c00, 0, 8);
+  Deno.writeFileSync(join(dir, "weights.bin"), bytes);
+  await assert.rejects(() => loadModel(dir), /weights\.bin is damaged: 8 of its weights are not finite numbers/);
 });
 
 Deno.test("an ensemble model averages its members' probabilities and saves and loads like any model", async () => {
