@@ -1,5 +1,5 @@
 /**
- * `deno task bench:video [--video PATH] [--frames 120] [--model DIR] [--allow-busy]`:
+ * `deno task bench:video [--video PATH] [--frames 120] [--model DIR] [--detector D] [--allow-busy]`:
  * live-video speed, side by side in one run on the same decoded frames, in
  * Deno on WASM: our loop (BlazeFace every few frames and the tracker
  * in between, lib/web/tracker.js's policy as the page runs it, and the
@@ -13,6 +13,8 @@ import type { RgbaImage } from "../data/images.ts";
 import {
   classifyCrops,
   detectFaces,
+  DETECTOR_FLAG,
+  type DetectorChoice,
   faceApiInput,
   faceApiOptions,
   loadFaceApi,
@@ -36,6 +38,7 @@ export const BENCH_VIDEO_FLAGS = {
   },
   frames: { type: "integer", min: 10, default: 120, help: "frames timed (from the start of the video)" },
   model: { type: "string", value: "DIR", help: `our model (default ${DEFAULT_MODEL})` },
+  detector: DETECTOR_FLAG,
   "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
 } as const satisfies FlagTable;
 
@@ -56,7 +59,8 @@ async function main(args: string[]) {
   const { busy, machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
   const loaded = await loadModel(defaultModelDir(values.model));
-  await loadFaceDetectors();
+  const detector = values.detector as DetectorChoice;
+  await loadFaceDetectors(detector);
   const faceapi = await loadFaceApi();
   const info = await probeVideo(values.video);
   const frames: RgbaImage[] = [];
@@ -69,7 +73,7 @@ async function main(args: string[]) {
   const ours = async (frame: RgbaImage, index: number) => {
     if (index === 0) tracker = new FaceTracker<Face>();
     const time = index / info.fps;
-    if (tracker.shouldDetect(index)) tracker.detected(time, await detectFaces(frame));
+    if (tracker.shouldDetect(index)) tracker.detected(time, await detectFaces(frame, { detector }));
     const followed = tracker.followed();
     if (followed.length === 0) return;
     const gray = toGray(frame);
@@ -91,6 +95,7 @@ async function main(args: string[]) {
     video: displayPath(values.video),
     size: `${info.width}x${info.height}`,
     frames: frames.length,
+    detector,
     ours_fps: round(oursFps),
     faceapi_fps: round(faceapiFps),
     ratio: Math.round((oursFps / faceapiFps) * 100) / 100,
