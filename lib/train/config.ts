@@ -126,7 +126,7 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
    * The medium net continued (--init-from) with the photometric augmentations
    * as well, for faces from other cameras; weighed by PublicTest and CK+48.
    */
-  "medium-photometric": { arch: "medium", photometric: true, epochs: 12, lr: 1e-3, seed: 41 },
+  "medium-photometric": { arch: "medium", photometric: true, epochs: 8, lr: 5e-4, seed: 41 },
   /** The compact net halving its rate on plateaus, weights averaged from epoch 29. */
   "compact-fer": {
     ...PLATEAU_ADAM,
