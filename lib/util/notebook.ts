@@ -19,6 +19,20 @@ function jupyter(): Jupyter | undefined {
   return (Deno as unknown as { jupyter?: Jupyter }).jupyter;
 }
 
+/**
+ * Send a display bundle, then wait a moment: the Deno kernel sends displays
+ * asynchronously, and a cell that ends right after one has been seen to lose
+ * it (notebooks.ts checks for that and runs the notebook again).
+ */
+async function display(
+  kernel: Jupyter,
+  bundle: Record<string, unknown>,
+  options: Record<string, unknown>,
+): Promise<void> {
+  await kernel.display(bundle, options);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
 /** A chart's title, for the text line of its bundle. */
 function titleOf(spec: VegaLiteSpec, fallback: string): string {
   return typeof spec.title === "string" ? spec.title : fallback;
@@ -46,7 +60,7 @@ export async function showVegaLite(spec: VegaLiteSpec, displayId?: string): Prom
   };
   const update = displayId !== undefined && shown.has(displayId);
   if (displayId !== undefined) shown.add(displayId);
-  await kernel.display(bundle, { raw: true, ...(displayId ? { display_id: displayId, update } : {}) });
+  await display(kernel, bundle, { raw: true, ...(displayId ? { display_id: displayId, update } : {}) });
 }
 
 /**
@@ -61,7 +75,8 @@ export async function showPlotly(
   const title = titleOf(fallback, "figure");
   const kernel = jupyter();
   if (!kernel) return console.log(`[plotly: ${title}]`);
-  await kernel.display(
+  await display(
+    kernel,
     {
       "application/vnd.plotly.v1+json": figure,
       "image/png": await pngOf(fallback),
@@ -92,5 +107,5 @@ export function setting<T extends string | number>(name: string, fallback: T): T
 export async function showPng(png: Uint8Array, caption = "image"): Promise<void> {
   const kernel = jupyter();
   if (!kernel) return console.log(`[${caption}: ${png.length} bytes PNG]`);
-  await kernel.display({ "image/png": encodeBase64(png), "text/plain": `[${caption}]` }, { raw: true });
+  await display(kernel, { "image/png": encodeBase64(png), "text/plain": `[${caption}]` }, { raw: true });
 }
