@@ -54,7 +54,7 @@ export interface FaceOptions {
   minFace?: number;
 }
 
-/** The --detector flag of the commands that find faces (predict, evaluate --detect, bench:predict). */
+/** The --detector flag of the commands that find faces (predict, evaluate --detect, bench:predict, bench:video). */
 export const DETECTOR_FLAG = {
   type: "string",
   choices: Object.keys(DETECTOR_CHOICES),

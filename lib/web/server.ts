@@ -43,7 +43,7 @@ export function detectorFiles(kind: DetectorKind): { model: string; weights: str
   return { model, weights: model.replace(/\.json$/, ".bin") };
 }
 
-/** The detectors' names: the choices of the page and of the --detector flags. */
+/** The detectors' names (DETECTORS: near and far); the page's and the flags' choices are DETECTOR_CHOICES. */
 export type DetectorKind = keyof typeof DETECTORS;
 
 /** URL prefix -> folder on disk, or URL -> single file. */
