@@ -79,6 +79,7 @@ export class DataParallelTrainer implements Trainer {
       weightDecay: options.weightDecay,
       labelSmoothing: options.labelSmoothing,
       distill: options.distill,
+      ema: options.ema,
       augment: options.augment,
       photometric: options.photometric,
       train,

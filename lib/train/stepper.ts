@@ -11,6 +11,7 @@ import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
 import type { NamedWeightData } from "../model/model_io.ts";
+import { splitEmaState, WeightEma } from "./ema.ts";
 
 /** What a step needs besides the model and the data. */
 export interface StepOptions {
@@ -22,6 +23,8 @@ export interface StepOptions {
   weightDecay: number;
   /** The teacher's share of each target, when the training set carries its probabilities (distillation; default 0). */
   distill?: number;
+  /** Decay per step of an average of the weights kept beside them (ema.ts); 0 or absent: none. */
+  ema?: number;
 }
 
 /** A weight list as plain data. */
@@ -29,6 +32,7 @@ export type WeightData = Omit<NamedWeightData, "name">;
 
 export class Stepper {
   private readonly optimizer: FlatAdam;
+  private readonly ema?: WeightEma;
   private readonly loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
 
   private constructor(
@@ -42,12 +46,15 @@ export class Stepper {
       this.variables().map((v) => ({ name: v.name, shape: v.shape, decay: v.rank >= 2 })),
       { ...ADAM_DEFAULTS, weightDecay: options.weightDecay },
     );
+    if (options.ema) this.ema = new WeightEma(options.ema, this.optimizer.slots, weights);
     this.loss = smoothedCrossEntropy(options.labelSmoothing);
   }
 
   /**
-   * A stepper for `model`, its optimizer resuming from `optimizerWeights` when
-   * given (the weights are read asynchronously: WebGPU has no synchronous read in Deno).
+   * A stepper for `model`, its optimizer (and weight average) resuming from
+   * `optimizerWeights` when given; a checkpoint without an average starts one
+   * at its weights (the weights are read asynchronously: WebGPU has no
+   * synchronous read in Deno).
    */
   static async create(
     model: tf.LayersModel,
@@ -56,7 +63,11 @@ export class Stepper {
     optimizerWeights?: NamedWeightData[],
   ): Promise<Stepper> {
     const stepper = new Stepper(model, train, options, await flatWeights(model));
-    if (optimizerWeights) stepper.optimizer.setWeights(optimizerWeights);
+    if (optimizerWeights) {
+      const { optimizer, ema } = splitEmaState(optimizerWeights);
+      stepper.optimizer.setWeights(optimizer);
+      if (ema.length) stepper.ema?.setWeights(ema);
+    }
     return stepper;
   }
 
@@ -105,6 +116,7 @@ export class Stepper {
   /** One Adam pass over the flat weights with (averaged) flat gradients; each variable takes its slice. */
   applyGradients(gradients: Float32Array, lr: number): void {
     this.optimizer.step(this.weights, gradients, lr);
+    this.ema?.update(this.weights);
     let offset = 0;
     for (const v of this.variables()) {
       const value = tf.tensor(this.weights.subarray(offset, offset + v.size), v.shape);
@@ -122,9 +134,9 @@ export class Stepper {
     return { weights, optimizerWeights: this.optimizerWeights() };
   }
 
-  /** The optimizer's state, in tfjs Adam's layout (for checkpoints). */
+  /** The optimizer's state, in tfjs Adam's layout, then the weight average's, if any (for checkpoints). */
   optimizerWeights(): NamedWeightData[] {
-    return this.optimizer.getWeights();
+    return [...this.optimizer.getWeights(), ...(this.ema?.getWeights() ?? [])];
   }
 
   /** Set all weights (the workers' merged BatchNorm statistics, say). */

@@ -25,6 +25,7 @@ import {
   loadOptimizerFiles,
   makeMetadata,
   modelFiles,
+  type NamedWeightData,
   optimizerFiles,
   saveModel,
 } from "../model/model_io.ts";
@@ -38,6 +39,7 @@ import { averageRun } from "./average.ts";
 import { lockRun, prepareRun, runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
 import type { TrainConfig } from "./config.ts";
 import { teacherProbabilities } from "./distill.ts";
+import { averagedWeights } from "./ema.ts";
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
 interface TrainState {
@@ -227,11 +229,14 @@ async function trainInFolder(
     augment: config.augment,
     photometric: config.photometric,
     distill: config.distill,
+    ema: config.ema,
   };
   const taught = config.teacher
     ? { ...train, teacher: await teacherProbabilities(config.teacher, config.out, train, data.labels, log) }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;
+  // With --ema, the weight average is what is scored and saved as best/; last/ keeps the raw weights to go on from.
+  const averaged = config.ema ? buildModel(config.arch, IMAGE_SIZE, config.seed, data.labels.length) : undefined;
   const trainer: Trainer = active.backend === "webgpu"
     ? await LocalTrainer.start(model, taught, steps, optimizerState)
     : await DataParallelTrainer.start(model, taught, { ...steps, workers: config.workers }, optimizerState);
@@ -243,7 +248,9 @@ async function trainInFolder(
       lr = rateAt(0); // where the epoch starts (the one-cycle rate changes every step)
       const { loss, accuracy } = await trainEpoch(trainer, train, config, epoch, rateAt);
       const optimizerWeights = await trainer.syncTo(model);
-      const validated = await scoreValidation(model, validation);
+      const scored = averaged ? withAverage(averaged, model, optimizerWeights) : model;
+      const validated = await scoreValidation(scored, validation);
+      const raw = averaged ? ` (raw ${(await scoreValidation(model, validation)).accuracy.toFixed(4)})` : "";
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;
       const rss = Math.round(Deno.memoryUsage().rss / 2 ** 20);
@@ -265,11 +272,13 @@ async function trainInFolder(
       if (config.schedule === "plateau") lr = plateau.update(monitored, lr);
       log(
         `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
-          `val_loss ${validated.loss.toFixed(4)}  val_acc ${validated.accuracy.toFixed(4)}  ${seconds.toFixed(0)}s  ` +
+          `val_loss ${validated.loss.toFixed(4)}  val_acc ${validated.accuracy.toFixed(4)}${raw}  ${
+            seconds.toFixed(0)
+          }s  ` +
           `rss ${rss} MiB` + (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
       );
       const epochMetrics = { PublicTest: { ...validated, epoch } };
-      if (improved) await saveModel(bestDir, model, metadata(epochMetrics));
+      if (improved) await saveModel(bestDir, scored, metadata(epochMetrics));
       if (config.averageFrom && epoch >= config.averageFrom) {
         await saveModel(snapshotDir(config.out, epoch), model, metadata(epochMetrics));
       }
@@ -291,6 +300,7 @@ async function trainInFolder(
     }
   } finally {
     trainer.terminate();
+    averaged?.dispose();
   }
   if (stopper.state.stopped) {
     log(`early stopping: no ${config.monitor} improvement for ${config.earlyStoppingPatience} epochs`);
@@ -314,6 +324,19 @@ async function trainInFolder(
     await averageRun(config.out, config.averageFrom, train, validation, log);
   }
   return { model, history, report, bestEpoch: stopper.state.bestEpoch, stoppedEarly: stopper.state.stopped };
+}
+
+/** `averaged` holding the weight average in `optimizerWeights` (with `model`'s BatchNorm statistics). */
+function withAverage(
+  averaged: tf.LayersModel,
+  model: tf.LayersModel,
+  optimizerWeights: NamedWeightData[],
+): tf.LayersModel {
+  const weights = averagedWeights(model, optimizerWeights);
+  if (!weights) throw new Error("--ema: the trainer returned no weight average");
+  averaged.setWeights(weights);
+  tf.dispose(weights);
+  return averaged;
 }
 
 async function trainEpoch(
