@@ -3,8 +3,8 @@
  * zoom, and a horizontal flip half the time, as one projective transform
  * (`tf.image.transform`, a single WASM kernel call per batch); with
  * `photometricBatch`, also what other cameras do to a face: blur, gamma,
- * contrast and brightness, sensor noise, and an occluding patch (a hand,
- * glasses, a microphone).
+ * contrast and brightness, sensor noise, an occluding patch (a hand,
+ * glasses, a microphone), and JPEG re-encoding.
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -89,6 +89,10 @@ export interface PhotometricOptions {
   noise: number;
   /** Probability of an occluding patch (a gray rectangle, 15-35% of the side each way). */
   occlude: number;
+  /** Probability of JPEG re-encoding, at a quality drawn uniformly from `jpegQuality`. */
+  jpeg: number;
+  /** The lowest and highest JPEG quality (1-100, as libjpeg's). */
+  jpegQuality: [number, number];
 }
 
 export const PHOTOMETRIC_AUGMENT: PhotometricOptions = {
@@ -98,6 +102,8 @@ export const PHOTOMETRIC_AUGMENT: PhotometricOptions = {
   brightness: 0.1,
   noise: 0.04,
   occlude: 0.25,
+  jpeg: 0.5,
+  jpegQuality: [20, 90],
 };
 
 /** A 5x5 Gaussian of sigma 1 px, as a depthwise kernel [5, 5, 1, 1]. */
@@ -128,11 +134,76 @@ function occlusionMasks(
   return { mask, gray };
 }
 
+/** The JPEG standard's luminance quantization table (ITU-T T.81, Annex K), row by row. */
+const JPEG_LUMINANCE = [
+  [16, 11, 10, 16, 24, 40, 51, 61],
+  [12, 12, 14, 19, 26, 58, 60, 55],
+  [14, 13, 16, 24, 40, 57, 69, 56],
+  [14, 17, 22, 29, 51, 87, 80, 62],
+  [18, 22, 37, 56, 68, 109, 103, 77],
+  [24, 35, 55, 64, 81, 104, 113, 92],
+  [49, 64, 78, 87, 103, 121, 120, 101],
+  [72, 92, 95, 98, 112, 100, 103, 99],
+].flat();
+
+/** The quantization table of JPEG quality `quality` (1-100), scaled as libjpeg's `jpeg_set_quality`. */
+export function jpegTable(quality: number): number[] {
+  const q = Math.min(100, Math.max(1, Math.round(quality)));
+  const scale = q < 50 ? Math.floor(5000 / q) : 200 - 2 * q;
+  return JPEG_LUMINANCE.map((t) => Math.min(255, Math.max(1, Math.floor((t * scale + 50) / 100))));
+}
+
+/** The orthonormal 8-point DCT-II, [8, 8] (row k: frequency k), as JPEG's 8x8 block transform. */
+function dctMatrix(): tf.Tensor2D {
+  const rows = Array.from(
+    { length: 8 },
+    (_, k) =>
+      Array.from(
+        { length: 8 },
+        (_, x) => (k === 0 ? Math.SQRT1_2 : 1) * 0.5 * Math.cos(((2 * x + 1) * k * Math.PI) / 16),
+      ),
+  );
+  return tf.tensor2d(rows);
+}
+
+/**
+ * What JPEG compression does to a [n, h, w, 1] batch of pixels in 0..1 (h
+ * and w multiples of 8), image i at quality `qualities[i]` (0: left as it
+ * is): each 8x8 block's DCT quantized by the quality's table and
+ * transformed back, the pixels rounded to 8 bits. That is the lossy part of
+ * a grayscale JPEG; its entropy coding loses nothing.
+ */
+export function jpegBatch(images: tf.Tensor4D, qualities: number[]): tf.Tensor4D {
+  const [n, h, w] = images.shape;
+  if (h % 8 || w % 8) throw new Error(`jpegBatch: ${h}x${w} images are not whole 8x8 blocks`);
+  return tf.tidy(() => {
+    const d = dctMatrix();
+    // Blocks as [n * blocks, 8, 8]; each transform is a product by d or d's transpose on the blocks' last axis.
+    const blocks = images.mul(255).sub(128).reshape([n, h / 8, 8, w / 8, 8]).transpose([0, 1, 3, 2, 4])
+      .reshape([-1, 8]);
+    const along = (x: tf.Tensor, m: tf.Tensor2D) =>
+      x.reshape([-1, 8]).matMul(m).reshape([-1, 8, 8]).transpose([0, 2, 1]);
+    const coefficients = along(along(blocks, d.transpose()), d.transpose()); // d X d^T, per block
+    // The images left as they are take any table: the originals replace them below.
+    const tables = tf.tensor(qualities.flatMap((q) => (q > 0 ? jpegTable(q) : JPEG_LUMINANCE)), [
+      n,
+      1,
+      64,
+    ]);
+    const quantized = coefficients.reshape([n, -1, 64]).div(tables).round().mul(tables);
+    const restored = along(along(quantized, d), d); // d^T C d, per block
+    const pixels = restored.reshape([n, h / 8, w / 8, 8, 8]).transpose([0, 1, 3, 2, 4]).reshape([n, h, w, 1])
+      .add(128).round().clipByValue(0, 255).div(255);
+    const untouched = tf.tensor4d(qualities.map((q) => (q > 0 ? 0 : 1)), [n, 1, 1, 1]);
+    return pixels.mul(tf.scalar(1).sub(untouched)).add(images.mul(untouched)) as tf.Tensor4D;
+  });
+}
+
 /**
  * Photometric augmentation of a [n, h, w, 1] batch of pixels in 0..1:
  * per image a blur, a gamma curve, contrast and brightness, noise and,
- * now and then, an occluding patch, each drawn from `options` by `random`;
- * the result is clipped to 0..1.
+ * now and then, an occluding patch, then JPEG re-encoding, each drawn from
+ * `options` by `random`; the result is clipped to 0..1.
  */
 export function photometricBatch(images: tf.Tensor4D, options: PhotometricOptions, random: () => number): tf.Tensor4D {
   const [n, size] = images.shape;
@@ -150,6 +221,10 @@ export function photometricBatch(images: tf.Tensor4D, options: PhotometricOption
     const { mask, gray } = occlusionMasks(n, size, options.occlude, random);
     const m = tf.tensor4d(mask, [n, size, size, 1]);
     x = x.mul(tf.scalar(1).sub(m)).add(m.mul(tf.tensor4d(gray, [n, 1, 1, 1])));
-    return x.clipByValue(0, 1) as tf.Tensor4D;
+    const [low, high] = options.jpegQuality;
+    const qualities = Array.from({ length: n }, () => random()).map((r) =>
+      r < options.jpeg ? Math.round(low + random() * (high - low)) : 0
+    );
+    return jpegBatch(x.clipByValue(0, 1) as tf.Tensor4D, qualities);
   });
 }

@@ -30,7 +30,7 @@ export interface TrainConfig {
   seed: number;
   labelSmoothing: number;
   augment: boolean;
-  /** With `augment`: also blur, gamma, contrast, noise and occluding patches (faces from other cameras; augment.ts). */
+  /** With `augment`: also blur, gamma, contrast, noise, occluding patches and JPEG re-encoding (augment.ts). */
   photometric?: boolean;
   /** Metric for early stopping, LR reduction and the best checkpoint. */
   monitor: "val_accuracy" | "val_loss";
@@ -83,7 +83,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   weightDecay: 5e-3, // AdamW's decoupled decay per unit of learning rate
   labelSmoothing: 0.1, // share of each target spread over all classes
   augment: true, // random shifts, rotations, zooms and mirror images
-  photometric: false, // with augment: also blur, gamma, contrast, noise and occluding patches
+  photometric: false, // with augment: also blur, gamma, contrast, noise, occlusion, JPEG
   monitor: "val_accuracy", // PublicTest metric that picks best/ and drives stopping
   earlyStoppingPatience: 45, // epochs without improvement before stopping (45: never, on this schedule)
   lrPatience: 4, // plateau schedule: epochs without improvement before halving
@@ -208,7 +208,7 @@ export const TRAIN_FLAGS = {
   photometric: {
     type: "boolean",
     key: "photometric",
-    help: "also augment as other cameras change faces: blur, gamma, contrast, noise, occluding patches",
+    help: "also augment as other cameras change faces: blur, gamma, contrast, noise, occluding patches, JPEG",
   },
   monitor: { type: "string", choices: ["val_accuracy", "val_loss"], key: "monitor", help: "metric that picks best/" },
   patience: {

@@ -17,7 +17,7 @@ import { splitEmaState, WeightEma } from "./ema.ts";
 export interface StepOptions {
   labelSmoothing: number;
   augment: boolean;
-  /** With `augment`: also the photometric changes (blur, gamma, contrast, noise, occlusion; augment.ts). */
+  /** With `augment`: also the photometric changes (blur, gamma, contrast, noise, occlusion, JPEG; augment.ts). */
   photometric?: boolean;
   /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
   weightDecay: number;

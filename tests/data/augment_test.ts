@@ -4,9 +4,12 @@ import {
   augmentBatch,
   augmentMatrix,
   DEFAULT_AUGMENT,
+  jpegBatch,
+  jpegTable,
   PHOTOMETRIC_AUGMENT,
   photometricBatch,
 } from "../../lib/data/augment.ts";
+import sharp from "sharp";
 import { seededRandom } from "../../lib/util/random.ts";
 import { batchNormTraining } from "../../lib/model/layers.ts";
 
@@ -46,7 +49,16 @@ Deno.test("photometricBatch is seeded, stays in 0..1, and each change does what 
   );
   assert.ok(a.min().dataSync()[0] >= 0 && a.max().dataSync()[0] <= 1);
   assert.ok(tf.sub(a, x).abs().mean().dataSync()[0] > 0.02, "the pixels change");
-  const none = { blur: 0, gamma: 0, contrast: 0, brightness: 0, noise: 0, occlude: 0 };
+  const none = {
+    blur: 0,
+    gamma: 0,
+    contrast: 0,
+    brightness: 0,
+    noise: 0,
+    occlude: 0,
+    jpeg: 0,
+    jpegQuality: [20, 90] as [number, number],
+  };
   const same = photometricBatch(x, none, seededRandom(1));
   assert.ok(tf.sub(same, x).abs().max().dataSync()[0] < 1e-3, "no change when every setting is 0");
   // Full blur smooths: neighbouring pixels of noise come closer.
@@ -65,6 +77,35 @@ Deno.test("photometricBatch is seeded, stays in 0..1, and each change does what 
     assert.ok(h >= 7 && w >= 7 && h <= 17 && w <= 17, `image ${i}: a ${h}x${w} patch`);
     assert.ok(changed.length >= 0.95 * h * w, `image ${i}: the patch is filled`);
   }
+});
+
+Deno.test("jpegBatch matches a real JPEG encoder (libjpeg through sharp) at the same quality", async () => {
+  await initBackend();
+  assert.deepEqual(jpegTable(50).slice(0, 3), [16, 11, 10]); // quality 50 is the standard table itself
+  assert.deepEqual(jpegTable(100), new Array(64).fill(1));
+  // A face-like test card: a smooth gradient, a dark disc with a sharp edge, and fine stripes.
+  const pixels = Uint8Array.from({ length: 48 * 48 }, (_, i) => {
+    const y = Math.floor(i / 48), x = i % 48;
+    const disc = (x - 20) ** 2 + (y - 26) ** 2 < 100 ? -90 : 0;
+    return Math.max(0, Math.min(255, 60 + 3 * x + y + disc + (y > 38 ? 40 * (x % 2) : 0)));
+  });
+  const x = tf.tensor4d(Float32Array.from(pixels, (p) => p / 255), [1, 48, 48, 1]);
+  for (const quality of [20, 75]) {
+    const encoded = await sharp(pixels, { raw: { width: 48, height: 48, channels: 1 } })
+      .jpeg({ quality, chromaSubsampling: "4:4:4" }).toBuffer();
+    const decoded = await sharp(encoded).extractChannel(0).raw().toBuffer();
+    const ours = jpegBatch(x, [quality]).mul(255).dataSync();
+    const error = (a: ArrayLike<number>) =>
+      Array.from(decoded).reduce((sum, v, i) => sum + Math.abs(v - a[i]), 0) / 2304;
+    // Ours lands within a gray level of libjpeg's on average, far closer than the image before encoding.
+    assert.ok(error(ours) < 1, `quality ${quality}: ${error(ours).toFixed(2)} gray levels from libjpeg's decoding`);
+    assert.ok(error(pixels) > 2 * error(ours) + 1, `quality ${quality}: encoding changes the image`);
+  }
+  // Quality 0 leaves an image as it is; the others are whole 8x8 blocks only.
+  const pair = tf.concat([x, x]);
+  const mixed = jpegBatch(pair, [0, 30]);
+  assert.deepEqual(Array.from(mixed.slice([0], [1]).dataSync()), Array.from(x.dataSync()));
+  assert.throws(() => jpegBatch(tf.zeros([1, 12, 12, 1]) as tf.Tensor4D, [50]), /not whole 8x8 blocks/);
 });
 
 Deno.test("batchNormTraining's hand-written gradient equals autodiff of moments + batchNorm", async () => {
