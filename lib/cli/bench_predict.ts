@@ -4,8 +4,9 @@
  * 640x480 picture with one face (our BlazeFace pipeline; face-api's tiny
  * face detector and expression net): a real photo (`photo`) and a FER2013
  * face pasted into a scene (`scene`), and each detector's recall on the
- * real pictures whose faces were counted by eye (counted_media.ts). Refuses
- * a busy machine, as bench:train does.
+ * real pictures whose faces were counted by eye (counted_media.ts). Each
+ * figure is the median of five rounds in which ours and face-api's take
+ * turns (`timeSideBySide`). Refuses a busy machine, as bench:train does.
  *
  *   deno task bench:predict [--model DIR] [--detector auto|near|far] [--allow-busy]
  */
@@ -25,21 +26,13 @@ import {
   recognizeEmotions,
 } from "../vision/faces.ts";
 import { countedPictures, countFaces } from "../vision/counted_media.ts";
-import { idleForTimings } from "../util/machine.ts";
+import { idleForTimings, timeSideBySide } from "../util/machine.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { fitRgba, readImageFile } from "../data/images.ts";
-
-/** Mean seconds of `run` over `repeats` calls after one warm-up call. */
-async function seconds(run: () => Promise<unknown>, repeats: number): Promise<number> {
-  await run();
-  const start = performance.now();
-  for (let i = 0; i < repeats; i++) await run();
-  return (performance.now() - start) / 1000 / repeats;
-}
 
 if (import.meta.main) {
   const { values } = parseFlags(
@@ -72,13 +65,16 @@ if (import.meta.main) {
   const results: Record<string, number> = {};
   for (const batch of [1, 64]) {
     const crops = faces.slice(0, batch);
-    results[`ours_faces_s_batch${batch}`] = batch / await seconds(() => classifyCrops(loaded, crops), 5);
     // face-api's net takes a list of RGB face images (it batches them itself at 112x112).
     const rgb = tf.tidy(() =>
       crops.map((c) => tf.image.resizeBilinear(tf.tensor3d(c.data, [48, 48, 1], "float32"), [112, 112]).tile([1, 1, 3]))
     );
-    results[`faceapi_faces_s_batch${batch}`] = batch /
-      await seconds(() => faceapi.nets.faceExpressionNet.predictExpressions((batch === 1 ? rgb[0] : rgb) as never), 5);
+    const seconds = await timeSideBySide({
+      ours: () => classifyCrops(loaded, crops),
+      faceapi: () => faceapi.nets.faceExpressionNet.predictExpressions((batch === 1 ? rgb[0] : rgb) as never),
+    });
+    results[`ours_faces_s_batch${batch}`] = batch / seconds.ours;
+    results[`faceapi_faces_s_batch${batch}`] = batch / seconds.faceapi;
     tf.dispose(rgb);
   }
   // A real photo (single_face.jpg fitted into 640x480) and a FER2013 face pasted into a 640x480 scene.
@@ -97,11 +93,14 @@ if (import.meta.main) {
       console.error(`the ${name} has one face, but the ${detector} detector finds ${inPhoto.length}: not timed`);
       continue;
     }
-    results[`ours_ms_per_${name}`] = 1000 * await seconds(() => recognizeEmotions(loaded, photo, { detector }), 5);
     const photoTensor = faceApiInput(photo);
-    results[`faceapi_ms_per_${name}`] = 1000 *
-      await seconds(async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(), 5);
+    const seconds = await timeSideBySide({
+      ours: () => recognizeEmotions(loaded, photo, { detector }),
+      faceapi: async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(),
+    });
     photoTensor.dispose();
+    results[`ours_ms_per_${name}`] = 1000 * seconds.ours;
+    results[`faceapi_ms_per_${name}`] = 1000 * seconds.faceapi;
     results[`ms_ratio_${name}`] = results[`faceapi_ms_per_${name}`] / results[`ours_ms_per_${name}`];
   }
   for (const batch of [1, 64]) {

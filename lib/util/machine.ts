@@ -74,3 +74,31 @@ export async function idleForTimings(allowBusy: boolean): Promise<{ busy?: numbe
   }
   return { busy, machineBusy };
 }
+
+/**
+ * Seconds per call of each of `runs`, timed side by side: one warm-up call
+ * each, then `rounds` rounds in which the runs take turns, each timed over
+ * whole calls lasting at least `minSeconds`; each run's figure is its median
+ * round, so a drift in the machine's speed falls on all of them alike.
+ */
+export async function timeSideBySide(
+  runs: Record<string, () => Promise<unknown>>,
+  rounds = 5,
+  minSeconds = 0.5,
+): Promise<Record<string, number>> {
+  for (const run of Object.values(runs)) await run();
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of Object.entries(runs)) {
+      const start = performance.now();
+      let calls = 0, elapsed = 0;
+      do {
+        await run();
+        calls++;
+        elapsed = (performance.now() - start) / 1000;
+      } while (elapsed < minSeconds);
+      times[name].push(elapsed / calls);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([name, t]) => [name, t.sort((a, b) => a - b)[t.length >> 1]]));
+}
