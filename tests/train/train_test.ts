@@ -11,7 +11,7 @@ import { historyCsv, parseHistoryCsv } from "../../lib/train/history.ts";
 import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
 import { candidates, joinHistories, lineage, subsetsOfTwoOrMore } from "../../lib/ship/ship.ts";
 import { snapshotEpochs } from "../../lib/train/run_folder.ts";
-import { loadModel, makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { loadModel, loadOptimizerFiles, makeMetadata, saveModel } from "../../lib/model/model_io.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 import { classCounts } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
@@ -86,7 +86,8 @@ Deno.test({
     );
 
     // A warm restart: --init-from best/ with a cosine schedule starts from the trained weights (so its first
-    // epoch already beats the majority class) and anneals the rate to minLr at the last epoch.
+    // epoch already beats the majority class) and anneals the rate to minLr at the last epoch; with --ema, its
+    // checkpoint carries the weight average beside Adam's state.
     const restart = await trainModel(
       {
         ...config,
@@ -96,11 +97,17 @@ Deno.test({
         initFrom: join(out, "best"),
         schedule: "cosine",
         minLr: 1e-5,
+        ema: 0.9,
       },
       false,
       { data, log: () => {} },
     );
     assert.deepEqual(restart.history.map((e) => e.lr), [0.001, 1e-5]);
+    const restartState = loadOptimizerFiles(join(out, "..", "restart", "last")).map((w) => w.name);
+    assert.equal(
+      restartState.filter((name) => name.startsWith("ema/")).length,
+      1 + result.model.trainableWeights.length,
+    );
     assert.ok(restart.history[0].val_accuracy > majority, `restart epoch 1: ${restart.history[0].val_accuracy}`);
     assert.deepEqual(lineage(join(out, "..", "restart", "best")), [out, join(out, "..", "restart")]);
 
