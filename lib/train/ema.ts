@@ -1,8 +1,9 @@
 /**
  * An exponential moving average of the trainable weights (Polyak
  * averaging, as timm's ModelEma): after every step, average += (1 - d) *
- * (weights - average). The training loop scores and saves the average;
- * the raw weights go on training. It travels in the optimizer state of a
+ * (weights - average). The training loop scores and saves the average,
+ * with BatchNorm statistics recomputed for it (as for SWA); the raw weights
+ * go on training. It travels in the optimizer state of a
  * checkpoint, as entries named `ema/...`, so a resumed run keeps it.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -77,7 +78,8 @@ export function splitEmaState(state: NamedWeightData[]): { optimizer: NamedWeigh
 /**
  * `model`'s weights in `setWeights` order (trainable, then the rest) with the
  * trainable ones taken from the average in `state`; the BatchNorm statistics
- * stay the model's. Undefined when `state` holds no average.
+ * stay the model's (recomputeBatchNorm fits them to the average). Undefined
+ * when `state` holds no average.
  */
 export function averagedWeights(model: tf.LayersModel, state: NamedWeightData[]): tf.Tensor[] | undefined {
   const [, ...slots] = splitEmaState(state).ema;
