@@ -67,12 +67,7 @@ export class FlatAdam {
   getWeights(): NamedWeightData[] {
     const out: NamedWeightData[] = [{ name: "iter", data: Float32Array.of(this.iterations), shape: [] }];
     for (const [suffix, moments] of [["m", this.m], ["v", this.v]] as const) {
-      let offset = 0;
-      for (const { name, shape } of this.slots) {
-        const n = tf.util.sizeFromShape(shape);
-        out.push({ name: `${name}/${suffix}`, data: moments.slice(offset, offset + n), shape });
-        offset += n;
-      }
+      out.push(...slotEntries(this.slots, moments, (name) => `${name}/${suffix}`));
     }
     return out;
   }
@@ -90,16 +85,36 @@ export class FlatAdam {
       throw new Error(`optimizer state holds ${moments.length} moments, want ${2 * this.slots.length}`);
     }
     this.iterations = iter.data[0];
-    for (const [k, target] of [this.m, this.v].entries()) {
-      let offset = 0;
-      this.slots.forEach((slot, i) => {
-        const saved = moments[k * this.slots.length + i], n = tf.util.sizeFromShape(slot.shape);
-        if (saved.data.length !== n) {
-          throw new Error(`optimizer state ${saved.name}: ${saved.data.length} values, want ${n}`);
-        }
-        target.set(saved.data, offset);
-        offset += n;
-      });
-    }
+    const count = this.slots.length;
+    fillFromEntries(this.slots, moments.slice(0, count), this.m, "optimizer state");
+    fillFromEntries(this.slots, moments.slice(count), this.v, "optimizer state");
   }
+}
+
+/** A flat array cut into one named entry per slot (`nameOf` names each from its slot's name). */
+export function slotEntries(
+  slots: FlatSlot[],
+  flat: Float32Array,
+  nameOf: (name: string) => string,
+): NamedWeightData[] {
+  let offset = 0;
+  return slots.map(({ name, shape }) => {
+    const n = tf.util.sizeFromShape(shape);
+    offset += n;
+    return { name: nameOf(name), data: flat.slice(offset - n, offset), shape };
+  });
+}
+
+/**
+ * Copy saved entries into a flat array, one per slot, matched by position;
+ * an entry of the wrong size is refused in one line starting with `what`.
+ */
+export function fillFromEntries(slots: FlatSlot[], entries: NamedWeightData[], flat: Float32Array, what: string): void {
+  let offset = 0;
+  slots.forEach((slot, i) => {
+    const saved = entries[i], n = tf.util.sizeFromShape(slot.shape);
+    if (saved.data.length !== n) throw new Error(`${what} ${saved.name}: ${saved.data.length} values, want ${n}`);
+    flat.set(saved.data, offset);
+    offset += n;
+  });
 }

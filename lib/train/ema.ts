@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { NamedWeightData } from "../model/model_io.ts";
-import type { FlatSlot } from "./adam.ts";
+import { fillFromEntries, type FlatSlot, slotEntries } from "./adam.ts";
 
 /** Optimizer-state entries of the average start with this. */
 const EMA_PREFIX = "ema/";
@@ -38,14 +38,10 @@ export class WeightEma {
 
   /** The average as optimizer-state entries: its step count, then each slot. */
   getWeights(): NamedWeightData[] {
-    const out: NamedWeightData[] = [{ name: `${EMA_PREFIX}updates`, data: Float32Array.of(this.updates), shape: [] }];
-    let offset = 0;
-    for (const { name, shape } of this.slots) {
-      const n = tf.util.sizeFromShape(shape);
-      out.push({ name: `${EMA_PREFIX}${name}`, data: this.average.slice(offset, offset + n), shape });
-      offset += n;
-    }
-    return out;
+    return [
+      { name: `${EMA_PREFIX}updates`, data: Float32Array.of(this.updates), shape: [] },
+      ...slotEntries(this.slots, this.average, (name) => `${EMA_PREFIX}${name}`),
+    ];
   }
 
   /** Restore what `getWeights` saved (slots matched by position, as the optimizer's moments). */
@@ -55,15 +51,7 @@ export class WeightEma {
       throw new Error(`weight average holds ${slots.length} slots, want ${this.slots.length}`);
     }
     this.updates = updates.data[0];
-    let offset = 0;
-    slots.forEach((saved, i) => {
-      const n = tf.util.sizeFromShape(this.slots[i].shape);
-      if (saved.data.length !== n) {
-        throw new Error(`weight average ${saved.name}: ${saved.data.length} values, want ${n}`);
-      }
-      this.average.set(saved.data, offset);
-      offset += n;
-    });
+    fillFromEntries(this.slots, slots, this.average, "weight average");
   }
 }
 
