@@ -1,12 +1,14 @@
 /**
- * Convolution kernels for the tfjs WASM backend, for training.
+ * Convolution kernels for the tfjs WASM backend, for training and prediction.
  *
  * - 3x3 "same" convolutions with stride 1 (every convolution of our
  *   architectures but the first layer's) go through Winograd F(2x2, 3x3) on
  *   our native kernels (kernels.c): the forward pass, the input gradient
  *   (the same convolution with the flipped, transposed filter) and the
  *   filter gradient, each with 16 multiply-adds per 2x2 outputs and channel
- *   pair instead of 36.
+ *   pair instead of 36. The forward pass also takes a bias and ReLU, applied
+ *   as the outputs are written: the convolutions of a model folded for
+ *   prediction (`foldBatchNorm` in lib/web/fold.js).
  * - Other stride-1 filter gradients: a direct SIMD kernel accumulating the
  *   filter gradient in registers (tfjs-backend-wasm 4.22 has none at all).
  * - Everything else: the filter gradient as a forward convolution of the
@@ -190,10 +192,19 @@ function winogradApplies(x: Info, info: tf.backend_util.Conv2DInfo, cin: number,
 
 /**
  * A 3x3 "same" convolution by Winograd F(2x2, 3x3) on the native kernel
- * (kernels.c). With `flip`, `filter` is the forward filter [3, 3, cout, cin]
- * of which this computes the input gradient (flipped, in and out swapped).
+ * (kernels.c), plus `bias` and then ReLU when given (a folded convolution,
+ * `foldBatchNorm`). With `flip`, `filter` is the forward filter
+ * [3, 3, cout, cin] of which this computes the input gradient (flipped, in
+ * and out swapped).
  */
-function winogradConv2D(backend: Backend, x: Info, filter: Info, cout: number, flip: boolean): Info {
+function winogradConv2D(
+  backend: Backend,
+  x: Info,
+  filter: Info,
+  cout: number,
+  flip: boolean,
+  epilogue: { bias?: Info; relu?: boolean } = {},
+): Info {
   const [n, h, w, cin] = x.shape;
   const native = nativeKernels(backend);
   const at = (info: Info) => heapOffset(backend, info);
@@ -205,7 +216,8 @@ function winogradConv2D(backend: Backend, x: Info, filter: Info, cout: number, f
   const v = backend.makeOutput([16 * tiles * cin], "float32");
   const m = backend.makeOutput([16 * tiles * cout], "float32");
   const out = backend.makeOutput([n, h, w, cout], "float32");
-  native.winograd_conv3x3(at(x), at(u), at(out), at(v), at(m), n, h, w, cin, cout, chunk);
+  const bias = epilogue.bias ? at(epilogue.bias) : 0;
+  native.winograd_conv3x3(at(x), at(u), at(out), at(v), at(m), bias, epilogue.relu ? 1 : 0, n, h, w, cin, cout, chunk);
   dispose(backend, u, v, m);
   return out;
 }
@@ -226,7 +238,11 @@ function winogradFilterGrad(backend: Backend, x: Info, dy: Info): Info {
   return dw;
 }
 
-/** Conv2D / FusedConv2D without bias or activation by Winograd where it applies, else the backend's own (XNNPACK). */
+/**
+ * Conv2D / FusedConv2D (with a bias and ReLU or none, as a folded
+ * convolution has) by Winograd where it applies, else the backend's own
+ * (XNNPACK).
+ */
 function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
   return ((args: { inputs: tf.NamedTensorInfoMap; backend: Backend; attrs: Attrs }) => {
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, Info | undefined>;
@@ -235,9 +251,10 @@ function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
       dataFormat?: string;
       activation?: string;
     };
-    const plain = !bias && !preluActivationWeights && (activation ?? "linear") === "linear" &&
-      (dataFormat ?? "NHWC") === "NHWC";
-    if (!plain) return fallback(args as never);
+    const relu = activation === "relu";
+    const supported = !preluActivationWeights && (relu || (activation ?? "linear") === "linear") &&
+      (dataFormat ?? "NHWC") === "NHWC" && (!bias || (bias.shape.length === 1 && bias.dtype === "float32"));
+    if (!supported) return fallback(args as never);
     const [kh, kw, cin, cout] = filter!.shape;
     const info = tf.backend_util.computeConv2DInfo(
       x!.shape as [number, number, number, number],
@@ -248,7 +265,7 @@ function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
       dimRoundingMode,
     );
     return winogradApplies(x!, info, cin, cout)
-      ? winogradConv2D(args.backend, x!, filter!, cout, false)
+      ? winogradConv2D(args.backend, x!, filter!, cout, false, { bias, relu })
       : fallback(args as never);
   }) as unknown as tf.KernelFunc;
 }

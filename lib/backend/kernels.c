@@ -372,8 +372,10 @@ static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_pad
   }
 }
 
-// The 2x2 outputs A^T M A of each tile of images b0..b0+nb, into out [n][h][w][co].
-static void winograd_output(const f32* m, f32* out, int b0, int nb, int h, int w, int co, long tiles_padded) {
+// The 2x2 outputs A^T M A of each tile of images b0..b0+nb, into out [n][h][w][co], plus
+// bias [co] when bias is not null, then max(0, .) when relu.
+static void winograd_output(const f32* m, f32* out, const f32* bias, int relu, int b0, int nb, int h, int w, int co,
+                            long tiles_padded) {
   const int th = h / 2, tw = w / 2;
   const long tiles = (long)nb * th * tw, plane = tiles_padded * co;
   for (long t = 0; t < tiles; t++) {
@@ -391,27 +393,32 @@ static void winograd_output(const f32* m, f32* out, int b0, int nb, int h, int w
         s[0][j] = wasm_f32x4_add(wasm_f32x4_add(q[0][j], q[1][j]), q[2][j]);
         s[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(q[1][j], q[2][j]), q[3][j]);
       }
-      for (int i = 0; i < 2; i++) {  // (A^T q) A
+      const f32x4 shift = bias ? wasm_v128_load(bias + k) : wasm_f32x4_splat(0.0f);
+      const f32x4 low = wasm_f32x4_splat(relu ? 0.0f : -__builtin_inff());
+      for (int i = 0; i < 2; i++) {  // (A^T q) A, shifted and clamped
         f32* row = o + (long)i * w * co + k;
-        wasm_v128_store(row, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2]));
-        wasm_v128_store(row + co, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3]));
+        const f32x4 left = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2]), shift);
+        const f32x4 right = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3]), shift);
+        wasm_v128_store(row, wasm_f32x4_pmax(left, low));
+        wasm_v128_store(row + co, wasm_f32x4_pmax(right, low));
       }
     }
   }
 }
 
-// out = conv3x3_same(x, filter) with u = winograd_filter(filter). x [n][h][w][ci], h and w even,
-// ci % 4 == 0, co % 8 == 0. Scratch v: 16 * P * ci floats and m: 16 * P * co floats, where
-// P = the tiles of `chunk` images, rounded up to a multiple of 4.
+// out = conv3x3_same(x, filter) with u = winograd_filter(filter), plus bias [co] when bias is not
+// null, then ReLU when relu. x [n][h][w][ci], h and w even, ci % 4 == 0, co % 8 == 0. Scratch v:
+// 16 * P * ci floats and m: 16 * P * co floats, where P = the tiles of `chunk` images, rounded up
+// to a multiple of 4.
 EXPORT(winograd_conv3x3)
-void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, int n, int h, int w, int ci, int co,
-                      int chunk) {
+void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, const f32* bias, int relu, int n, int h,
+                      int w, int ci, int co, int chunk) {
   for (int b0 = 0; b0 < n; b0 += chunk) {
     const int nb = b0 + chunk <= n ? chunk : n - b0;
     const long tiles_padded = ((long)nb * (h / 2) * (w / 2) + 3) / 4 * 4;
     winograd_input(x, v, b0, nb, h, w, ci, tiles_padded);
     winograd_products(v, u, m, tiles_padded, ci, co);
-    winograd_output(m, out, b0, nb, h, w, co, tiles_padded);
+    winograd_output(m, out, bias, relu, b0, nb, h, w, co, tiles_padded);
   }
 }
 

@@ -87,6 +87,8 @@ export interface NativeKernels {
     out: number,
     v: number,
     m: number,
+    bias: number,
+    relu: number,
     n: number,
     h: number,
     w: number,

@@ -51,7 +51,7 @@ if (import.meta.main) {
   const { machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
   const modelDir = defaultModelDir(values.model);
-  const loaded = await loadModel(modelDir);
+  const loaded = await loadModel(modelDir, { fold: true });
   const detector = values.detector as DetectorChoice;
   await loadFaceDetectors(detector);
   const faceapi = await loadFaceApi();

@@ -58,7 +58,7 @@ async function main(args: string[]) {
   );
   const { busy, machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
-  const loaded = await loadModel(defaultModelDir(values.model));
+  const loaded = await loadModel(defaultModelDir(values.model), { fold: true });
   const detector = values.detector as DetectorChoice;
   await loadFaceDetectors(detector);
   const faceapi = await loadFaceApi();

@@ -112,7 +112,7 @@ async function main(args: string[]) {
   if (!values.model) throw new Error("--model DIR is required (see --help)");
   const active = await initBackend(values.backend as BackendChoice);
   console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
-  const loaded = await loadModel(values.model);
+  const loaded = await loadModel(values.model, { fold: true });
   const { set, name, source, omitted } = await evaluationSet(loaded, values);
   for (const o of omitted ?? []) {
     console.error(`left out: ${o.name} (${o.images} images): ${o.why ?? "the model has no such class"}`);

@@ -66,7 +66,7 @@ export async function main(args: string[]): Promise<number> {
     throw new Error("give at least one image or folder: deno task predict [--model DIR] PATH... (see --help)");
   }
   await initBackend(values.backend as BackendChoice);
-  const loaded = await loadModel(defaultModelDir(values.model));
+  const loaded = await loadModel(defaultModelDir(values.model), { fold: true });
   const videos = positionals.filter(isVideoFile);
   const options: FaceOptions = {
     noDetect: values["no-detect"],

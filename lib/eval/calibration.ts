@@ -108,7 +108,7 @@ export interface CalibrationResult {
  * PrivateTest before and after.
  */
 export async function calibrateModel(dir: string, data: FerData): Promise<CalibrationResult> {
-  const { model, metadata } = await loadModel(dir);
+  const { model, metadata } = await loadModel(dir, { fold: true });
   const classes = metadata.labels.length;
   const [publicTest, privateTest] = [data.splits.PublicTest, data.splits.PrivateTest];
   const fitOn = await predictSet(model, publicTest, { progressLabel: "PublicTest" });

@@ -12,6 +12,7 @@ import { type LabelSet, NORMALIZATION } from "../data/dataset.ts";
 import { exists } from "../util/paths.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { metadataProblem } from "../web/face_pipeline.js";
+import { foldBatchNorm } from "../web/fold.js";
 
 /** What a model folder says about how to use the model. */
 export interface ModelMetadata {
@@ -138,8 +139,12 @@ export interface LoadedModel {
   dir: string;
 }
 
-/** Load a model folder saved by `saveModel` (one call; the backend must be initialised). */
-export async function loadModel(dir: string): Promise<LoadedModel> {
+/**
+ * Load a model folder saved by `saveModel` (one call; the backend must be
+ * initialised). With `fold`, for prediction only: BatchNorm folded into the
+ * convolutions (`foldBatchNorm`), the same probabilities in fewer kernels.
+ */
+export async function loadModel(dir: string, { fold = false } = {}): Promise<LoadedModel> {
   if (!exists(join(dir, "model.json"))) {
     throw new Error(`${dir}: not a saved model folder (missing model.json); pass the folder holding model.json`);
   }
@@ -182,7 +187,10 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     model.dispose();
     throw error;
   }
-  return { model, metadata, dir };
+  if (!fold) return { model, metadata, dir };
+  const folded = foldBatchNorm(tf, model) as tf.LayersModel;
+  model.dispose();
+  return { model: folded, metadata, dir };
 }
 
 /** How many float weights of a weights buffer are NaN or infinite (damaged bytes; ReLU can hide them from a probe). */

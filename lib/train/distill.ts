@@ -40,7 +40,7 @@ export async function teacherProbabilities(
       return new Float32Array(Deno.readFileSync(join(dir, "probabilities.bin")).buffer);
     }
   }
-  const { model, metadata } = await loadModel(teacherDir);
+  const { model, metadata } = await loadModel(teacherDir, { fold: true });
   if (metadata.labels.join() !== labels.join()) {
     model.dispose();
     throw new Error(

@@ -22,6 +22,7 @@ import {
   reportedEyes,
   toGray,
 } from "/face_pipeline.js";
+import { foldBatchNorm } from "/fold.js";
 import { heatColour, saliencyMaps } from "/saliency.js";
 import { registerFilterGradient } from "/filter_gradient.js";
 import { say } from "/page.js";
@@ -89,9 +90,11 @@ async function init() {
   detectorChoice.value = FACE_SETTINGS.detector;
   detector = await loadDetectors(detectorChoice.value);
   metadata = await (await fetch("/model/metadata.json")).json();
-  model = await tf.loadLayersModel("/model/model.json");
-  const problem = metadataProblem(metadata, { inputShape: model.inputs[0].shape, classes: model.outputs[0].shape[1] });
+  const saved = await tf.loadLayersModel("/model/model.json");
+  const problem = metadataProblem(metadata, { inputShape: saved.inputs[0].shape, classes: saved.outputs[0].shape[1] });
   if (problem) throw new Error(`the model's metadata.json is damaged: ${problem}`);
+  model = foldBatchNorm(tf, saved); // BatchNorm folded into the convolutions, as deno task predict does
+  saved.dispose();
   say(
     `Ready: ${metadata.architecture} model, ${metadata.labels.length} emotions, tfjs ${tf.version.tfjs} on ${tf.getBackend()}.`,
   );

@@ -57,6 +57,7 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       "/page.js": join(web, "page.js"),
       "/page.css": join(web, "page.css"),
       "/face_pipeline.js": join(web, "face_pipeline.js"),
+      "/fold.js": join(web, "fold.js"),
       "/tracker.js": join(web, "tracker.js"),
       "/live.js": join(web, "live.js"),
       "/saliency.js": join(web, "saliency.js"),

@@ -119,3 +119,38 @@ Deno.test("the page's JavaScript filter-gradient kernel matches ours: same, vali
     tf.dispose([x, dy, ours, page]);
   }
 });
+
+// A folded convolution (bias, then ReLU or none) takes Winograd's epilogue where Winograd applies, XNNPACK elsewhere.
+for (
+  const [n, size, cin, cout, activation] of [
+    [1, 48, 24, 24, "relu"],
+    [2, 12, 16, 32, "linear"],
+    [1, 6, 96, 192, "relu"],
+  ] as const
+) {
+  Deno.test(`fused conv2d with bias and ${activation} on wasm matches the cpu backend: ${n}x${size}x${size}x${cin}->${cout}`, async () => {
+    await initBackend();
+    const xs: Shape4 = [n, size, size, cin], ws: Shape4 = [3, 3, cin, cout];
+    const x = random(xs.reduce((a, b) => a * b), 4), w = random(ws.reduce((a, b) => a * b), 5), b = random(cout, 6);
+    const run = () =>
+      tf.tidy(() =>
+        tf.fused.conv2d({
+          x: tf.tensor(x, xs) as tf.Tensor4D,
+          filter: tf.tensor(w, ws) as tf.Tensor4D,
+          strides: 1,
+          pad: "same",
+          bias: tf.tensor1d(b),
+          activation,
+        }).dataSync() as Float32Array
+      );
+    const got = run();
+    await tf.setBackend("cpu");
+    const want = run();
+    await tf.setBackend("wasm");
+    const scale = want.reduce((m: number, v: number) => Math.max(m, Math.abs(v)), 1);
+    assert.ok(want.some((v) => v === 0) === (activation === "relu"), "the cpu reference clamps only with relu");
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `y[${i}]: ${got[i]} vs ${want[i]}`);
+    }
+  });
+}

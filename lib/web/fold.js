@@ -1,0 +1,138 @@
+/**
+ * BatchNorm folding, for prediction in Deno and in the browser alike: a
+ * trained model rebuilt so that each convolution followed by batch
+ * normalization (and ReLU) is one convolution with a bias and the ReLU
+ * fused in, and dropout is gone. The folded model gives the same
+ * probabilities (to float rounding) in one kernel per convolution instead of
+ * three; it is for inference only (its layers are not the saved ones, so
+ * never train, average or save it in place of the original).
+ *
+ * For a convolution w (bias b, or none) and normalization with gamma, beta,
+ * moving mean mu and variance v: s = gamma / sqrt(v + epsilon), w' = w * s
+ * per output channel, b' = (b - mu) * s + beta.
+ */
+
+/**
+ * The one layer that consumes `layer`'s output, or undefined when none or several do.
+ * @param {any} layer
+ */
+function soleConsumer(layer) {
+  const nodes = layer.outboundNodes;
+  return nodes.length === 1 ? nodes[0].outboundLayer : undefined;
+}
+
+/**
+ * Whether `layer` is a plain ReLU (a ReLU layer without a cap, or an Activation layer of relu).
+ * @param {any} layer
+ */
+function isRelu(layer) {
+  const name = layer.getClassName();
+  const config = layer.getConfig();
+  return (name === "ReLU" && config.maxValue == null) || (name === "Activation" && config.activation === "relu");
+}
+
+/**
+ * The batch normalization, and the ReLU after it, that `conv` can absorb:
+ * its sole consumer normalizing the last (channel) axis, the conv without an
+ * activation of its own.
+ * @param {any} conv
+ * @returns {{ norm: any; relu?: any } | undefined}
+ */
+function foldable(conv) {
+  if (conv.getClassName() !== "Conv2D" || conv.getConfig().activation !== "linear") return undefined;
+  if (conv.getConfig().dataFormat !== "channelsLast") return undefined;
+  const norm = soleConsumer(conv);
+  if (!norm || norm.getClassName() !== "BatchNormalization") return undefined;
+  const axis = norm.getConfig().axis;
+  if (axis !== -1 && axis !== 3) return undefined;
+  const next = soleConsumer(norm);
+  return next && isRelu(next) ? { norm, relu: next } : { norm };
+}
+
+/**
+ * The folded kernel and bias of a convolution and its batch normalization.
+ * @param {any} tf the tfjs module
+ * @param {any} conv
+ * @param {any} norm
+ * @returns {any[]} [kernel, bias] tensors
+ */
+function foldedWeights(tf, conv, norm) {
+  const { center, scale, epsilon } = norm.getConfig();
+  const [kernel, convBias] = conv.getWeights();
+  const normWeights = norm.getWeights();
+  let i = 0;
+  const gamma = scale ? normWeights[i++].dataSync() : undefined;
+  const beta = center ? normWeights[i++].dataSync() : undefined;
+  const mean = normWeights[i++].dataSync();
+  const variance = normWeights[i++].dataSync();
+  const channels = mean.length;
+  const factor = new Float32Array(channels);
+  const bias = new Float32Array(channels);
+  const b = convBias ? convBias.dataSync() : undefined;
+  for (let c = 0; c < channels; c++) {
+    factor[c] = (gamma ? gamma[c] : 1) / Math.sqrt(variance[c] + epsilon);
+    bias[c] = ((b ? b[c] : 0) - mean[c]) * factor[c] + (beta ? beta[c] : 0);
+  }
+  const w = kernel.dataSync().slice();
+  for (let j = 0; j < w.length; j++) w[j] *= factor[j % channels];
+  return [tf.tensor(w, kernel.shape), tf.tensor1d(bias)];
+}
+
+/**
+ * `model` rebuilt for prediction: BatchNorm (and a following ReLU) folded
+ * into each convolution that feeds it alone, dropout removed, every other
+ * layer copied with its weights. The original is left as it is.
+ * @param {any} tf the tfjs module the model runs on
+ * @param {any} model a tfjs LayersModel with one input
+ * @returns {any} a new LayersModel
+ */
+export function foldBatchNorm(tf, model) {
+  /** @type {Map<string, any>} each original layer's output in the new graph */
+  const outputs = new Map();
+  /** @type {Set<string>} layers absorbed into a convolution */
+  const absorbed = new Set();
+  /** @type {[any, any[] | (() => any[])][]} new layers and the weights they take once built */
+  const weights = [];
+  for (const layer of model.layers) {
+    if (absorbed.has(layer.name)) continue;
+    if (layer.getClassName() === "InputLayer") {
+      outputs.set(layer.name, tf.input({ batchShape: layer.batchInputShape, name: layer.name }));
+      continue;
+    }
+    const inbound = layer.inboundNodes[0].inboundLayers.map((l) => outputs.get(l.name));
+    const input = inbound.length === 1 ? inbound[0] : inbound;
+    if (layer.getClassName() === "Dropout") {
+      outputs.set(layer.name, input);
+      continue;
+    }
+    const fold = foldable(layer);
+    if (fold) {
+      const conv = tf.layers.conv2d({
+        ...layer.getConfig(),
+        useBias: true,
+        activation: fold.relu ? "relu" : "linear",
+      });
+      const output = conv.apply(input);
+      for (const done of [layer, fold.norm, fold.relu].filter(Boolean)) {
+        outputs.set(done.name, output);
+        absorbed.add(done.name);
+      }
+      weights.push([conv, () => foldedWeights(tf, layer, fold.norm)]);
+      continue;
+    }
+    const copy = layer.constructor.fromConfig(layer.constructor, layer.getConfig());
+    outputs.set(layer.name, copy.apply(input));
+    weights.push([copy, layer.getWeights()]);
+  }
+  const folded = tf.model({
+    inputs: model.inputLayers.map((l) => outputs.get(l.name)),
+    outputs: model.outputLayers.map((l) => outputs.get(l.name)),
+    name: model.name,
+  });
+  for (const [layer, values] of weights) {
+    const tensors = typeof values === "function" ? values() : values;
+    if (tensors.length > 0) layer.setWeights(tensors);
+    if (typeof values === "function") tf.dispose(tensors);
+  }
+  return folded;
+}
