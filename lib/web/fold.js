@@ -5,7 +5,10 @@
  * fused in, and dropout is gone. The folded model gives the same
  * probabilities (to float rounding) in one kernel per convolution instead of
  * three; it is for inference only (its layers are not the saved ones, so
- * never train, average or save it in place of the original).
+ * never train, average or save it in place of the original). Its `predict`
+ * runs each layer's op directly on the whole batch (`directPredict`),
+ * without tfjs-layers' bookkeeping per layer and its 32-image chunks: a
+ * quarter of a batch-1 call.
  *
  * For a convolution w (bias b, or none) and normalization with gamma, beta,
  * moving mean mu and variance v: s = gamma / sqrt(v + epsilon), w' = w * s
@@ -79,9 +82,84 @@ function foldedWeights(tf, conv, norm) {
 }
 
 /**
+ * The op `layer` computes, on concrete tensors (its inputs: one tensor, or a
+ * list for a merge), with the layer's weights as they are now; a layer
+ * without a direct op here goes through its own `apply`.
+ * @param {any} tf the tfjs module
+ * @param {any} layer
+ * @returns {(input: any) => any}
+ */
+function layerOp(tf, layer) {
+  const config = layer.getConfig();
+  const [kernel, bias] = layer.getWeights();
+  const channelsLast = config.dataFormat === undefined || config.dataFormat === "channelsLast";
+  const activation = config.activation;
+  switch (layer.getClassName()) {
+    case "Conv2D":
+      if (channelsLast && (activation === "linear" || activation === "relu")) {
+        return (x) =>
+          tf.fused.conv2d({
+            x,
+            filter: kernel,
+            strides: config.strides,
+            pad: config.padding,
+            dilations: config.dilationRate,
+            bias,
+            activation,
+          });
+      }
+      break;
+    case "MaxPooling2D":
+      if (channelsLast) return (x) => tf.maxPool(x, config.poolSize, config.strides, config.padding);
+      break;
+    case "GlobalAveragePooling2D":
+      if (channelsLast && !config.keepDims) return (x) => tf.mean(x, [1, 2]);
+      break;
+    case "Dense":
+      if (activation === "linear" || activation === "relu" || activation === "softmax") {
+        return (x) => {
+          if (x.rank !== 2) return layer.apply(x);
+          const y = tf.fused.matMul({ a: x, b: kernel, bias, activation: activation === "relu" ? "relu" : "linear" });
+          return activation === "softmax" ? tf.softmax(y) : y;
+        };
+      }
+      break;
+    case "Average":
+      return (xs) => tf.div(tf.addN(xs), xs.length);
+  }
+  return (input) => layer.apply(input);
+}
+
+/**
+ * A predict function for `model` (one input, one output) that runs its
+ * layers' ops in order on the whole batch, in one tidy.
+ * @param {any} tf the tfjs module
+ * @param {any} model a tfjs LayersModel
+ * @returns {(x: any) => any}
+ */
+function directPredict(tf, model) {
+  const steps = model.layers.filter((layer) => layer.getClassName() !== "InputLayer").map((layer) => ({
+    name: layer.name,
+    inputs: layer.inboundNodes[0].inboundLayers.map((l) => l.name),
+    op: layerOp(tf, layer),
+  }));
+  const input = model.inputLayers[0].name, output = model.outputLayers[0].name;
+  return (x) =>
+    tf.tidy(() => {
+      const values = new Map([[input, Array.isArray(x) ? x[0] : x]]);
+      for (const { name, inputs, op } of steps) {
+        const args = inputs.map((n) => values.get(n));
+        values.set(name, op(args.length === 1 ? args[0] : args));
+      }
+      return values.get(output);
+    });
+}
+
+/**
  * `model` rebuilt for prediction: BatchNorm (and a following ReLU) folded
  * into each convolution that feeds it alone, dropout removed, every other
- * layer copied with its weights. The original is left as it is.
+ * layer copied with its weights, and `predict` replaced by
+ * `directPredict`. The original is left as it is.
  * @param {any} tf the tfjs module the model runs on
  * @param {any} model a tfjs LayersModel with one input
  * @returns {any} a new LayersModel
@@ -134,5 +212,6 @@ export function foldBatchNorm(tf, model) {
     if (tensors.length > 0) layer.setWeights(tensors);
     if (typeof values === "function") tf.dispose(tensors);
   }
+  folded.predict = directPredict(tf, folded);
   return folded;
 }
