@@ -25,6 +25,15 @@ function soleConsumer(layer) {
 }
 
 /**
+ * The names of the layers whose outputs `layer` takes (each layer of our models is applied once).
+ * @param {any} layer
+ * @returns {string[]}
+ */
+function inboundNames(layer) {
+  return layer.inboundNodes[0].inboundLayers.map((l) => l.name);
+}
+
+/**
  * Whether `layer` is a plain ReLU (a ReLU layer without a cap, or an Activation layer of relu).
  * @param {any} layer
  */
@@ -140,7 +149,7 @@ function layerOp(tf, layer) {
 function directPredict(tf, model) {
   const steps = model.layers.filter((layer) => layer.getClassName() !== "InputLayer").map((layer) => ({
     name: layer.name,
-    inputs: layer.inboundNodes[0].inboundLayers.map((l) => l.name),
+    inputs: inboundNames(layer),
     op: layerOp(tf, layer),
   }));
   const input = model.inputLayers[0].name, output = model.outputLayers[0].name;
@@ -169,15 +178,13 @@ export function foldBatchNorm(tf, model) {
   const outputs = new Map();
   /** @type {Set<string>} layers absorbed into a convolution */
   const absorbed = new Set();
-  /** @type {[any, any[] | (() => any[])][]} new layers and the weights they take once built */
-  const weights = [];
   for (const layer of model.layers) {
     if (absorbed.has(layer.name)) continue;
     if (layer.getClassName() === "InputLayer") {
       outputs.set(layer.name, tf.input({ batchShape: layer.batchInputShape, name: layer.name }));
       continue;
     }
-    const inbound = layer.inboundNodes[0].inboundLayers.map((l) => outputs.get(l.name));
+    const inbound = inboundNames(layer).map((name) => outputs.get(name));
     const input = inbound.length === 1 ? inbound[0] : inbound;
     if (layer.getClassName() === "Dropout") {
       outputs.set(layer.name, input);
@@ -190,28 +197,25 @@ export function foldBatchNorm(tf, model) {
         useBias: true,
         activation: fold.relu ? "relu" : "linear",
       });
-      const output = conv.apply(input);
+      const output = conv.apply(input); // applying builds the layer, so its weights can be set now
+      const merged = foldedWeights(tf, layer, fold.norm);
+      conv.setWeights(merged);
+      tf.dispose(merged);
       for (const done of [layer, fold.norm, fold.relu].filter(Boolean)) {
         outputs.set(done.name, output);
         absorbed.add(done.name);
       }
-      weights.push([conv, () => foldedWeights(tf, layer, fold.norm)]);
       continue;
     }
     const copy = layer.constructor.fromConfig(layer.constructor, layer.getConfig());
     outputs.set(layer.name, copy.apply(input));
-    weights.push([copy, layer.getWeights()]);
+    if (layer.weights.length > 0) copy.setWeights(layer.getWeights());
   }
   const folded = tf.model({
     inputs: model.inputLayers.map((l) => outputs.get(l.name)),
     outputs: model.outputLayers.map((l) => outputs.get(l.name)),
     name: model.name,
   });
-  for (const [layer, values] of weights) {
-    const tensors = typeof values === "function" ? values() : values;
-    if (tensors.length > 0) layer.setWeights(tensors);
-    if (typeof values === "function") tf.dispose(tensors);
-  }
   folded.predict = directPredict(tf, folded);
   return folded;
 }
