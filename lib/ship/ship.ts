@@ -25,7 +25,7 @@ import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.
 import { ensembleModel } from "../model/architectures.ts";
 import { learningCurvesSpec, saveChart } from "../util/charts.ts";
 import type { EpochRecord } from "../train/history.ts";
-import { exists, PROJECT_ROOT } from "../util/paths.ts";
+import { displayPath, exists, PROJECT_ROOT } from "../util/paths.ts";
 import { runPaths } from "../train/run_folder.ts";
 import { machineDescription } from "../util/machine.ts";
 
@@ -134,7 +134,11 @@ export function recipeText(
 | | |
 | --- | --- |
 | shipped | ${choices[0].description} (PublicTest ${pct(choices[0].publicTest)}) |
-| chosen on PublicTest among | ${choices.length} candidates: each run's checkpoints and every ensemble of two or more runs (all under [Candidates](#candidates)) |
+| chosen on PublicTest among | ${choices.length} candidates: ${
+    choices.some((c) => c.members)
+      ? "each run's checkpoints and every ensemble of two or more runs"
+      : "each run's own checkpoints (no ensembles)"
+  } (all under [Candidates](#candidates)) |
 | parameters | ${parameters.toLocaleString("en-US")} |
 | commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
@@ -265,6 +269,7 @@ export interface ShipOptions {
  */
 export async function shipModel(runs: string[], out: string, options: ShipOptions = {}): Promise<void> {
   const log = options.log ?? console.log;
+  const shown = displayPath(out);
   const perRun = runs.map(candidates);
   const records = runs.map(readRun);
   let choices = perRun.flat();
@@ -283,7 +288,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   recoverFolder(out);
   if (exists(join(out, "model.json"))) {
     const current = await publicTestAccuracy(out, validation);
-    const verdict = `${out} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
+    const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
     if (chosen.publicTest <= current && !options.force) {
       throw new Error(`${verdict}: not replaced (pass --force to replace it anyway, or --out another folder)`);
     }
@@ -328,8 +333,8 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     });
     log(formatReport(plain));
     if (tta) log(`with TTA: ${formatReport(tta)}`);
-    await writeReport(stage, plain, { model: out });
-    if (tta) await writeReport(join(stage, "tta"), tta, { model: out, tta: true });
+    await writeReport(stage, plain, { model: shown });
+    if (tta) await writeReport(join(stage, "tta"), tta, { model: shown, tta: true });
     const recipe = recipeText(
       trainedByRecords,
       records,
@@ -338,7 +343,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       plain,
       tta,
       machineDescription(),
-      [options.single && " --single", options.noTta && " --no-tta", options.float16 && " --float16", ` --out ${out}`]
+      [options.single && " --single", options.noTta && " --no-tta", options.float16 && " --float16", ` --out ${shown}`]
         .filter(Boolean).join(""),
     );
     model.dispose();
@@ -348,8 +353,8 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     Deno.removeSync(stage, { recursive: true });
     throw error;
   }
-  log(`shipped ${chosen.description} to ${out} (RECIPE.md, report.json${options.noTta ? "" : ", tta/report.json"})`);
-  log(`next: deno task calibrate --model ${out}; deno task explore --model ${out}`);
+  log(`shipped ${chosen.description} to ${shown} (RECIPE.md, report.json${options.noTta ? "" : ", tta/report.json"})`);
+  log(`next: deno task calibrate --model ${shown}; deno task explore --model ${shown}`);
 }
 
 /** A saved model's accuracy on `set`. */

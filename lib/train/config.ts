@@ -136,6 +136,20 @@ export const RECIPES: Record<string, Partial<TrainConfig>> = {
    * three-net ensemble's accuracy.
    */
   "medium-long": { arch: "medium", epochs: 90, ema: 0.999, seed: 11 },
+  /**
+   * A warm restart of medium-long (--init-from its best/): one short cosine
+   * cycle from a low rate, scored as a moving average of the weights and as
+   * the mean of its last epochs' weights (SWA).
+   */
+  "medium-long-restart": {
+    arch: "medium",
+    schedule: "cosine",
+    epochs: 8,
+    lr: 3e-4,
+    ema: 0.999,
+    averageFrom: 4,
+    seed: 12,
+  },
   /** The compact net halving its rate on plateaus, weights averaged from epoch 29. */
   "compact-fer": {
     ...PLATEAU_ADAM,

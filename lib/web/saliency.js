@@ -2,7 +2,7 @@
 // absolute gradient of a class probability with respect to the input pixels
 // over a few noisy copies of the image. A gradient method rather than
 // Grad-CAM, because it needs nothing of the model but its input and output:
-// it works the same for one network and for the shipped ensemble (several
+// it works the same for one network and for an ensemble (outputs/model-ensemble: several
 // conv trunks averaged), where Grad-CAM has no single last conv layer.
 // Plain JavaScript taking the tfjs module as an argument, so Deno
 // (lib/eval/saliency.ts) and the page (app.js) run this same code.

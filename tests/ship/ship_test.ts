@@ -61,7 +61,10 @@ Deno.test("RECIPE.md counts the candidates, ranks them all, and gives every weig
     "2-core Test CPU, 24 GiB",
   );
   assert.ok(text.includes("| shipped | mean of a and b (PublicTest 65.00%) |"), "the shipped line");
-  assert.ok(text.includes("| chosen on PublicTest among | 3 candidates"), "the count");
+  assert.ok(
+    text.includes("| chosen on PublicTest among | 3 candidates: each run's checkpoints and every ensemble"),
+    "the count, and what was weighed",
+  );
   assert.ok(
     text.includes("| 1 | 65.00% | mean of a and b |\n| 2 | 62.00% | other: epoch 2 |\n| 3 | 60.00% | a: epoch 2 |"),
   );
@@ -149,7 +152,10 @@ Deno.test({
     const single = join(Deno.makeTempDirSync(), "single");
     await shipModel([worse, better], single, { data, log, single: true });
     const recipe = Deno.readTextFileSync(join(single, "RECIPE.md"));
-    assert.ok(recipe.includes("| chosen on PublicTest among | 2 candidates"), "--single weighs no ensembles");
+    assert.ok(
+      recipe.includes("| chosen on PublicTest among | 2 candidates: each run's own checkpoints (no ensembles)"),
+      "--single weighs no ensembles, and says so",
+    );
     assert.match(recipe, new RegExp(`\\| shipped \\| ${runPaths(better).best}: epoch 1`));
   },
 });
