@@ -17,6 +17,11 @@ export const SHIP_FLAGS = {
     type: "boolean",
     help: "store the weights as half-precision floats: half the download (scored as stored)",
   },
+  balance: {
+    type: "boolean",
+    help:
+      "shift the output biases so every class is scored as if equally common in training (better on faces from elsewhere, lower on FER2013); a model at --out is replaced only with --force",
+  },
   force: {
     type: "boolean",
     help: "replace the model at --out even when it scores as high or higher on PublicTest",
@@ -35,6 +40,7 @@ async function main(args: string[]) {
     single: values.single,
     noTta: values["no-tta"],
     float16: values.float16,
+    balance: values.balance,
   });
 }
 

@@ -3,11 +3,15 @@
  * they claim (expected calibration error, reliability bins), and temperature
  * scaling (Guo et al. 2017), one number fitted on PublicTest that softens or
  * sharpens every prediction without changing any argmax; `calibrateModel`
- * is `deno task calibrate`'s whole workflow.
+ * is `deno task calibrate`'s whole workflow. And class balancing (logit
+ * adjustment, Menon et al. 2021), which does change the argmax: the output
+ * biases shifted so that no class wins for being common in training
+ * (`deno task ship --balance`).
  */
+import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { calibrate } from "../web/face_pipeline.js";
-import type { FerData } from "../data/dataset.ts";
+import { classCounts, type FaceSet, type FerData } from "../data/dataset.ts";
 import { loadModel } from "../model/model_io.ts";
 import { readJson, writeTextFileAtomic } from "../util/files.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
@@ -20,6 +24,37 @@ export function applyTemperature(probabilities: Float32Array, classes: number, t
     out.set(calibrate(probabilities.subarray(r * classes, (r + 1) * classes), t), r * classes);
   }
   return out;
+}
+
+/** Each class's share of `set`'s images; refused when a class has none (it could not be balanced). */
+export function classPrior(set: FaceSet, labels: readonly string[]): number[] {
+  const counts = classCounts(set.labels, labels.length);
+  const missing = labels.filter((_, c) => counts[c] === 0);
+  if (missing.length) throw new Error(`--balance: no training images of ${missing.join(", ")}; cannot balance`);
+  return counts.map((count) => count / set.n);
+}
+
+/**
+ * Shift the bias of every softmax output layer of `model` (each member's, in
+ * an ensemble) by -log of its class's training share (centred): the model
+ * then scores each class as if all were equally common. Returns how many
+ * layers it changed; refuses a model with none.
+ */
+export function balanceClasses(model: tf.LayersModel, prior: readonly number[]): number {
+  const outputs = model.layers.filter((layer) => {
+    const config = layer.getConfig();
+    return layer.getClassName() === "Dense" && config.activation === "softmax" && config.units === prior.length;
+  });
+  if (outputs.length === 0) throw new Error(`--balance: the model has no softmax output of ${prior.length} classes`);
+  const logs = prior.map(Math.log);
+  const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
+  for (const layer of outputs) {
+    const [kernel, bias] = layer.getWeights();
+    const shifted = tf.tidy(() => bias.add(tf.tensor1d(logs.map((l) => mean - l))));
+    layer.setWeights([kernel, shifted]);
+    shifted.dispose();
+  }
+  return outputs.length;
 }
 
 /** Mean negative log-likelihood of the true classes. */

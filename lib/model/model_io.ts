@@ -28,6 +28,8 @@ export interface ModelMetadata {
   temperature?: number;
   /** Whose labels the model learnt on FER2013's images: FER2013's own or FER+'s (evaluate reads the same). */
   labelSet?: LabelSet;
+  /** Each class's share of the training images, by which `ship --balance` shifted the output biases. */
+  classPrior?: number[];
 }
 
 /** Metadata for a model trained by this project, on FER2013's classes unless `labels` says otherwise. */

@@ -8,8 +8,9 @@
  * came from, its one PrivateTest evaluation (plain and with TTA) and a
  * RECIPE.md written from the runs' own records, and replaces the folder
  * only when complete, and only when it beats the model already there on
- * PublicTest (or with `force`). `deno task ship` (lib/cli/ship.ts) runs
- * `shipModel`.
+ * PublicTest (or with `force`). With `balance`, the chosen model's output
+ * biases are shifted so that every class is scored as if equally common
+ * (`balanceClasses`). `deno task ship` (lib/cli/ship.ts) runs `shipModel`.
  */
 import * as tf from "@tensorflow/tfjs";
 import { dirname, join, resolve } from "node:path";
@@ -19,6 +20,7 @@ import { commitFolder, readJson, recoverFolder, writeFiles, writeTextFileAtomic 
 import type { FaceSet, FerData, LabelSet } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
+import { balanceClasses, classPrior } from "../eval/calibration.ts";
 import { accuracy, argmaxRows, formatReport, type Report } from "../eval/metrics.ts";
 import { bestEpoch, parseHistoryCsv } from "../train/history.ts";
 import { DEFAULT_CONFIG, trainCommand, type TrainConfig } from "../train/config.ts";
@@ -100,6 +102,7 @@ export function recipeText(
   tta: Report | undefined,
   machine: string,
   shipFlags = "",
+  prior?: readonly number[],
 ): string {
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
@@ -143,7 +146,13 @@ export function recipeText(
 | commands | ${runs.map((r) => `\`${trainCommand(r.config, r.run)}\``).join(", then ")}, then \`${ship}\` |
 | training wall time | ${hours(total)}${runs.length > 1 ? ` (${runs.map((r) => hours(r.seconds)).join(" + ")})` : ""} |
 | machine (of this ship command) | ${machine} |
-| data | FER2013${votes}: trained on Training, early stopping and model choice on PublicTest |
+| data | FER2013${votes}: trained on Training, early stopping and model choice on PublicTest |${
+    prior
+      ? `\n| classes balanced (--balance) | output biases shifted by -log of each class's share of Training (${
+        plain.labels.map((label, c) => `${label} ${pct(prior[c])}`).join(", ")
+      }): every class scored as if equally common; the candidates were weighed before the shift |`
+      : ""
+  }
 
 PrivateTest (evaluated once, ${plain.n.toLocaleString("en-US")} images):
 
@@ -256,6 +265,8 @@ export interface ShipOptions {
   noTta?: boolean;
   /** Store the weights as half-precision floats (half the download); the PrivateTest figures are of those weights. */
   float16?: boolean;
+  /** Shift the output biases by -log of each class's training share (`balanceClasses`); the figures are of that model. */
+  balance?: boolean;
   /** Data already in memory (default: FER2013, found as `train` finds it). */
   data?: FerData;
   log?: (message: string) => void;
@@ -289,6 +300,11 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   if (exists(join(out, "model.json"))) {
     const current = await publicTestAccuracy(out, validation);
     const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
+    if (options.balance && !options.force) {
+      throw new Error(
+        `--balance: ${shown} exists, and a balanced model cannot be weighed against it on PublicTest accuracy; pass --force to replace it, or --out another folder`,
+      );
+    }
     if (chosen.publicTest <= current && !options.force) {
       throw new Error(`${verdict}: not replaced (pass --force to replace it anyway, or --out another folder)`);
     }
@@ -314,9 +330,14 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
     }
-    if (options.float16) {
+    const prior = options.balance ? classPrior(data.splits.Training, data.labels) : undefined;
+    if (prior || options.float16) {
       const staged = await loadModel(stage);
-      writeFiles(stage, await modelFiles(staged.model, { float16: true }));
+      if (prior) balanceClasses(staged.model, prior);
+      writeFiles(stage, {
+        ...(await modelFiles(staged.model, { float16: options.float16 })),
+        ...(prior ? { "metadata.json": { ...staged.metadata, classPrior: prior } } : {}),
+      });
       staged.model.dispose();
     }
     const trainedBy = [...new Set(chosen.dir ? lineage(chosen.dir) : chosen.members!.flatMap(lineage))];
@@ -343,8 +364,14 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       plain,
       tta,
       machineDescription(),
-      [options.single && " --single", options.noTta && " --no-tta", options.float16 && " --float16", ` --out ${shown}`]
-        .filter(Boolean).join(""),
+      [
+        options.single && " --single",
+        options.noTta && " --no-tta",
+        options.float16 && " --float16",
+        options.balance && " --balance",
+        ` --out ${shown}`,
+      ].filter(Boolean).join(""),
+      prior,
     );
     model.dispose();
     writeTextFileAtomic(join(stage, "RECIPE.md"), recipe);

@@ -1,6 +1,11 @@
+import * as tf from "@tensorflow/tfjs";
 import { assert } from "../assert.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { buildModel, ensembleModel } from "../../lib/model/architectures.ts";
 import {
   applyTemperature,
+  balanceClasses,
+  classPrior,
   expectedCalibrationError,
   fitTemperature,
   reliabilityBins,
@@ -33,4 +38,35 @@ Deno.test("temperature scaling fitted on overconfident predictions cools them: T
   assert.ok(expectedCalibrationError(scaled, labels, 3) < 0.01);
   const identity = applyTemperature(probabilities, 3, 1);
   assert.deepEqual(Array.from(identity), Array.from(probabilities));
+});
+
+Deno.test("balancing divides each class's probability by its training share (every member of an ensemble)", async () => {
+  await initBackend();
+  const prior = [0.4, 0.02, 0.1, 0.2, 0.1, 0.08, 0.1];
+  const x = tf.randomUniform([5, 48, 48, 1], 0, 1, "float32", 7);
+  const single = buildModel("compact");
+  const before = single.predict(x) as tf.Tensor2D;
+  assert.equal(balanceClasses(single, prior), 1);
+  const after = single.predict(x) as tf.Tensor2D;
+  const expected = tf.tidy(() => {
+    const divided = before.div(tf.tensor1d(prior));
+    return divided.div(divided.sum(1, true));
+  });
+  const gap = tf.tidy(() => after.sub(expected).abs().max().dataSync()[0]);
+  assert.ok(gap < 1e-5, `balanced probabilities are ${gap} from p / prior, renormalized`);
+  const ensemble = ensembleModel([{ arch: "compact", model: single }, {
+    arch: "compact",
+    model: buildModel("compact"),
+  }]);
+  assert.equal(balanceClasses(ensemble, prior), 2, "both members' outputs");
+  assert.throws(() => balanceClasses(single, [0.5, 0.5]), /no softmax output of 2 classes/);
+  tf.dispose([x, before, after, expected]);
+  single.dispose();
+  ensemble.dispose();
+});
+
+Deno.test("the class prior is each class's share of the set, and a class without images is refused by name", () => {
+  const set = { n: 4, pixels: new Uint8Array(4 * 2304), labels: Uint8Array.from([0, 0, 0, 1]) };
+  assert.deepEqual(classPrior(set, ["a", "b"]), [0.75, 0.25]);
+  assert.throws(() => classPrior(set, ["a", "b", "c"]), /--balance: no training images of c; cannot balance/);
 });

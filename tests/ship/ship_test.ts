@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { type Candidate, recipeText, type RunRecord, shipModel } from "../../lib/ship/ship.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
-import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { makeMetadata, type ModelMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { readJson } from "../../lib/util/files.ts";
 import type { FerData } from "../../lib/data/dataset.ts";
 import { runPaths } from "../../lib/train/run_folder.ts";
 import { exists } from "../../lib/util/paths.ts";
@@ -157,5 +158,19 @@ Deno.test({
       "--single weighs no ensembles, and says so",
     );
     assert.match(recipe, new RegExp(`\\| shipped \\| ${runPaths(better).best}: epoch 1`));
+
+    const skewed = { ...data, splits: { ...data.splits, Training: { ...data.splits.Training } } };
+    skewed.splits.Training.labels = Uint8Array.from([3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 2, 4, 5, 6]); // 8 happy of 14
+    await assert.rejects(
+      () => shipModel([better], single, { data: skewed, log, single: true, balance: true }),
+      /--balance: .*single exists, .* pass --force/,
+    );
+    await shipModel([better], single, { data: skewed, log, single: true, balance: true, force: true });
+    const balanced = readJson<ModelMetadata>(join(single, "metadata.json"));
+    assert.deepEqual(balanced.classPrior?.map((p) => Math.round(p * 14)), [1, 1, 1, 8, 1, 1, 1]);
+    assert.match(
+      Deno.readTextFileSync(join(single, "RECIPE.md")),
+      /\| classes balanced \(--balance\) \| .* happy 57\.14%/,
+    );
   },
 });
