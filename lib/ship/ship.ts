@@ -298,13 +298,13 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   const chosen = choices[0];
   recoverFolder(out);
   if (exists(join(out, "model.json"))) {
-    const current = await publicTestAccuracy(out, validation);
-    const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
     if (options.balance && !options.force) {
       throw new Error(
         `--balance: ${shown} exists, and a balanced model cannot be weighed against it on PublicTest accuracy; pass --force to replace it, or --out another folder`,
       );
     }
+    const current = await publicTestAccuracy(out, validation);
+    const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
     if (chosen.publicTest <= current && !options.force) {
       throw new Error(`${verdict}: not replaced (pass --force to replace it anyway, or --out another folder)`);
     }
