@@ -291,6 +291,8 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   await initBackend();
   const data = options.data ?? await loadDataset(resolveDataPath(), { labels: labelSets[0] });
   const validation = data.splits.PublicTest;
+  // Refused here, before any scoring, when a class has no training images.
+  const prior = options.balance ? classPrior(data.splits.Training, data.labels) : undefined;
   if (!options.single) choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
   const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
@@ -330,7 +332,6 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
     }
-    const prior = options.balance ? classPrior(data.splits.Training, data.labels) : undefined;
     if (prior || options.float16) {
       const staged = await loadModel(stage);
       if (prior) balanceClasses(staged.model, prior);
