@@ -11,7 +11,7 @@ import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { explorerData } from "../eval/explorer.ts";
 import { loadModel } from "../model/model_io.ts";
-import { writeTextFileAtomic } from "../util/files.ts";
+import { writeFileAtomic } from "../util/files.ts";
 import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
@@ -45,7 +45,7 @@ async function main(args: string[]) {
     temperature: metadata.temperature,
   });
   const out = values.out ?? join(values.model, "explorer.json");
-  writeTextFileAtomic(out, JSON.stringify(explorer) + "\n");
+  writeFileAtomic(out, JSON.stringify(explorer) + "\n");
   const variance = explorer.explained.map((e) => `${(100 * e).toFixed(1)}%`).join(" + ");
   console.log(`wrote ${out}: ${rows.length} points, PCA axes explain ${variance} of the variance`);
 }

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { PROJECT_ROOT, projectPath } from "../util/paths.ts";
-import { writeTextFileAtomic } from "../util/files.ts";
+import { writeFileAtomic } from "../util/files.ts";
 import { runCommand } from "./run.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 
@@ -106,7 +106,7 @@ async function main(args: string[]) {
     ], env);
     const seconds = ((performance.now() - started) / 1000).toFixed(0);
     const executed = values.update ? projectPath("notebooks", name) : join(outDir, name);
-    if (code === 0) writeTextFileAtomic(executed, cleanNotebook(Deno.readTextFileSync(executed), PROJECT_ROOT));
+    if (code === 0) writeFileAtomic(executed, cleanNotebook(Deno.readTextFileSync(executed), PROJECT_ROOT));
     const missing = code === 0 ? cellsMissingDisplays(Deno.readTextFileSync(executed)) : [];
     return { code, seconds, missing };
   };

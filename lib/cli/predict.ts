@@ -16,7 +16,15 @@ import { DETECTOR_FLAG, type DetectorChoice, type FaceOptions } from "../vision/
 import { FACE_SETTINGS } from "../web/face_pipeline.js";
 import { annotationSvg, collectImages, DEFAULT_MODEL, defaultModelDir, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
-import { annotatedFrame, isVideoFile, predictVideo, type VideoOptions, VideoWriter } from "../vision/video.ts";
+import {
+  annotatedFrame,
+  frameRate,
+  isVideoFile,
+  predictVideo,
+  type VideoOptions,
+  VideoWriter,
+} from "../vision/video.ts";
+import { isSameFile, writeFileAtomic } from "../util/files.ts";
 import { TRACK_SETTINGS } from "../web/tracker.js";
 import { ProgressBar } from "../util/progress.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
@@ -85,16 +93,23 @@ export async function main(args: string[]): Promise<number> {
   if (values.annotate) Deno.mkdirSync(values.annotate, { recursive: true });
   const bar = files.length > 1 ? new ProgressBar(files.length, "predict", "img") : undefined;
   const batchSize = values["batch-size"];
+  // Inputs are taken names: an annotation never overwrites a photo it was given (x.annotated.png among them).
   const annotated = new Set<string>();
+  const inputs = values.annotate ? files : [];
   let failed = 0, done = 0;
   for (let start = 0; start < files.length; start += batchSize) {
     const batch = files.slice(start, start + batchSize);
     for (const { image, scale, ...prediction } of await predictFiles(loaded, batch, options, !!values.annotate)) {
       if (prediction.error) failed++;
       if (values.annotate && image) {
-        const out = annotationPath(values.annotate, prediction.path, annotated);
-        Deno.writeFileSync(out, await svgToPng(await annotationSvg(image, prediction.faces, scale), 1));
-        Object.assign(prediction, { annotated: out });
+        const out = annotationPath(values.annotate, prediction.path, annotated, inputs);
+        try {
+          writeFileAtomic(out, await svgToPng(await annotationSvg(image, prediction.faces, scale), 1));
+          Object.assign(prediction, { annotated: out });
+        } catch (error) {
+          failed++;
+          Object.assign(prediction, { error: `--annotate ${(error as Error).message}` });
+        }
       }
       console.log(JSON.stringify(prediction));
       bar?.update(++done);
@@ -123,27 +138,34 @@ async function predictVideos(
   if (options.timeline && !/\.(png|svg)$/.test(options.timeline)) {
     throw new Error("--timeline: give OUT.png or OUT.svg");
   }
-  for (const out of [options.annotate, options.timeline]) {
+  for (const [flag, out] of [["--annotate", options.annotate], ["--timeline", options.timeline]]) {
+    if (out && isSameFile(out, [path])) throw new Error(`${flag} ${out}: that is the input video; give another file`);
     if (out) Deno.mkdirSync(dirname(resolve(out)), { recursive: true });
   }
   const points: { time: number; track: number; probabilities: Record<string, number> }[] = [];
   let writer: VideoWriter | undefined, frames = 0, withFace = 0;
   try {
-    const info = await predictVideo(loaded, path, { ...options, timeConstant: options.smooth }, async (line, image) => {
-      console.log(JSON.stringify(line));
-      frames++;
-      if (line.faces.length) withFace++;
-      points.push(...line.faces.map((f) => ({ time: line.time, track: f.track, probabilities: f.smoothed })));
-      if (options.annotate) {
-        writer ??= VideoWriter.start(options.annotate, image.width, image.height, options.fps ?? 25);
-        await writer.write(await annotatedFrame(image, line.faces));
-      }
-    });
-    if (writer) await writer.close(options.annotate!);
+    const info = await predictVideo(
+      loaded,
+      path,
+      { ...options, timeConstant: options.smooth },
+      async (line, image, video) => {
+        console.log(JSON.stringify(line));
+        frames++;
+        if (line.faces.length) withFace++;
+        points.push(...line.faces.map((f) => ({ time: line.time, track: f.track, probabilities: f.smoothed })));
+        if (options.annotate) {
+          writer ??= VideoWriter.start(options.annotate, image.width, image.height, frameRate(video, options.fps));
+          await writer.write(await annotatedFrame(image, line.faces, line.width / image.width));
+        }
+      },
+    );
+    await writer?.close();
     console.error(`${path}: ${frames} frames analysed (${info.width}x${info.height}), a face on ${withFace}`);
   } catch (error) {
     const message = (error as Error).message;
-    console.log(JSON.stringify({ path, error: message.startsWith(path) ? message : `${path}: ${message}` }));
+    const named = [path, options.annotate, options.timeline].some((p) => p && message.startsWith(p));
+    console.log(JSON.stringify({ path, error: named ? message : `${path}: ${message}` }));
     return 1;
   }
   if (options.timeline) {
@@ -153,11 +175,14 @@ async function predictVideos(
   return frames ? 0 : 1;
 }
 
-/** `DIR/NAME.annotated.png` for a photo, numbered (`NAME-2.annotated.png`, ...) when this run already wrote that name. */
-function annotationPath(dir: string, photo: string, taken: Set<string>): string {
+/**
+ * `DIR/NAME.annotated.png` for a photo, numbered (`NAME-2.annotated.png`, ...)
+ * when this run already wrote that name or it is one of the `inputs`.
+ */
+function annotationPath(dir: string, photo: string, taken: Set<string>, inputs: string[]): string {
   const name = basename(photo, extname(photo));
   let out = join(dir, `${name}.annotated.png`);
-  for (let k = 2; taken.has(out); k++) out = join(dir, `${name}-${k}.annotated.png`);
+  for (let k = 2; taken.has(out) || isSameFile(out, inputs); k++) out = join(dir, `${name}-${k}.annotated.png`);
   taken.add(out);
   return out;
 }

@@ -1,6 +1,7 @@
 /** Image decoding and encoding through sharp (libvips), and the pixel operations the pipeline needs. */
 import sharp from "sharp";
 import { extname } from "node:path";
+import { regularFile } from "../util/files.ts";
 
 /** A decoded image: 8-bit RGBA, row-major. */
 export interface RgbaImage {
@@ -48,14 +49,8 @@ export interface ImageFile {
  * while decoding), which bounds the memory a photo takes.
  */
 export async function readImageFile(path: string, maxSide?: number): Promise<ImageFile> {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch {
-    throw new Error(`${path}: no such file (or a link to nothing)`);
-  }
+  const info = regularFile(path, true);
   if (info.isDirectory) throw new Error(`${path}: a folder without image files (${IMAGE_EXTENSIONS.join(" ")})`);
-  if (!info.isFile) throw new Error(`${path}: not a regular file (a FIFO, device or socket); not read`);
   if (info.size > MAX_FILE_BYTES) {
     throw new Error(`${path}: ${(info.size / 2 ** 20).toFixed(0)} MB, over the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
   }

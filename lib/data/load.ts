@@ -8,6 +8,7 @@ import { loadCsvCached } from "./csv.ts";
 import { loadImageFolders } from "./folders.ts";
 import { fer2013VotesData, ferPlusData, votesPath } from "./ferplus.ts";
 import { displayPath, exists, projectPath } from "../util/paths.ts";
+import { regularFile } from "../util/files.ts";
 
 /** Where the data is looked for when no path is given, in order (relative to the project root). */
 export const DEFAULT_DATA_PATHS = [
@@ -37,10 +38,18 @@ export function resolveDataPath(flag?: string): string {
  * beside it; with `"fer2013-votes"`, its own labels softened by them.
  */
 export async function loadDataset(path: string, options: LoadOptions = {}): Promise<FerData> {
-  const stat = Deno.statSync(path);
+  const stat = regularFile(path, true);
   const labels = options.labels ?? "fer2013";
   if (labels !== "fer2013" && stat.isDirectory) {
     throw new Error(`${path}: FER+ votes come with the FER2013 CSV (fer2013new.csv beside it), not an image folder`);
+  }
+  // Checked before the CSV is parsed, which takes a while.
+  if (labels !== "fer2013") {
+    try {
+      regularFile(votesPath(path));
+    } catch (error) {
+      throw new Error(`--labels ${labels} needs FER+'s votes beside the CSV: ${(error as Error).message}`);
+    }
   }
   let data = stat.isDirectory ? await loadImageFolders(path, options) : await loadCsvCached(path, options);
   if (labels === "ferplus") data = ferPlusData(data, votesPath(path), options.labelMode ?? "majority");

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { calibrate } from "../web/face_pipeline.js";
 import { classCounts, type FaceSet, type FerData } from "../data/dataset.ts";
 import { loadModel } from "../model/model_io.ts";
-import { readJson, writeTextFileAtomic } from "../util/files.ts";
+import { readJson, writeFileAtomic } from "../util/files.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
 import { predictSet } from "./evaluate.ts";
 
@@ -155,11 +155,11 @@ export async function calibrateModel(dir: string, data: FerData): Promise<Calibr
   const eceAfter = expectedCalibrationError(scaled, privateTest.labels, classes);
   const metadataPath = join(dir, "metadata.json");
   const saved = readJson<Record<string, unknown>>(metadataPath);
-  writeTextFileAtomic(metadataPath, JSON.stringify({ ...saved, temperature }, null, 2) + "\n");
+  writeFileAtomic(metadataPath, JSON.stringify({ ...saved, temperature }, null, 2) + "\n");
   const out = join(dir, "calibration");
   Deno.mkdirSync(out, { recursive: true });
   const result: CalibrationResult = { temperature, fittedOn: "PublicTest", PrivateTest: { eceBefore, eceAfter } };
-  writeTextFileAtomic(join(out, "calibration.json"), JSON.stringify(result, null, 2) + "\n");
+  writeFileAtomic(join(out, "calibration.json"), JSON.stringify(result, null, 2) + "\n");
   await saveChart(
     reliabilitySpec({
       "before (T = 1)": reliabilityBins(raw, privateTest.labels, classes),

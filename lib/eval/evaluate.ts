@@ -4,7 +4,7 @@
  * `deno task evaluate` is lib/cli/evaluate.ts.
  */
 import * as tf from "@tensorflow/tfjs";
-import { writeTextFileAtomic } from "../util/files.ts";
+import { writeFileAtomic } from "../util/files.ts";
 import { join } from "node:path";
 import { batchTensor, type FaceSet, inOrderBatches } from "../data/dataset.ts";
 import { argmaxRows, buildReport, type Report } from "./metrics.ts";
@@ -84,6 +84,6 @@ export async function evaluateSet(
 /** Write `report.json` and `confusion_matrix.png|svg` into `dir`. */
 export async function writeReport(dir: string, report: Report, extra: Record<string, unknown> = {}): Promise<void> {
   Deno.mkdirSync(dir, { recursive: true });
-  writeTextFileAtomic(join(dir, "report.json"), JSON.stringify({ ...report, ...extra }, null, 2) + "\n");
+  writeFileAtomic(join(dir, "report.json"), JSON.stringify({ ...report, ...extra }, null, 2) + "\n");
   await saveChart(confusionMatricesSpec(report.confusion_matrix, report.labels), join(dir, "confusion_matrix"));
 }

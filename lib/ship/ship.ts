@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel, makeMetadata, modelFiles, type ModelMetadata } from "../model/model_io.ts";
-import { commitFolder, readJson, recoverFolder, writeFiles, writeTextFileAtomic } from "../util/files.ts";
+import { commitFolder, readJson, recoverFolder, writeFileAtomic, writeFiles } from "../util/files.ts";
 import type { FaceSet, FerData, LabelSet } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
@@ -281,15 +281,28 @@ export interface ShipOptions {
 export async function shipModel(runs: string[], out: string, options: ShipOptions = {}): Promise<void> {
   const log = options.log ?? console.log;
   const shown = displayPath(out);
+  const twice = runs.find((run, i) => runs.findIndex((other) => resolve(other) === resolve(run)) < i);
+  if (twice) throw new Error(`--run ${twice}: given twice (an ensemble of a net with itself weighs nothing new)`);
   const perRun = runs.map(candidates);
   const records = runs.map(readRun);
   let choices = perRun.flat();
-  const labelSets = [...new Set(records.map((r) => (r.config.labels ?? "fer2013") as LabelSet))];
-  if (labelSets.length > 1) {
-    throw new Error(`--run: the runs learnt different labels (${labelSets.join(", ")}); ship them to different --out`);
+  // Like with like: every candidate, and the model it would replace, scored on the same data, split and labels.
+  const sources = [...new Set(choices.map((c) => trainedOn(c.dir!)))];
+  if (sources.length > 1) {
+    throw new Error(
+      `--run: the runs were trained on different data (${sources.join("; ")}); ship them to different --out`,
+    );
+  }
+  recoverFolder(out);
+  if (exists(join(out, "model.json")) && trainedOn(out) !== sources[0]) {
+    throw new Error(
+      `${shown} was trained on ${trainedOn(out)}, the runs on ${
+        sources[0]
+      }: their PublicTest figures do not compare; ship to a new --out (${shown} is kept)`,
+    );
   }
   await initBackend();
-  const data = options.data ?? await loadDataset(resolveDataPath(), { labels: labelSets[0] });
+  const data = options.data ?? await runData(records[0], choices[0].dir!);
   const validation = data.splits.PublicTest;
   // Refused here, before any scoring, when a class has no training images.
   const prior = options.balance ? classPrior(data.splits.Training, data.labels) : undefined;
@@ -298,7 +311,6 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
   log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
   const chosen = choices[0];
-  recoverFolder(out);
   if (exists(join(out, "model.json"))) {
     if (options.balance && !options.force) {
       throw new Error(
@@ -327,7 +339,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
         { members: chosen.members },
         { PublicTest: { accuracy: chosen.publicTest } },
         data.labels,
-        labelSets[0],
+        (records[0].config.labels ?? "fer2013") as LabelSet,
       );
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
@@ -375,7 +387,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       prior,
     );
     model.dispose();
-    writeTextFileAtomic(join(stage, "RECIPE.md"), recipe);
+    writeFileAtomic(join(stage, "RECIPE.md"), recipe);
     commitFolder(stage, out);
   } catch (error) {
     Deno.removeSync(stage, { recursive: true });
@@ -383,6 +395,36 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   }
   log(`shipped ${chosen.description} to ${shown} (RECIPE.md, report.json${options.noTta ? "" : ", tta/report.json"})`);
   log(`next: deno task calibrate --model ${shown}; deno task explore --model ${shown}`);
+}
+
+/**
+ * What the saved model in `dir` was trained and validated on, in words: its
+ * data source (an ensemble's: its first member's), its validation split's
+ * seed where the source has no split of its own (an image folder), and its
+ * classes. Two models compare on PublicTest only when these agree.
+ */
+export function trainedOn(dir: string): string {
+  const metadata = readJson<ModelMetadata>(join(dir, "metadata.json"));
+  const training = metadata.training as { data?: string; members?: string[]; config?: { seed?: number } };
+  if (!training.data && training.members?.length) return trainedOn(resolve(PROJECT_ROOT, training.members[0]));
+  const data = training.data ? resolve(PROJECT_ROOT, training.data) : undefined;
+  const split = data && exists(data) && Deno.statSync(data).isDirectory
+    ? `, validation split seed ${training.config?.seed}`
+    : "";
+  return `${data ? displayPath(data) : "unrecorded data"}${split}, ${metadata.labelSet ?? "fer2013"} labels (${
+    metadata.labels.join(", ")
+  })`;
+}
+
+/** The data that `run` (whose checkpoint is `checkpoint`) was trained and validated on, loaded as it loaded it. */
+async function runData(run: RunRecord, checkpoint: string): Promise<FerData> {
+  const training = readJson<ModelMetadata>(join(checkpoint, "metadata.json")).training as { data?: string };
+  const config = run.config as Partial<TrainConfig>;
+  return await loadDataset(training.data ? resolve(PROJECT_ROOT, training.data) : resolveDataPath(), {
+    labels: config.labels,
+    labelMode: config.labelMode,
+    seed: config.seed,
+  });
 }
 
 /** A saved model's accuracy on `set`. */

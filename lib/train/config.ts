@@ -60,6 +60,10 @@ export interface TrainConfig {
   teacher?: string;
   /** The teacher's share of each training target, 0-1 (with `teacher`; the label has the rest). */
   distill: number;
+  /** With `teacher`: its probabilities averaged over the test-time views (mirror and shifts). */
+  teacherTta?: boolean;
+  /** Logit-adjusted loss (Menon et al. 2021): the exponent tau of the class prior in the loss; 0 is plain. */
+  logitAdjust?: number;
   /** The labels of the FER2013 CSV's images: its own, or the FER+ votes (8 classes; lib/data/ferplus.ts). */
   labels: LabelSet;
   /** With FER+ labels: how the votes become training targets. */
@@ -255,6 +259,18 @@ export const TRAIN_FLAGS = {
     max: 1,
     key: "distill",
     help: "the teacher's share of each target (with --teacher)",
+  },
+  "teacher-tta": {
+    type: "boolean",
+    key: "teacherTta",
+    help: "with --teacher: its probabilities averaged over mirror and shifted views",
+  },
+  "logit-adjust": {
+    type: "number",
+    min: 0,
+    max: 2,
+    key: "logitAdjust",
+    help: "logit-adjusted loss: the class prior to this power in the loss (1: the net scores classes as if balanced)",
   },
   labels: {
     type: "string",

@@ -18,10 +18,13 @@ import { runPaths } from "./run_folder.ts";
 interface TeacherSource {
   teacher: string;
   n: number;
+  /** Averaged over the test-time views (mirror and shifts; `--teacher-tta`). */
+  tta?: boolean;
 }
 
 /**
- * `teacherDir`'s probabilities on the images of `train` (n x classes). Kept
+ * `teacherDir`'s probabilities on the images of `train` (n x classes; with
+ * `tta`, the mean over the test-time views). Kept
  * in `out/teacher/` (written whole or not at all), so a resumed run reuses
  * them instead of predicting again.
  */
@@ -31,12 +34,13 @@ export async function teacherProbabilities(
   train: FaceSet,
   labels: readonly string[],
   log: (m: string) => void,
+  tta = false,
 ): Promise<Float32Array> {
   const dir = runPaths(out).teacher;
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
-    if (source.teacher === teacherDir && source.n === train.n) {
-      log(`teacher: reusing ${dir} (${teacherDir} on ${train.n} training images)`);
+    if (source.teacher === teacherDir && source.n === train.n && (source.tta ?? false) === tta) {
+      log(`teacher: reusing ${dir} (${teacherDir}${tta ? " with TTA" : ""} on ${train.n} training images)`);
       return new Float32Array(Deno.readFileSync(join(dir, "probabilities.bin")).buffer);
     }
   }
@@ -47,9 +51,9 @@ export async function teacherProbabilities(
       `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${labels.join(", ")})`,
     );
   }
-  const probabilities = await predictSet(model, train, { progressLabel: `teacher ${teacherDir}` });
+  const probabilities = await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
   model.dispose();
-  const source: TeacherSource = { teacher: teacherDir, n: train.n };
+  const source: TeacherSource = { teacher: teacherDir, n: train.n, ...(tta ? { tta } : {}) };
   writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(probabilities.buffer), "source.json": source });
   log(
     `teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the training labels`,

@@ -38,12 +38,26 @@ function drawClass(p: ArrayLike<number>, u: number): number {
   return p.length - 1;
 }
 
-/** Categorical cross-entropy on probabilities, with optional label smoothing. */
-export function smoothedCrossEntropy(smoothing: number) {
+/**
+ * Categorical cross-entropy on probabilities, with optional label smoothing.
+ * With `prior` (each class's share of the training images) and `tau` > 0,
+ * the loss is logit-adjusted (Menon et al. 2021): it scores the model's
+ * probabilities times prior^tau, renormalized, so the model itself learns to
+ * score classes as if they were equally common (at tau 1).
+ */
+export function smoothedCrossEntropy(smoothing: number, prior?: readonly number[], tau = 0) {
+  const weights = prior && tau > 0 ? prior.map((p) => Math.pow(p, tau)) : undefined;
   return (yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor =>
     tf.tidy(() => {
       const k = yTrue.shape[yTrue.rank - 1] as number;
       const target = smoothing > 0 ? yTrue.mul(1 - smoothing).add(smoothing / k) : yTrue;
-      return target.mul(yPred.clipByValue(1e-7, 1).log()).sum(-1).neg().mean();
+      const scored = weights ? adjusted(yPred, weights) : yPred;
+      return target.mul(scored.clipByValue(1e-7, 1).log()).sum(-1).neg().mean();
     });
+}
+
+/** Probabilities times `weights`, each row renormalized: a shift of the logits by log(weights). */
+function adjusted(probabilities: tf.Tensor, weights: number[]): tf.Tensor {
+  const scaled = probabilities.mul(tf.tensor1d(weights));
+  return scaled.div(scaled.sum(-1, true));
 }

@@ -80,6 +80,7 @@ export class DataParallelTrainer implements Trainer {
       labelSmoothing: options.labelSmoothing,
       distill: options.distill,
       ema: options.ema,
+      logitAdjust: options.logitAdjust,
       augment: options.augment,
       photometric: options.photometric,
       train,

@@ -25,6 +25,8 @@ export interface StepOptions {
   distill?: number;
   /** Decay per step of an average of the weights kept beside them (ema.ts); 0 or absent: none. */
   ema?: number;
+  /** Logit-adjusted loss: the training class shares and their exponent tau (losses.ts); absent or 0: plain. */
+  logitAdjust?: { prior: number[]; tau: number };
 }
 
 /** A weight list as plain data. */
@@ -47,7 +49,7 @@ export class Stepper {
       { ...ADAM_DEFAULTS, weightDecay: options.weightDecay },
     );
     if (options.ema) this.ema = new WeightEma(options.ema, this.optimizer.slots, weights);
-    this.loss = smoothedCrossEntropy(options.labelSmoothing);
+    this.loss = smoothedCrossEntropy(options.labelSmoothing, options.logitAdjust?.prior, options.logitAdjust?.tau);
   }
 
   /**

@@ -29,7 +29,7 @@ import {
   optimizerFiles,
   saveModel,
 } from "../model/model_io.ts";
-import { readJson, writeFolderAtomic, writeTextFileAtomic } from "../util/files.ts";
+import { readJson, writeFileAtomic, writeFolderAtomic } from "../util/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { DataParallelTrainer } from "./parallel.ts";
 import { LocalTrainer, type Trainer } from "./local.ts";
@@ -39,6 +39,7 @@ import { averageRun, recomputeBatchNorm } from "./average.ts";
 import { lockRun, prepareRun, runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
 import type { TrainConfig } from "./config.ts";
 import { teacherProbabilities } from "./distill.ts";
+import { classPrior } from "../eval/calibration.ts";
 import { averagedWeights } from "./ema.ts";
 
 /** Saved with `last/` so an interrupted run resumes where it stopped. */
@@ -81,7 +82,7 @@ function openRunFolder(
   const release = lockRun(config.out, log);
   try {
     const fromCheckpoint = prepareRun(config.out, resume, log) === "resume";
-    writeTextFileAtomic(runPaths(config.out).config, JSON.stringify({ ...config, device: active }, null, 2) + "\n");
+    writeFileAtomic(runPaths(config.out).config, JSON.stringify({ ...config, device: active }, null, 2) + "\n");
     return { fromCheckpoint, release };
   } catch (error) {
     release();
@@ -230,9 +231,13 @@ async function trainInFolder(
     photometric: config.photometric,
     distill: config.distill,
     ema: config.ema,
+    logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,
   };
   const taught = config.teacher
-    ? { ...train, teacher: await teacherProbabilities(config.teacher, config.out, train, data.labels, log) }
+    ? {
+      ...train,
+      teacher: await teacherProbabilities(config.teacher, config.out, train, data.labels, log, config.teacherTta),
+    }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;
   // With --ema, the weight average is what is scored and saved as best/; last/ keeps the raw weights to go on from.
@@ -270,7 +275,7 @@ async function trainInFolder(
         rss_mib: rss,
       };
       history.push(record);
-      writeTextFileAtomic(paths.history, historyCsv(history));
+      writeFileAtomic(paths.history, historyCsv(history));
 
       const monitored = config.monitor === "val_accuracy" ? validated.accuracy : validated.loss;
       const { improved } = stopper.update(epoch, monitored);

@@ -4,7 +4,7 @@
  * that follow symbolic links, the way a user expects a folder of photos to be
  * read.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { exists } from "./paths.ts";
 
 /** A folder entry with links followed: a link to a file is a file; a broken link is neither. */
@@ -53,6 +53,48 @@ export function walkFiles(root: string, accept: (name: string) => boolean): stri
   };
   walk(root);
   return out;
+}
+
+/**
+ * The file information of `path` if it is a regular file (links followed);
+ * otherwise an error of one line naming it: missing, a link to nothing, a
+ * loop of links, a folder (unless `folders`), or a FIFO, device or socket,
+ * which would hang or never end if read. Checked before anything opens it.
+ */
+export function regularFile(path: string, folders = false): Deno.FileInfo {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    const loop = (error as { code?: string }).code === "ELOOP" || /loop/i.test((error as Error).message);
+    throw new Error(`${path}: ${loop ? "a loop of symbolic links" : "no such file (or a link to nothing)"}`);
+  }
+  if (info.isDirectory && folders) return info;
+  if (info.isDirectory) throw new Error(`${path}: a folder, not a file`);
+  if (!info.isFile) throw new Error(`${path}: not a regular file (a FIFO, device or socket); not read`);
+  return info;
+}
+
+/**
+ * Whether `output` names the same file as one of `inputs`, links followed
+ * (also where `output` does not exist yet but its folder is a link).
+ */
+export function isSameFile(output: string, inputs: string[]): boolean {
+  const target = resolvedPath(output);
+  return inputs.some((input) => resolvedPath(input) === target);
+}
+
+/** `path` with every link resolved: the real path of it, or of its folder when it does not exist. */
+function resolvedPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    try {
+      return join(Deno.realPathSync(dirname(resolve(path))), basename(path));
+    } catch {
+      return resolve(path);
+    }
+  }
 }
 
 /** Parse a JSON file; a missing, empty or damaged file is named in the error. */
@@ -135,11 +177,12 @@ export function recoverFolder(dir: string): string[] {
   return done;
 }
 
-/** Write a text file whole or not at all: to `path.tmp-PID`, then renamed over `path`. */
-export function writeTextFileAtomic(path: string, text: string): void {
+/** Write a file (text or bytes) whole or not at all: to `path.tmp-PID`, then renamed over `path`. */
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
   const tmp = `${path}.tmp-${Deno.pid}`;
   try {
-    Deno.writeTextFileSync(tmp, text);
+    if (typeof content === "string") Deno.writeTextFileSync(tmp, content);
+    else Deno.writeFileSync(tmp, content);
     Deno.renameSync(tmp, path);
   } catch (error) {
     if (exists(tmp)) Deno.removeSync(tmp, { recursive: true });

@@ -146,6 +146,13 @@ export async function findFaces(image: RgbaImage, inputSize: number, options: Fa
   return (await detectFaces(image, options)).map((d) => ({ ...d, crop: faceCrop(gray, d, inputSize) }));
 }
 
+/** `face` in the pixels of an image `scale` times larger (its box rounded, its eyes to a tenth of a pixel). */
+export function scaledFace<T extends Face>(face: T, scale: number): T {
+  if (scale === 1) return face;
+  const eyes = face.eyes?.map(([x, y]) => [x * scale, y * scale]) as Face["eyes"];
+  return { ...face, box: face.box.map((v) => Math.round(v * scale)) as Face["box"], ...(eyes ? { eyes } : {}) };
+}
+
 /** Results for found faces from their class probabilities (row-major, a row per face). */
 export function labelFaces(
   found: FoundFace[],

@@ -7,7 +7,15 @@ import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
 import { type LoadedModel } from "../model/model_io.ts";
 import { encodeRgbaPng, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
-import { classifyCrops, type FaceOptions, type FaceResult, findFaces, type FoundFace, labelFaces } from "./faces.ts";
+import {
+  classifyCrops,
+  type FaceOptions,
+  type FaceResult,
+  findFaces,
+  type FoundFace,
+  labelFaces,
+  scaledFace,
+} from "./faces.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import { FACE_SETTINGS, faceMark } from "../web/face_pipeline.js";
 import { exists, projectPath } from "../util/paths.ts";
@@ -68,7 +76,7 @@ export async function predictFiles(
         height: file.height,
         faces: [],
         error: null,
-        found: faces.map((f) => ({ ...f, box: f.box.map((v) => Math.round(v * file.scale)) as FoundFace["box"] })),
+        found: faces.map((f) => scaledFace(f, file.scale)),
         ...(keepImages ? { image: file.image, scale: file.scale } : {}),
       });
     } catch (err) {

@@ -6,14 +6,15 @@
  * frame, and on request the video annotated (encoded by ffmpeg) and each
  * face's emotions over time. `deno task predict VIDEO` is lib/cli/predict.ts.
  */
-import { extname } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import sharp from "sharp";
 import type { RgbaImage } from "../data/images.ts";
 import type { LoadedModel } from "../model/model_io.ts";
-import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces } from "./faces.ts";
-import { annotationSvg } from "./predict.ts";
+import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces, scaledFace } from "./faces.ts";
+import { annotationSvg, MAX_WORKING_SIDE } from "./predict.ts";
+import { regularFile } from "../util/files.ts";
 import { svgToPng } from "../util/charts.ts";
-import { argmax, probabilityMap } from "../web/face_pipeline.js";
+import { argmax, FACE_SETTINGS, probabilityMap } from "../web/face_pipeline.js";
 import { FaceTracker } from "../web/tracker.js";
 
 /** File extensions taken as videos. */
@@ -42,12 +43,15 @@ export interface VideoFrameLine {
   error: null;
 }
 
-/** What ffprobe says of a video's first video stream. */
+/** What ffprobe says of a video's first video stream, upright (its rotation applied, as ffmpeg decodes it). */
 export interface VideoInfo {
+  /** The upright frame's size in the file's pixels. */
   width: number;
   height: number;
   fps: number;
   duration: number;
+  /** Degrees the player turns the stored frames (phones tag portrait clips 90 or -90). */
+  rotation: number;
 }
 
 /** Run ffmpeg or ffprobe; not installed is one line saying how to install it. */
@@ -62,8 +66,9 @@ function missingFfmpeg(error: unknown): Error {
     : error as Error;
 }
 
-/** A video's size, frame rate and duration, from ffprobe. */
+/** A video's upright size, frame rate, duration and rotation, from ffprobe; anything but a regular file is refused first. */
 export async function probeVideo(path: string): Promise<VideoInfo> {
+  regularFile(path);
   let output: Deno.CommandOutput;
   try {
     output = await tool("ffprobe", [
@@ -72,7 +77,7 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
       "-select_streams",
       "v:0",
       "-show_entries",
-      "stream=width,height,avg_frame_rate:format=duration",
+      "stream=width,height,avg_frame_rate:stream_tags=rotate:stream_side_data=rotation:format=duration",
       "-of",
       "json",
       path,
@@ -86,45 +91,78 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   const stream = probe.streams?.[0];
   if (!stream?.width) throw new Error(`${path}: no video stream`);
   const [num, den] = String(stream.avg_frame_rate).split("/").map(Number);
+  const sideRotation = (stream.side_data_list ?? []).find((d: { rotation?: number }) => d.rotation !== undefined);
+  const rotation = Number(sideRotation?.rotation ?? stream.tags?.rotate ?? 0) || 0;
+  const turned = Math.abs(rotation) % 180 === 90;
   return {
-    width: stream.width,
-    height: stream.height,
+    width: turned ? stream.height : stream.width,
+    height: turned ? stream.width : stream.height,
     fps: den ? num / den : num,
     duration: Number(probe.format?.duration),
+    rotation,
   };
 }
 
-/** The video's frames at `fps` per second (its own rate if undefined), RGBA, one at a time. */
+/** The size frames are decoded at: the upright frame, shrunk to at most MAX_WORKING_SIDE on its longer side. */
+export function workingSize(info: VideoInfo): { width: number; height: number; scale: number } {
+  const shrink = Math.min(1, MAX_WORKING_SIDE / Math.max(info.width, info.height));
+  const width = Math.max(1, Math.round(info.width * shrink)), height = Math.max(1, Math.round(info.height * shrink));
+  return { width, height, scale: info.width / width };
+}
+
+/** Frames analysed per second: `fps`, at most the video's own rate (its own rate when undefined). */
+export function frameRate(info: VideoInfo, fps?: number): number {
+  return Math.min(fps ?? info.fps, info.fps);
+}
+
+/**
+ * The video's frames at `fps` per second (its own rate if undefined, or if
+ * `fps` is higher: frames are not repeated), RGBA, one at a time, upright
+ * and scaled by ffmpeg to `workingSize`, so a frame's memory is bounded
+ * whatever the file holds. A decode that stops short (a truncated file) is
+ * an error naming the frames read, after the frames that were decoded.
+ */
 export async function* videoFrames(
   path: string,
   info: VideoInfo,
   fps?: number,
 ): AsyncGenerator<{ index: number; time: number; image: RgbaImage }> {
-  const filters = fps ? ["-vf", `fps=${fps}`] : [];
+  const size = workingSize(info);
+  const rate = frameRate(info, fps);
+  const filters = [...(rate < info.fps ? [`fps=${rate}`] : []), `scale=${size.width}:${size.height}:flags=area`];
   let child: Deno.ChildProcess;
   try {
-    child = tool("ffmpeg", ["-v", "error", "-i", path, ...filters, "-f", "rawvideo", "-pix_fmt", "rgba", "pipe:1"], {
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = tool("ffmpeg", [
+      "-v",
+      "error",
+      "-i",
+      path,
+      "-vf",
+      filters.join(","),
+      "-f",
+      "rawvideo",
+      "-pix_fmt",
+      "rgba",
+      "pipe:1",
+    ], { stdout: "piped", stderr: "piped" }).spawn();
   } catch (error) {
     throw missingFfmpeg(error);
   }
   const errors = new Response(child.stderr).text();
-  const frameBytes = info.width * info.height * 4;
-  const rate = fps ?? info.fps;
-  let buffer = new Uint8Array(0), index = 0, finished = false;
+  const frameBytes = size.width * size.height * 4;
+  let frame = new Uint8Array(frameBytes), filled = 0, index = 0, finished = false;
   try {
     for await (const chunk of child.stdout) {
-      const joined = new Uint8Array(buffer.length + chunk.length);
-      joined.set(buffer);
-      joined.set(chunk, buffer.length);
-      buffer = joined;
-      while (buffer.length >= frameBytes) {
-        const data = buffer.slice(0, frameBytes);
-        buffer = buffer.slice(frameBytes);
+      for (let at = 0; at < chunk.length;) {
+        const take = Math.min(frameBytes - filled, chunk.length - at);
+        frame.set(chunk.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled < frameBytes) continue;
         const time = Math.round((index / rate) * 1000) / 1000;
-        yield { index, time, image: { width: info.width, height: info.height, data } };
+        yield { index, time, image: { width: size.width, height: size.height, data: frame } };
+        frame = new Uint8Array(frameBytes);
+        filled = 0;
         index++;
       }
     }
@@ -133,17 +171,33 @@ export async function* videoFrames(
     if (!finished) child.kill(); // the caller stopped early
   }
   const { success } = await child.status;
-  if (!success && index === 0) {
-    throw new Error(`${path}: cannot decode video (${(await errors).trim().split("\n")[0]})`);
+  const problem = (await errors).trim().split("\n")[0];
+  if (!success && index === 0) throw new Error(`${path}: cannot decode video (${problem})`);
+  const expected = Math.floor(info.duration * rate);
+  if (!success || (problem && index < expected - 1)) {
+    throw new Error(
+      `${path}: decoding stopped after ${index} of about ${expected} frames; the file may be truncated (${
+        problem || "ffmpeg failed"
+      })`,
+    );
   }
 }
 
-/** Writes RGBA frames into an H.264 mp4 through ffmpeg. */
+/**
+ * Writes RGBA frames into an H.264 mp4 through ffmpeg: into a file beside
+ * `path`, put in its place when complete (a failure leaves no torn video).
+ */
 export class VideoWriter {
-  private constructor(private child: Deno.ChildProcess, private writer: WritableStreamDefaultWriter<Uint8Array>) {}
+  private constructor(
+    private child: Deno.ChildProcess,
+    private writer: WritableStreamDefaultWriter<Uint8Array>,
+    private path: string,
+    private staged: string,
+  ) {}
 
   /** Start writing `path` at `fps` frames per second. */
   static start(path: string, width: number, height: number, fps: number): VideoWriter {
+    const staged = join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}`);
     const args = [
       "-v",
       "error",
@@ -159,7 +213,7 @@ export class VideoWriter {
     ];
     let child: Deno.ChildProcess;
     try {
-      child = tool("ffmpeg", [...args, "-i", "pipe:0", "-c:v", "libx264", "-pix_fmt", "yuv420p", path], {
+      child = tool("ffmpeg", [...args, "-i", "pipe:0", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", staged], {
         stdin: "piped",
         stdout: "null",
         stderr: "piped",
@@ -167,7 +221,7 @@ export class VideoWriter {
     } catch (error) {
       throw missingFfmpeg(error);
     }
-    return new VideoWriter(child, child.stdin.getWriter());
+    return new VideoWriter(child, child.stdin.getWriter(), path, staged);
   }
 
   /** Append one frame. */
@@ -175,13 +229,18 @@ export class VideoWriter {
     await this.writer.write(frame.data);
   }
 
-  /** Finish the file; a failure of ffmpeg is an error naming its first line. */
-  async close(path: string): Promise<void> {
-    await this.writer.close();
+  /** Finish the file and put it in place; a failure of ffmpeg is an error naming the output and its first line. */
+  async close(): Promise<void> {
+    await this.writer.close().catch(() => {}); // a closed pipe: ffmpeg's own error says why
     const { success, stderr } = await this.child.output();
     if (!success) {
-      throw new Error(`${path}: ffmpeg could not write the video (${new TextDecoder().decode(stderr).trim()})`);
+      try {
+        Deno.removeSync(this.staged);
+      } catch { /* never written */ }
+      const why = new TextDecoder().decode(stderr).trim().split("\n").at(-1);
+      throw new Error(`${this.path}: ffmpeg could not write the video (${why})`);
     }
+    Deno.renameSync(this.staged, this.path);
   }
 }
 
@@ -190,14 +249,14 @@ function topClass(probabilities: Record<string, number>): string {
   return Object.keys(probabilities)[argmax(Object.values(probabilities))];
 }
 
-/** A frame with its faces boxed and labelled (the smoothed emotion), as RGBA. */
-export async function annotatedFrame(image: RgbaImage, faces: VideoFace[]): Promise<RgbaImage> {
+/** A frame with its faces (boxes in pixels `scale` times the frame's) boxed and labelled (the smoothed emotion), as RGBA. */
+export async function annotatedFrame(image: RgbaImage, faces: VideoFace[], scale = 1): Promise<RgbaImage> {
   const shown = faces.map(({ box, track, smoothed }) => {
     const label = topClass(smoothed);
     const caption = `#${track} ${label}`; // drawn as "#1 happy 80%"
     return { box, emotion: caption, probabilities: { [caption]: smoothed[label] } };
   });
-  const png = await svgToPng(await annotationSvg(image, shown), 1);
+  const png = await svgToPng(await annotationSvg(image, shown, scale), 1);
   const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
@@ -213,21 +272,24 @@ export interface VideoOptions extends FaceOptions {
 /**
  * Each sampled frame of a video: its faces found, given track ids, classified
  * and smoothed; `onFrame` receives every line with its image (to print it,
- * annotate it, ...).
+ * annotate it, ...; the image is upright and at most MAX_WORKING_SIDE, the
+ * boxes in the file's pixels) and the video's info.
  */
 export async function predictVideo(
   loaded: LoadedModel,
   path: string,
   options: VideoOptions,
-  onFrame: (line: VideoFrameLine, image: RgbaImage) => Promise<void> | void,
+  onFrame: (line: VideoFrameLine, image: RgbaImage, info: VideoInfo) => Promise<void> | void,
 ): Promise<VideoInfo> {
   const info = await probeVideo(path);
   const tracker = new FaceTracker(options.timeConstant === undefined ? {} : { timeConstant: options.timeConstant });
   const { labels, temperature, inputSize } = loaded.metadata;
+  const { scale } = workingSize(info);
+  const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / scale;
   for await (const { index, time, image } of videoFrames(path, info, options.fps)) {
-    const found = await findFaces(image, inputSize, options);
+    const found = await findFaces(image, inputSize, { ...options, minFace });
     const probabilities = found.length ? await classifyCrops(loaded, found.map((f) => f.crop)) : new Float32Array();
-    const faces = labelFaces(found, probabilities, labels, temperature);
+    const faces = labelFaces(found.map((f) => scaledFace(f, scale)), probabilities, labels, temperature);
     const ids = tracker.assign(time, faces.map((f) => f.box));
     const line: VideoFrameLine = {
       path,
@@ -242,7 +304,7 @@ export async function predictVideo(
       })),
       error: null,
     };
-    await onFrame(line, image);
+    await onFrame(line, image, info);
   }
   return info;
 }

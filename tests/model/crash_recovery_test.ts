@@ -5,7 +5,7 @@
 import { assert } from "../assert.ts";
 import { join } from "node:path";
 import { loadModel, saveModel } from "../../lib/model/model_io.ts";
-import { readJson, recoverFolder, writeFolderAtomic, writeTextFileAtomic } from "../../lib/util/files.ts";
+import { readJson, recoverFolder, writeFileAtomic, writeFolderAtomic } from "../../lib/util/files.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 import { parseTrainArgs } from "../../lib/train/config.ts";
@@ -87,6 +87,6 @@ Deno.test("damaged model folders and run files are named in one line", async () 
 Deno.test("a text file that cannot be written (its path is a folder) is named, and leaves no temporary file", () => {
   const dir = Deno.makeTempDirSync();
   Deno.mkdirSync(join(dir, "out"));
-  assert.throws(() => writeTextFileAtomic(join(dir, "out"), "{}"), /out: cannot write the file \(it is a folder\)/);
+  assert.throws(() => writeFileAtomic(join(dir, "out"), "{}"), /out: cannot write the file \(it is a folder\)/);
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["out"]);
 });

@@ -1,5 +1,6 @@
 /** RECIPE.md as `deno task ship` writes it, from made-up runs and reports; shipping over a model folder. */
 import { assert } from "../assert.ts";
+import sharp from "sharp";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { join } from "node:path";
 import { type Candidate, recipeText, type RunRecord, shipModel } from "../../lib/ship/ship.ts";
@@ -87,7 +88,7 @@ Deno.test("RECIPE.md counts the candidates, ranks them all, and gives every weig
 });
 
 /** A run folder as `train` leaves it, holding an untrained compact net that claims `publicTest` on PublicTest. */
-async function fakeRun(publicTest: number): Promise<string> {
+async function fakeRun(publicTest: number, training: Record<string, unknown> = {}): Promise<string> {
   await initBackend();
   const run = Deno.makeTempDirSync();
   const paths = runPaths(run);
@@ -97,7 +98,7 @@ async function fakeRun(publicTest: number): Promise<string> {
   await saveModel(
     paths.best,
     model,
-    makeMetadata(model, "compact", {}, { PublicTest: { accuracy: publicTest, epoch: 1 } }),
+    makeMetadata(model, "compact", training, { PublicTest: { accuracy: publicTest, epoch: 1 } }),
   );
   model.dispose();
   return run;
@@ -143,6 +144,22 @@ Deno.test({
     assert.equal(Deno.readTextFileSync(join(out, "RECIPE.md")), before, "a ship that fails half-way changes nothing");
     assert.deepEqual([...Deno.readDirSync(join(out, ".."))].map((e) => e.name), ["model"], "no staging left");
 
+    // A run on other data (an image folder, validated on its own split) is not weighed against the model there.
+    const folder = Deno.makeTempDirSync();
+    const elsewhere = await fakeRun(1, { data: folder, config: { seed: 3 } });
+    for (const force of [false, true]) {
+      await assert.rejects(
+        () => shipModel([elsewhere], out, { data, log, force }),
+        /model was trained on unrecorded data, fer2013 labels .*, the runs on .*, validation split seed 3, .*: their PublicTest figures do not compare; ship to a new --out/,
+      );
+    }
+    await assert.rejects(
+      () => shipModel([worse, elsewhere], join(folder, "new"), { data, log }),
+      /--run: the runs were trained on different data/,
+    );
+    await assert.rejects(() => shipModel([worse, `${worse}/`], out, { data, log }), /--run .*: given twice/);
+    assert.equal(Deno.readTextFileSync(join(out, "RECIPE.md")), before, "refused ships change nothing");
+
     const better = await fakeRun(1);
     await shipModel([better], out, { data, log });
     assert.match(Deno.readTextFileSync(join(out, "RECIPE.md")), new RegExp(`${runPaths(better).best}: epoch 1`));
@@ -174,3 +191,30 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "ship scores and balances a run trained on an image folder by that folder, not by FER2013",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = Deno.makeTempDirSync();
+    const shares = { train: [1, 1, 1, 5, 1, 1, 1], val: [1, 1, 1, 1, 1, 1, 1] };
+    for (const [split, counts] of Object.entries(shares)) {
+      for (const [c, count] of counts.entries()) {
+        for (let i = 0; i < count; i++) await png(join(root, split, EMOTIONS[c], `${i}.png`), 20 * c + i);
+      }
+    }
+    const run = await fakeRun(0.5, { data: root, config: { seed: 1 } });
+    const out = join(Deno.makeTempDirSync(), "model");
+    await shipModel([run], out, { log: () => {}, single: true, noTta: true, balance: true });
+    const metadata = readJson<ModelMetadata>(join(out, "metadata.json"));
+    assert.deepEqual(metadata.classPrior?.map((p) => Math.round(p * 11)), shares.train);
+  },
+});
+
+/** Write a small gray PNG at `path`. */
+async function png(path: string, shade: number) {
+  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  const raw = { width: 20, height: 20, channels: 1 as const };
+  Deno.writeFileSync(path, await sharp(new Uint8Array(400).fill(shade), { raw }).png().toBuffer());
+}

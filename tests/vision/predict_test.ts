@@ -347,6 +347,55 @@ Deno.test({
 });
 
 Deno.test({
+  name: "predict --annotate into the photos' own folder never overwrites a photo; an unwritable picture is named",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const dir = Deno.makeTempDirSync();
+    const png = await grayPng(64, 64, (x) => x * 4);
+    for (const name of ["x.png", "x.annotated.png"]) Deno.writeFileSync(join(dir, name), png);
+    Deno.mkdirSync(join(dir, "y.annotated.png")); // where y's picture would go: a folder
+    Deno.writeFileSync(join(dir, "y.png"), png);
+    const log = console.log;
+    const lines: string[] = [];
+    console.log = (line: string) => lines.push(line);
+    try {
+      assert.equal(await predictMain(["--model", loaded.dir, "--no-detect", "--annotate", dir, dir]), 0);
+    } finally {
+      console.log = log;
+    }
+    const byPath = Object.fromEntries(lines.map((l) => JSON.parse(l)).map((l) => [l.path, l]));
+    assert.deepEqual(Deno.readFileSync(join(dir, "x.annotated.png")), png, "the input is untouched");
+    assert.equal(byPath[join(dir, "x.png")].annotated, join(dir, "x-2.annotated.png"));
+    assert.match(
+      byPath[join(dir, "y.png")].error,
+      /--annotate .*y\.annotated\.png: cannot write the file \(it is a folder\)/,
+    );
+    loaded.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "predict on a photo over 2,048 px: the eyes, like the box, are in the file's pixels",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const loaded = await tempModel();
+    const path = join(Deno.makeTempDirSync(), "big.jpg");
+    const photo = projectPath("..", "shared", "media", "single_face.jpg");
+    Deno.writeFileSync(path, await sharp(photo).resize({ width: 4000 }).jpeg().toBuffer());
+    const [line] = await predictFiles(loaded, [path]);
+    const [x, y, w, h] = line.faces[0].box;
+    assert.ok(w > 1000, `the box is in the file's pixels (${w} wide)`);
+    for (const [ex, ey] of line.faces[0].eyes!) {
+      assert.ok(ex > x && ex < x + w && ey > y && ey < y + h, `eye ${ex},${ey} inside the box ${line.faces[0].box}`);
+    }
+    loaded.model.dispose();
+  },
+});
+
+Deno.test({
   name: "deno task predict resolves paths against the folder it was typed in (INIT_CWD), not the project root",
   sanitizeResources: false,
   sanitizeOps: false,

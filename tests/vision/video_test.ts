@@ -144,3 +144,104 @@ Deno.test("turning points: each emotion a face changes to and keeps for 0.6 s; b
   ];
   assert.deepEqual(turningPoints(lines).map((p) => [p.time, p.emotion]), [[0, "happy"], [1.2, "sad"]]);
 });
+
+/** Run ffmpeg with `args` (a fixture made from its test sources or the shared clip), failing the test on error. */
+async function ffmpeg(...args: string[]): Promise<void> {
+  const { success, stderr } = await new Deno.Command("ffmpeg", { args: ["-v", "error", "-y", ...args] }).output();
+  assert.ok(success, new TextDecoder().decode(stderr));
+}
+
+/** A video's duration in seconds and its frame count, from ffprobe. */
+async function durationAndFrames(path: string): Promise<[number, number]> {
+  const { stdout } = await new Deno.Command("ffprobe", {
+    args: [
+      "-v",
+      "error",
+      "-count_frames",
+      "-show_entries",
+      "stream=nb_read_frames:format=duration",
+      "-of",
+      "json",
+      path,
+    ],
+  }).output();
+  const probe = JSON.parse(new TextDecoder().decode(stdout));
+  return [Number(probe.format.duration), Number(probe.streams[0].nb_read_frames)];
+}
+
+Deno.test({
+  name: "a video is never its own output: --annotate on the input (or through a link) is refused before any work",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync();
+    const clip = join(dir, "clip.mp4"), link = join(dir, "link.mp4");
+    await ffmpeg("-i", CLIP, "-t", "1", "-c", "copy", clip);
+    Deno.symlinkSync(clip, link);
+    const before = Deno.statSync(clip).size;
+    for (const [input, out] of [[clip, clip], [clip, link], [link, clip], [link, join(dir, ".", "clip.mp4")]]) {
+      const { code, lines, stderr } = await predictVideo([input, "--annotate", out]);
+      assert.equal(code, 2, "refused before any work");
+      assert.equal(lines.length, 0);
+      assert.match(stderr, /--annotate .*\.mp4: that is the input video; give another file/);
+    }
+    assert.equal(Deno.statSync(clip).size, before, "the input is untouched");
+  },
+});
+
+Deno.test({
+  name: "videos: rotation tags honoured, the source's timing kept, large frames scaled, truncation and FIFOs reported",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync();
+    // A phone's portrait clip: frames stored turned, with a rotation tag; decoded upright, the face is found.
+    const sideways = join(dir, "sideways.mp4"), rotated = join(dir, "rotated.mp4");
+    await ffmpeg("-i", CLIP, "-t", "2", "-vf", "transpose=2", "-c:v", "libx264", "-preset", "ultrafast", sideways);
+    await ffmpeg("-i", sideways, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated);
+    const turned = await predictVideo([rotated, "--fps", "5"]);
+    assert.equal(turned.code, 0, turned.stderr);
+    const withFace = turned.lines.filter((l) => l.faces.length === 1).length;
+    assert.ok(withFace >= 0.9 * turned.lines.length, `a face on ${withFace} of ${turned.lines.length} frames`);
+    assert.deepEqual([turned.lines[0].width, turned.lines[0].height], [640, 360], "the upright size");
+
+    // The annotated video lasts as long as the source, at the rate analysed; --fps above the source's repeats nothing.
+    const source = join(dir, "thirty.mp4"), annotated = join(dir, "annotated.mp4");
+    await ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2", "-c:v", "libx264", source);
+    const fast = await predictVideo([source, "--fps", "60", "--annotate", annotated]);
+    assert.equal(fast.code, 0, fast.stderr);
+    assert.equal(fast.lines.length, 60, "2 s at the source's 30 frames a second, none repeated");
+    const [seconds, frames] = await durationAndFrames(annotated);
+    assert.ok(Math.abs(seconds - 2) < 0.1, `the annotated video lasts ${seconds} s`);
+    assert.equal(frames, 60);
+
+    // An 8000x8000 frame is scaled by ffmpeg to 2,048 px: it finishes, and the boxes would be in the file's pixels.
+    const huge = join(dir, "huge.mkv");
+    await ffmpeg("-f", "lavfi", "-i", "testsrc=size=8000x8000:rate=1", "-t", "1", "-c:v", "mjpeg", "-q:v", "20", huge);
+    const started = performance.now();
+    const big = await predictVideo([huge]);
+    assert.equal(big.code, 0, big.stderr);
+    assert.deepEqual([big.lines[0].width, big.lines[0].height], [8000, 8000]);
+    assert.ok(performance.now() - started < 60_000);
+
+    // Half a file: the frames decoded, then a line saying the decode stopped short.
+    const whole = join(dir, "whole.mp4"), half = join(dir, "half.mp4");
+    await ffmpeg("-i", CLIP, "-c", "copy", "-movflags", "faststart", whole);
+    const bytes = Deno.readFileSync(whole);
+    Deno.writeFileSync(half, bytes.subarray(0, bytes.length >> 1));
+    const cut = await predictVideo([half]);
+    assert.equal(cut.code, 1);
+    assert.ok(cut.lines.length > 1, "the decoded frames are kept");
+    assert.match(
+      cut.lines.at(-1).error,
+      /half\.mp4: decoding stopped after \d+ of about \d+ frames; the file may be truncated/,
+    );
+
+    // A FIFO named like a video is refused before anything opens it (it would wait for a writer forever).
+    const fifo = join(dir, "pipe.mp4");
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const piped = await predictVideo([fifo]);
+    assert.equal(piped.code, 1);
+    assert.match(piped.lines[0].error, /pipe\.mp4: not a regular file \(a FIFO, device or socket\); not read/);
+  },
+});
