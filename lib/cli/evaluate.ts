@@ -68,7 +68,9 @@ async function evaluationSet(
     labels?: string;
     "leave-out"?: string;
   },
-): Promise<{ set: FaceSet; name: string; source: string; omitted?: FaceFolder["omitted"] }> {
+): Promise<
+  { set: FaceSet; name: string; source: string; omitted?: FaceFolder["omitted"]; faceless?: FaceFolder["faceless"] }
+> {
   const { labels, labelSet = "fer2013" } = loaded.metadata;
   if (values.data && Deno.statSync(values.data).isDirectory && !hasSplitFolders(values.data)) {
     const detector = values.detector as DetectorChoice;
@@ -78,7 +80,7 @@ async function evaluationSet(
     for (const bad of folder.skipped) console.error(`skipped: ${bad.reason}`);
     // A detected face's report is named apart from the whole images' (ckplus48-detect-auto beside ckplus48).
     const name = basename(resolve(values.data)) + (values.detect ? `-detect-${detector}` : "");
-    return { set: folder.set, name, source: folder.source, omitted: folder.omitted };
+    return { set: folder.set, name, source: folder.source, omitted: folder.omitted, faceless: folder.faceless };
   }
   if (values.detect) throw new Error("--detect: give --data a face folder (DIR/<class>/*)");
   if (values["leave-out"]) throw new Error("--leave-out: give --data a face folder (DIR/<class>/*)");
@@ -93,11 +95,14 @@ async function evaluationSet(
   return { set, name, source: data.source, omitted: omitted.length ? omitted : undefined };
 }
 
-/** The face the face pipeline is surest of in a photo, as the model's gray input; no face is an error. */
-async function detectedFace(loaded: LoadedModel, path: string, detector: DetectorChoice): Promise<Uint8Array> {
+/** The face the face pipeline is surest of in a photo, as the model's gray input; undefined when it finds none. */
+async function detectedFace(
+  loaded: LoadedModel,
+  path: string,
+  detector: DetectorChoice,
+): Promise<Uint8Array | undefined> {
   const [face] = await findFaces((await readImageFile(path)).image, loaded.metadata.inputSize, { detector });
-  if (!face) throw new Error(`${path}: no face found`);
-  return face.crop.data;
+  return face?.crop.data;
 }
 
 async function main(args: string[]) {
@@ -113,7 +118,9 @@ async function main(args: string[]) {
   const active = await initBackend(values.backend as BackendChoice);
   console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   const loaded = await loadModel(values.model, { fold: true });
-  const { set, name, source, omitted } = await evaluationSet(loaded, values);
+  const { set, name, source, omitted, faceless = [] } = await evaluationSet(loaded, values);
+  for (const f of faceless) console.error(`no face found: ${f.path} (counted as wrong)`);
+  const unanswered = loaded.metadata.labels.map((_, c) => faceless.filter((f) => f.label === c).length);
   for (const o of omitted ?? []) {
     console.error(`left out: ${o.name} (${o.images} images): ${o.why ?? "the model has no such class"}`);
   }
@@ -121,6 +128,7 @@ async function main(args: string[]) {
     batchSize: values["batch-size"],
     tta: values.tta,
     progressLabel: `evaluate ${name}${values.tta ? " +TTA" : ""}`,
+    unanswered,
   });
   console.log(formatReport(report));
   const warning = chanceWarning(report);
@@ -133,6 +141,7 @@ async function main(args: string[]) {
     tta: values.tta,
     detect: values.detect,
     ...(omitted ? { omitted } : {}),
+    ...(values.detect ? { no_face: faceless.map((f) => f.path) } : {}),
     device: active,
   });
   console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);

@@ -34,7 +34,8 @@ export function folderClasses(names: string[]): string[] {
 }
 
 /** Reads one image file as a 48x48 gray face. */
-export type FaceReader = (path: string) => Promise<Uint8Array>;
+/** A file's face as the model's gray input; undefined when the image holds no face (a detector found none). */
+export type FaceReader = (path: string) => Promise<Uint8Array | undefined>;
 
 /** The whole image as the face: decoded, gray, resized to 48x48. */
 export const wholeImage: FaceReader = async (path) =>
@@ -45,6 +46,8 @@ interface Reading {
   pixels: Uint8Array[];
   labels: number[];
   skipped: BadRow[];
+  /** Images read in which no face was found, with their folder's class. */
+  faceless: { path: string; label: number }[];
   files: number;
 }
 
@@ -60,7 +63,12 @@ async function readClassFolder(
   for (const path of walkFiles(folder, isImageFile)) {
     into.files++;
     try {
-      into.pixels.push(await readFace(path));
+      const face = await readFace(path);
+      if (!face) {
+        into.faceless.push({ path, label });
+        continue;
+      }
+      into.pixels.push(face);
       into.labels.push(label);
       read++;
     } catch (err) {
@@ -90,7 +98,7 @@ export async function loadImageFolders(root: string, options: LoadOptions = {}):
     );
   const labels = folderClasses(classFolders.map((f) => f.name));
   const readings = Object.fromEntries(
-    SPLITS.map((s) => [s, { pixels: [], labels: [], skipped: [], files: 0 }]),
+    SPLITS.map((s) => [s, { pixels: [], labels: [], skipped: [], faceless: [], files: 0 }]),
   ) as unknown as Record<Split, Reading>;
   const skipped: BadRow[] = [];
   for (const folder of classFolders) {
@@ -116,6 +124,8 @@ export interface FaceFolder {
   /** Class folders left out (the model lacks their class, or `leaveOut` names it), with their image counts. */
   omitted: { name: string; images: number; why?: string }[];
   skipped: BadRow[];
+  /** Images in which `readFace` found no face, with their class: an evaluation counts them as wrong. */
+  faceless: { path: string; label: number }[];
 }
 
 /**
@@ -132,7 +142,7 @@ export async function loadFaceFolder(
   onProgress?: (message: string) => void,
   leaveOut: readonly string[] = [],
 ): Promise<FaceFolder> {
-  const reading: Reading = { pixels: [], labels: [], skipped: [], files: 0 };
+  const reading: Reading = { pixels: [], labels: [], skipped: [], faceless: [], files: 0 };
   const omitted: FaceFolder["omitted"] = [];
   const folders = listFolder(root).filter((entry) => entry.isDirectory);
   for (const name of leaveOut) {
@@ -150,10 +160,11 @@ export async function loadFaceFolder(
     } else if (label < 0) omitted.push({ name: folder.name, images: images(), why: "the model has no such class" });
     else await readClassFolder(folder.path, label, reading, readFace, onProgress);
   }
-  if (reading.labels.length === 0) {
+  if (reading.labels.length === 0 && reading.faceless.length === 0) {
     throw new Error(
       `${root}: no images of the model's classes (${labels.join(", ")}); expected ${root}/<class>/*.png|jpg`,
     );
   }
-  return { source: root, set: packRows(reading.pixels, reading.labels), omitted, skipped: reading.skipped };
+  const set = packRows(reading.pixels, reading.labels);
+  return { source: root, set, omitted, skipped: reading.skipped, faceless: reading.faceless };
 }

@@ -69,16 +69,20 @@ export function crossEntropy(probabilities: Float32Array, labels: Uint8Array, cl
   return sum / Math.max(labels.length, 1);
 }
 
-/** Predict a split and build its report; `labels` are the set's (and the model's) class names. */
+/**
+ * Predict a split and build its report; `labels` are the set's (and the
+ * model's) class names; `unanswered`, per class, images left without an
+ * answer (no face found), counted as wrong.
+ */
 export async function evaluateSet(
   model: tf.LayersModel,
   set: FaceSet,
   split: string,
   labels: readonly string[],
-  options: PredictOptions = {},
+  options: PredictOptions & { unanswered?: number[] } = {},
 ): Promise<Report> {
   const probabilities = await predictSet(model, set, options);
-  return buildReport(split, set.labels, argmaxRows(probabilities, labels.length), labels);
+  return buildReport(split, set.labels, argmaxRows(probabilities, labels.length), labels, options.unanswered);
 }
 
 /** Write `report.json` and `confusion_matrix.png|svg` into `dir`. */

@@ -14,9 +14,11 @@ export interface Report {
   accuracy: number;
   macro_f1: number;
   per_class: Record<string, ClassMetrics>;
-  /** counts, rows = true label, columns = predicted label */
+  /** counts, rows = true label, columns = predicted label (the images answered) */
   confusion_matrix: number[][];
   labels: string[];
+  /** Images given no answer (no face found), per class: counted in `n`, the supports, and as wrong. */
+  unanswered?: number[];
 }
 
 /** K x K counts; rows are true labels, columns predictions. */
@@ -33,11 +35,15 @@ export function confusionMatrix(
   return m;
 }
 
-/** Precision, recall, F1 and support of each class (0 where undefined). */
-export function perClassMetrics(matrix: number[][]): ClassMetrics[] {
+/**
+ * Precision, recall, F1 and support of each class (0 where undefined);
+ * `unanswered[c]` images of class c that got no answer count in its
+ * support, as misses.
+ */
+export function perClassMetrics(matrix: number[][], unanswered: readonly number[] = []): ClassMetrics[] {
   return matrix.map((row, c) => {
     const tp = row[c];
-    const support = row.reduce((a, b) => a + b, 0);
+    const support = row.reduce((a, b) => a + b, 0) + (unanswered[c] ?? 0);
     const predicted = matrix.reduce((a, r) => a + r[c], 0);
     const precision = predicted ? tp / predicted : 0;
     const recall = support ? tp / support : 0;
@@ -46,24 +52,33 @@ export function perClassMetrics(matrix: number[][]): ClassMetrics[] {
   });
 }
 
-/** The full report for predictions on one split. */
+/**
+ * The full report for predictions on one split; `unanswered` counts, per
+ * class, images given no answer (a face not found), which count as wrong.
+ * Macro-F1 averages over the classes that have images (a class absent from
+ * the split, such as CK+48's neutral, has no F1 to average).
+ */
 export function buildReport(
   split: string,
   truth: ArrayLike<number>,
   predicted: ArrayLike<number>,
   labels: readonly string[],
+  unanswered?: readonly number[],
 ): Report {
   const matrix = confusionMatrix(truth, predicted, labels.length);
-  const perClass = perClassMetrics(matrix);
+  const perClass = perClassMetrics(matrix, unanswered);
   const correct = matrix.reduce((a, row, c) => a + row[c], 0);
+  const n = truth.length + (unanswered ?? []).reduce((a, b) => a + b, 0);
+  const present = perClass.filter((m) => m.support > 0);
   return {
     split,
-    n: truth.length,
-    accuracy: truth.length ? correct / truth.length : 0,
-    macro_f1: perClass.reduce((a, m) => a + m.f1, 0) / perClass.length,
+    n,
+    accuracy: n ? correct / n : 0,
+    macro_f1: present.length ? present.reduce((a, m) => a + m.f1, 0) / present.length : 0,
     per_class: Object.fromEntries(labels.map((l, c) => [l, perClass[c]])),
     confusion_matrix: matrix,
     labels: [...labels],
+    ...(unanswered?.some((u) => u > 0) ? { unanswered: [...unanswered] } : {}),
   };
 }
 
@@ -99,6 +114,8 @@ export function formatReport(report: Report): string {
     const m = report.per_class[label];
     lines.push(`${label.padEnd(10)} ${pct(m.precision)} ${pct(m.recall)} ${pct(m.f1)}${String(m.support).padStart(9)}`);
   }
+  const missed = (report.unanswered ?? []).reduce((a, b) => a + b, 0);
+  if (missed) lines.push(`no answer (no face found): ${missed} images, counted as wrong`);
   lines.push(`accuracy ${(100 * report.accuracy).toFixed(2)}%   macro-F1 ${(100 * report.macro_f1).toFixed(2)}%`);
   return lines.join("\n");
 }

@@ -244,11 +244,11 @@ export interface NamedWeightData {
 /** The optimizer's state (iteration count, moments) as plain data. */
 export async function readOptimizerWeights(optimizer: tf.Optimizer): Promise<NamedWeightData[]> {
   const weights = await optimizer.getWeights();
-  const out = weights.map((w) => ({
+  const out = await Promise.all(weights.map(async (w) => ({
     name: w.name,
-    data: Float32Array.from(w.tensor.dataSync()),
+    data: Float32Array.from(await w.tensor.data()),
     shape: w.tensor.shape,
-  }));
+  })));
   // getWeights() makes a new tensor for the iteration count; the moments are the optimizer's own variables.
   for (const w of weights) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
   return out;

@@ -97,8 +97,22 @@ function trainingSets(data: FerData, config: TrainConfig): { train: FaceSet; val
   }
   const all = data.splits.Training;
   const train = config.subset ? selectRows(all, stratifiedSample(all.labels, config.subset, config.seed)) : all;
+  const present = [...new Set(train.labels)].map((c) => data.labels[c]);
+  if (present.length < 2) {
+    throw new Error(
+      `${data.source}: the Training images are all of one class (${present[0]}); a classifier learns from two or more`,
+    );
+  }
+  if (train.n < MIN_TRAINING_IMAGES) {
+    throw new Error(
+      `${data.source}: ${train.n} Training images; at least ${MIN_TRAINING_IMAGES} are needed (BatchNorm and a validation split)`,
+    );
+  }
   return { train, validation: data.splits.PublicTest };
 }
+
+/** The fewest training images a run accepts: below this, BatchNorm statistics and the scores mean nothing. */
+export const MIN_TRAINING_IMAGES = 10;
 
 /**
  * Where training starts: the last checkpoint (resume), a saved model's
@@ -260,6 +274,12 @@ async function trainInFolder(
       const optimizerWeights = await trainer.syncTo(model);
       const scored = average ? withAverage(average.model, model, optimizerWeights, average.normSample) : model;
       const validated = await scoreValidation(scored, validation);
+      if (!Number.isFinite(loss) || !Number.isFinite(validated.loss)) {
+        const which = Number.isFinite(loss) ? `validation loss is ${validated.loss}` : `training loss is ${loss}`;
+        throw new Error(
+          `epoch ${epoch}: the ${which}; stopped without saving this epoch (lower --lr, or check the data)`,
+        );
+      }
       const raw = average ? ` (raw ${(await scoreValidation(model, validation)).accuracy.toFixed(4)})` : "";
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;

@@ -73,21 +73,16 @@ function foldedWeights(tf, conv, norm) {
   const [kernel, convBias] = conv.getWeights();
   const normWeights = norm.getWeights();
   let i = 0;
-  const gamma = scale ? normWeights[i++].dataSync() : undefined;
-  const beta = center ? normWeights[i++].dataSync() : undefined;
-  const mean = normWeights[i++].dataSync();
-  const variance = normWeights[i++].dataSync();
-  const channels = mean.length;
-  const factor = new Float32Array(channels);
-  const bias = new Float32Array(channels);
-  const b = convBias ? convBias.dataSync() : undefined;
-  for (let c = 0; c < channels; c++) {
-    factor[c] = (gamma ? gamma[c] : 1) / Math.sqrt(variance[c] + epsilon);
-    bias[c] = ((b ? b[c] : 0) - mean[c]) * factor[c] + (beta ? beta[c] : 0);
-  }
-  const w = kernel.dataSync().slice();
-  for (let j = 0; j < w.length; j++) w[j] *= factor[j % channels];
-  return [tf.tensor(w, kernel.shape), tf.tensor1d(bias)];
+  const gamma = scale ? normWeights[i++] : undefined;
+  const beta = center ? normWeights[i++] : undefined;
+  const mean = normWeights[i++];
+  const variance = normWeights[i++];
+  // Tensor ops only, no synchronous read: WebGPU in Deno has none.
+  return tf.tidy(() => {
+    const factor = gamma ? tf.rsqrt(variance.add(epsilon)).mul(gamma) : tf.rsqrt(variance.add(epsilon));
+    const shifted = (convBias ? convBias.sub(mean) : mean.neg()).mul(factor);
+    return [kernel.mul(factor), beta ? shifted.add(beta) : shifted];
+  });
 }
 
 /**

@@ -6,6 +6,8 @@
  * where Deno finds no WebGPU adapter.
  */
 import { assert } from "../assert.ts";
+import { join } from "node:path";
+import sharp from "sharp";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { ARCHITECTURES, buildModel } from "../../lib/model/architectures.ts";
 import { selectRows } from "../../lib/data/dataset.ts";
@@ -120,5 +122,77 @@ Deno.test({
     await initBackend("wasm");
     model.dispose();
     onWasm.forEach((p, i) => assert.ok(Math.abs(p - onGpu[i]) < 1e-3, `[${i}] ${p} vs ${onGpu[i]}`));
+  },
+});
+
+/** Run a command of lib/cli/ in a subprocess; its status and output. */
+async function command(name: string, args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", projectPath("lib", "cli", `${name}.ts`), ...args],
+  }).output();
+  return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr) };
+}
+
+/** A folder DIR/[split/]<class>/*.png of `perClass` FER2013 PrivateTest faces for each of its first classes. */
+async function faceFolder(perClass: number, splits: string[] = [""]): Promise<string> {
+  const data = await loadDataset(resolveDataPath());
+  const set = data.splits.PrivateTest;
+  const root = Deno.makeTempDirSync();
+  for (const split of splits) {
+    for (const [c, label] of ["angry", "happy"].entries()) {
+      const rows = [...set.labels.keys()].filter((i) => set.labels[i] === [0, 3][c]).slice(0, perClass);
+      for (const row of rows) {
+        const dir = join(root, split, label);
+        Deno.mkdirSync(dir, { recursive: true });
+        const pixels = set.pixels.subarray(row * 48 * 48, (row + 1) * 48 * 48);
+        const png = await sharp(pixels, { raw: { width: 48, height: 48, channels: 1 } }).png().toBuffer();
+        Deno.writeFileSync(join(dir, `${split}${row}.png`), png);
+      }
+    }
+  }
+  return root;
+}
+
+Deno.test({
+  name: "the commands themselves on WebGPU: predict, evaluate (BatchNorm folded) and train",
+  ...options,
+  fn: async () => {
+    const photo = projectPath("..", "shared", "media", "single_face.jpg");
+    const predicted = await command("predict", ["--backend", "webgpu", photo]);
+    assert.equal(predicted.code, 0, predicted.stderr);
+    assert.equal(JSON.parse(predicted.stdout).faces.length, 1);
+
+    const faces = await faceFolder(4);
+    const out = Deno.makeTempDirSync();
+    const model = projectPath("outputs", "model");
+    const evaluated = await command("evaluate", [
+      "--backend",
+      "webgpu",
+      "--model",
+      model,
+      "--data",
+      faces,
+      "--out",
+      out,
+    ]);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    assert.ok(JSON.parse(Deno.readTextFileSync(join(out, "report.json"))).n === 8, evaluated.stdout);
+
+    const run = join(Deno.makeTempDirSync(), "run");
+    const train = await faceFolder(6, ["train", "val"]);
+    const trained = await command("train", [
+      "--backend",
+      "webgpu",
+      "--data",
+      train,
+      "--epochs",
+      "1",
+      "--batch-size",
+      "8",
+      "--out",
+      run,
+    ]);
+    assert.equal(trained.code, 0, trained.stderr);
+    assert.ok(Deno.statSync(join(run, "best", "model.json")).isFile);
   },
 });

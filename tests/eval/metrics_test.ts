@@ -53,3 +53,17 @@ Deno.test("a report at chance (no better than always answering the commonest cla
   );
   assert.equal(chanceWarning(buildReport("PublicTest", truth, truth, ["a", "b", "c"])), undefined);
 });
+
+Deno.test("macro-F1 averages over the classes that have images; images without an answer count as wrong", () => {
+  // Three classes, the third without images (CK+48's neutral): its F1 is not averaged in.
+  const r = buildReport("ck", [0, 0, 1, 1], [0, 0, 1, 2], ["a", "b", "c"]);
+  const { a, b } = r.per_class;
+  assert.ok(Math.abs(r.macro_f1 - (a.f1 + b.f1) / 2) < 1e-12, `${r.macro_f1}`);
+  // Two images of class a without a face: in n and a's support, wrong.
+  const missed = buildReport("ck", [0, 0, 1, 1], [0, 0, 1, 1], ["a", "b"], [2, 0]);
+  assert.equal(missed.n, 6);
+  assert.equal(missed.accuracy, 4 / 6);
+  assert.deepEqual([missed.per_class.a.support, missed.per_class.a.recall], [4, 0.5]);
+  assert.deepEqual(missed.unanswered, [2, 0]);
+  assert.match(formatReport(missed), /no answer \(no face found\): 2 images, counted as wrong/);
+});

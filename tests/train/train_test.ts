@@ -6,6 +6,7 @@
  */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
+import { exists } from "../../lib/util/paths.ts";
 import { trainModel } from "../../lib/train/train.ts";
 import { historyCsv, parseHistoryCsv } from "../../lib/train/history.ts";
 import { DEFAULT_CONFIG, parseTrainArgs, RECIPES, TRAIN_FLAGS, trainCommand } from "../../lib/train/config.ts";
@@ -264,5 +265,44 @@ Deno.test({
     );
     fer.dispose();
     model.dispose();
+  },
+});
+
+Deno.test({
+  name: "training on one class or a handful of images is refused before any epoch; a NaN loss stops without saving",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const set = (n: number, label: (i: number) => number) => ({
+      n,
+      pixels: Uint8Array.from({ length: n * 48 * 48 }, (_, i) => (i * 31) % 256),
+      labels: Uint8Array.from({ length: n }, (_, i) => label(i)),
+    });
+    const data = (training: ReturnType<typeof set>) => ({
+      source: "faces/",
+      labels: ["cat", "dog"],
+      splits: { Training: training, PublicTest: set(4, (i) => i % 2), PrivateTest: set(0, () => 0) },
+      skipped: [],
+    });
+    const root = Deno.makeTempDirSync();
+    const base = { ...DEFAULT_CONFIG, epochs: 1, batchSize: 8, augment: false };
+    await assert.rejects(
+      () => trainModel({ ...base, out: join(root, "one") }, false, { data: data(set(20, () => 1)), log: () => {} }),
+      /faces\/: the Training images are all of one class \(dog\); a classifier learns from two or more/,
+    );
+    await assert.rejects(
+      () => trainModel({ ...base, out: join(root, "few") }, false, { data: data(set(3, (i) => i % 2)), log: () => {} }),
+      /faces\/: 3 Training images; at least 10 are needed/,
+    );
+    for (const name of ["one", "few"]) assert.ok(!exists(join(root, name, "best")), `${name}: nothing saved`);
+    await assert.rejects(
+      () =>
+        trainModel({ ...base, lr: 1e30, out: join(root, "nan") }, false, {
+          data: data(set(16, (i) => i % 2)),
+          log: () => {},
+        }),
+      /epoch 1: the (training|validation) loss is NaN; stopped without saving this epoch/,
+    );
+    assert.ok(!exists(join(root, "nan", "best")), "no best/ from a NaN epoch");
   },
 });
