@@ -1,7 +1,7 @@
 // What the repository keeps under outputs/: the shipped models, and for every run its record (settings, history,
 // command), with weights only where a shipped model or a paused run needs them; in all at most 60 MB.
 import { assert } from "./assert.ts";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
 import { parseHistoryCsv } from "../lib/train/history.ts";
 import { runPaths } from "../lib/train/run_folder.ts";
@@ -35,4 +35,30 @@ Deno.test("every committed run keeps its settings, history and command; only an 
       assert.ok(done < epochs, `outputs/runs/${name} finished (${done} of ${epochs} epochs) but still commits last/`);
     }
   }
+});
+
+/** Absolute paths of a machine: under the usual roots, or this checkout's own folder. */
+const ABSOLUTE_PATH = new RegExp(
+  `(?<![\\w.~-])(/(?:work|home|tmp|root|Users|mnt|var|opt|srv)/[\\w.-]|${
+    dirname(PROJECT_ROOT).replaceAll("/", "\\/")
+  }/)`,
+);
+
+/** The text a committed notebook printed or displayed (its outputs, not its code). */
+function notebookOutputs(json: string): string {
+  const cells: { outputs?: { text?: string | string[]; data?: Record<string, unknown> }[] }[] = JSON.parse(json).cells;
+  return cells.flatMap((cell) => cell.outputs ?? []).map((o) => JSON.stringify([o.text, o.data])).join("\n");
+}
+
+Deno.test("no committed notebook output, report or record holds an absolute path of the machine that made it", async () => {
+  const { stdout } = await new Deno.Command("git", { args: ["ls-files", "notebooks", "outputs"], cwd: PROJECT_ROOT })
+    .output();
+  const files = new TextDecoder().decode(stdout).split("\n").filter((f) => /\.(ipynb|json|md|txt|log|csv)$/.test(f));
+  const offending = files.filter((file) => {
+    const text = Deno.readTextFileSync(join(PROJECT_ROOT, file));
+    return ABSOLUTE_PATH.test(file.endsWith(".ipynb") ? notebookOutputs(text) : text);
+  });
+  assert.deepEqual(offending, [], `absolute paths in ${offending.join(", ")}`);
+  assert.ok(ABSOLUTE_PATH.test('"loaded /work/shared/datasets/fer2013/fer2013.csv.gz"'), "the scan can fail");
+  assert.ok(!ABSOLUTE_PATH.test("loaded ../shared/datasets/fer2013/fer2013.csv.gz"));
 });

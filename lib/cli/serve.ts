@@ -1,7 +1,7 @@
 /** `deno task serve [--port 8000] [--model DIR]`: the browser page (lib/web/) on localhost, until stopped. */
-import { join } from "node:path";
 import { startServer } from "../web/server.ts";
-import { readJson } from "../util/files.ts";
+import { initBackend } from "../backend/backend.ts";
+import { loadModel } from "../model/model_io.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
@@ -11,14 +11,16 @@ export const SERVE_FLAGS = {
   model: { type: "string", value: "DIR", help: `the model the page loads (default ${DEFAULT_MODEL})` },
 } as const satisfies FlagTable;
 
-function main(args: string[]) {
+async function main(args: string[]) {
   const { values } = parseFlags(
     { name: "serve", summary: "Serve the browser page: photos in, emotions out, all in the browser." },
     SERVE_FLAGS,
     args,
   );
   const modelDir = defaultModelDir(values.model);
-  readJson(join(modelDir, "metadata.json")); // a missing or damaged one is named now, not by the page later
+  // A missing or damaged model is named now, in one line, not by the page later.
+  await initBackend();
+  (await loadModel(modelDir)).model.dispose();
   startServer({ port: values.port, modelDir });
 }
 

@@ -9,10 +9,18 @@ export function projectPath(...parts: string[]): string {
   return join(PROJECT_ROOT, ...parts);
 }
 
-/** `path` for messages: relative to the working folder when that is shorter. */
+/**
+ * `path` for messages and records: a path in the project or beside it (the
+ * shared data in `../shared`) relative to the project root, so that what is
+ * printed and committed holds no machine's absolute path; elsewhere,
+ * relative to the working folder when that is shorter.
+ */
 export function displayPath(path: string): string {
+  if (!isAbsolute(path)) return path;
+  const fromRoot = relative(PROJECT_ROOT, path);
+  if (!fromRoot.startsWith(join("..", ".."))) return fromRoot || ".";
   const rel = relative(Deno.cwd(), path);
-  return !isAbsolute(path) || rel.length >= path.length ? path : rel;
+  return rel.length >= path.length ? path : rel;
 }
 
 /** Whether a file or folder exists. */

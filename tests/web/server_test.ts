@@ -45,6 +45,9 @@ Deno.test("HEAD answers with GET's headers; every file is sent with nosniff and 
   assert.equal(get.headers.get("x-content-type-options"), "nosniff");
   assert.equal(get.headers.get("cache-control"), "no-cache");
   assert.equal(await head.text(), "");
+  const page = await ask(routes, "/");
+  assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'; script-src 'self' /);
+  assert.match(page.headers.get("content-security-policy") ?? "", /object-src 'none'.*frame-ancestors 'none'/);
 });
 
 Deno.test("only loopback Host names are answered (no DNS rebinding)", async () => {
@@ -80,4 +83,22 @@ Deno.test("deno task serve refuses a model folder without metadata.json before i
   }).output();
   assert.equal(code, 1);
   assert.match(new TextDecoder().decode(stderr), /^error: .*metadata\.json is missing\n$/);
+});
+
+Deno.test("deno task serve refuses a damaged model (weights cut short) in one line naming the file", async () => {
+  const dir = Deno.makeTempDirSync();
+  for (const name of ["model.json", "metadata.json"]) {
+    Deno.copyFileSync(projectPath("outputs", "model", name), join(dir, name));
+  }
+  const weights = Deno.readFileSync(projectPath("outputs", "model", "weights.bin"));
+  Deno.writeFileSync(join(dir, "weights.bin"), weights.subarray(0, weights.length - 100));
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", projectPath("lib", "cli", "serve.ts"), "--model", dir],
+    cwd: PROJECT_ROOT,
+  }).output();
+  assert.equal(code, 1);
+  assert.match(
+    new TextDecoder().decode(stderr),
+    /^error: .*weights\.bin is damaged: \d+ bytes where model\.json describes \d+\n$/,
+  );
 });
