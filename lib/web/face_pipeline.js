@@ -20,10 +20,12 @@ export const DETECTORS = Object.freeze({
 
 /**
  * The detector choices (the page's and the --detector flags'): the
- * detectors each tries in turn until one finds a face. `auto` costs near's
- * time wherever near finds a face and both where none is; on the counted
- * media (RESULTS.md) it finds what far finds but two of multi_face.jpg's
- * five, whose other three near finds.
+ * detectors each tries in turn (`detectFaces`). `auto` runs near, and far
+ * too where near finds no face or a face smaller than
+ * FACE_SETTINGS.nearFaceShare of the photo (a group photo, faces away from
+ * the camera): it costs near's time on portraits, selfies and webcams, and
+ * finds what far finds in group photos (multi_face.jpg's five faces, of
+ * which near finds three, loosely framed).
  */
 export const DETECTOR_CHOICES = Object.freeze({
   auto: /** @type {const} */ (["near", "far"]),
@@ -41,6 +43,12 @@ export const FACE_SETTINGS = Object.freeze({
   maxOverlap: 0.3,
   /** Faces whose crop is smaller than this many pixels (in the photo) are ignored. */
   minFace: 24,
+  /**
+   * `auto` goes on from near to far when near's smallest face is narrower
+   * than this share of the photo's longer side: near, the short-range model,
+   * misses and loosely frames faces that small.
+   */
+  nearFaceShare: 0.2,
   /**
    * Where FER2013's faces sit in their 48x48 images, as fractions of the
    * side: the eye distance, and the midpoint between the eyes (medians of
@@ -183,10 +191,12 @@ export function reportedEyes(eyes) {
 }
 
 /**
- * Faces in a photo, best first: each BlazeFace model of `detectors` in turn
- * (a tfjs graph model run by the tfjs module `tf`, with its input side; see
- * DETECTOR_CHOICES) on the photo padded square, crops smaller than minFace
- * dropped, until one finds a face.
+ * Faces in a photo, best first: the BlazeFace models of `detectors` (tfjs
+ * graph models run by the tfjs module `tf`, with their input sides; see
+ * DETECTOR_CHOICES) in turn on the photo padded square, crops smaller than
+ * minFace dropped. The next model runs only where the faces so far are none
+ * or include one smaller than FACE_SETTINGS.nearFaceShare of the photo; its
+ * faces then come first, with the earlier model's that it did not find.
  * @param {any} tf
  * @param {{ model: any; size: number }[]} detectors
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo RGBA
@@ -194,20 +204,49 @@ export function reportedEyes(eyes) {
  * @returns {Promise<Face[]>}
  */
 export async function detectFaces(tf, detectors, photo, minFace = FACE_SETTINGS.minFace) {
+  /** @type {Face[]} */
+  let faces = [];
+  const small = FACE_SETTINGS.nearFaceShare * Math.max(photo.width, photo.height);
   for (const { model, size } of detectors) {
-    const input = detectorInput(photo, size);
-    const output = tf.tidy(() => {
-      const outputs = model.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
-      // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
-      const [scores8, scores16, boxes8, boxes16] = [...outputs].sort((a, b) => a.size - b.size);
-      return tf.concat([tf.concat([scores16, boxes16], 2), tf.concat([scores8, boxes8], 2)], 1);
-    });
-    const raw = await output.data();
-    output.dispose();
-    const faces = decodeFaces(raw, input).filter((face) => face.box[2] >= minFace);
-    if (faces.length) return faces;
+    const found = (await runDetector(tf, model, size, photo)).filter((face) => face.box[2] >= minFace);
+    faces = [...found, ...faces.filter((face) => !found.some((f) => sameFace(f.box, face.box)))];
+    if (faces.length && faces.every((face) => face.box[2] >= small)) break;
   }
-  return [];
+  return faces;
+}
+
+/**
+ * One BlazeFace model's faces in a photo (`decodeFaces`).
+ * @param {any} tf
+ * @param {any} model
+ * @param {number} size
+ * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} photo
+ * @returns {Promise<Face[]>}
+ */
+async function runDetector(tf, model, size, photo) {
+  const input = detectorInput(photo, size);
+  const output = tf.tidy(() => {
+    const outputs = model.execute(tf.tensor4d(input.pixels, [1, size, size, 3]));
+    // Four outputs (scores and regressions of the 8x8 and 16x16 grids), told apart by size.
+    const [scores8, scores16, boxes8, boxes16] = [...outputs].sort((a, b) => a.size - b.size);
+    return tf.concat([tf.concat([scores16, boxes16], 2), tf.concat([scores8, boxes8], 2)], 1);
+  });
+  const raw = await output.data();
+  output.dispose();
+  return decodeFaces(raw, input);
+}
+
+/**
+ * Whether two detectors' boxes are one face: they overlap more than
+ * FACE_SETTINGS.maxOverlap, or one's centre lies in the other.
+ * @param {number[]} a
+ * @param {number[]} b
+ * @returns {boolean}
+ */
+function sameFace(a, b) {
+  const inside = (/** @type {number[]} */ p, /** @type {number[]} */ q) =>
+    p[0] + p[2] / 2 > q[0] && p[0] + p[2] / 2 < q[0] + q[2] && p[1] + p[3] / 2 > q[1] && p[1] + p[3] / 2 < q[1] + q[3];
+  return iou(a, b) > FACE_SETTINGS.maxOverlap || inside(a, b) || inside(b, a);
 }
 
 /**

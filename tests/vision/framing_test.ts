@@ -22,11 +22,11 @@ Deno.test("crops are framed as FER2013 frames its faces: FACE_SETTINGS.framing i
   }
 });
 
-Deno.test("far finds every counted face of the real photos, near all but multi_face.jpg's two smallest", async () => {
+Deno.test("auto (the default) and far find every counted face of the real photos, near all but two", async () => {
   await initBackend();
   const photos = (await countedPictures()).filter((p) => !p.name.includes(".mp4"));
   assert.equal(photos.reduce((sum, p) => sum + p.faces, 0), 6);
-  for (const [detector, least] of [["far", 6], ["near", 4]] as const) {
+  for (const [detector, least] of [["auto", 6], ["far", 6], ["near", 4]] as const) {
     const count = await countFaces(photos, async (image) => (await detectFaces(image, { detector })).length);
     assert.ok(count.found >= least && count.extra === 0, `${detector}: ${JSON.stringify(count)}`);
   }

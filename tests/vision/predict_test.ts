@@ -396,6 +396,26 @@ Deno.test({
 });
 
 Deno.test({
+  name: "deno task predict with its defaults finds the five faces of the group photo",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        projectPath("lib", "cli", "predict.ts"),
+        projectPath("..", "shared", "media", "multi_face.jpg"),
+      ],
+      cwd: PROJECT_ROOT,
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const line = JSON.parse(new TextDecoder().decode(stdout));
+    assert.equal(line.faces.length, 5, JSON.stringify(line.faces.map((f: { box: number[] }) => f.box)));
+  },
+});
+
+Deno.test({
   name: "deno task predict resolves paths against the folder it was typed in (INIT_CWD), not the project root",
   sanitizeResources: false,
   sanitizeOps: false,
