@@ -196,3 +196,24 @@ Deno.test("a CSV without a header is named in one short line, not with the whole
   );
   assert.ok(error!.message.length < 300, `${error!.message.length} characters`);
 });
+
+Deno.test("a FIFO or a device as --data is refused before it is opened; FER+ labels without the votes before parsing", async () => {
+  const dir = Deno.makeTempDirSync();
+  const fifo = join(dir, "fer2013.csv");
+  await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  for (const path of [fifo, "/dev/zero"]) {
+    await assert.rejects(
+      () => loadDataset(path),
+      new RegExp(`${path}: not a regular file \\(a FIFO, device or socket\\)`),
+    );
+  }
+  const csv = join(dir, "faces.csv");
+  Deno.writeTextFileSync(csv, "emotion,pixels,Usage\n");
+  await assert.rejects(
+    () => loadDataset(csv, { labels: "ferplus" }),
+    /--labels ferplus needs FER\+'s votes beside the CSV: .*fer2013new\.csv: no such file/,
+  );
+  const loop = join(dir, "loop.csv");
+  Deno.symlinkSync(loop, loop);
+  await assert.rejects(() => loadDataset(loop), /loop\.csv: a loop of symbolic links/);
+});
