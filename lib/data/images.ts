@@ -54,8 +54,15 @@ export async function readImageFile(path: string, maxSide?: number): Promise<Ima
   if (info.size > MAX_FILE_BYTES) {
     throw new Error(`${path}: ${(info.size / 2 ** 20).toFixed(0)} MB, over the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
   }
-  const bytes = await Deno.readFile(path);
-  const image = await decodeImage(bytes, path, maxSide);
+  return await decodeImageFile(await Deno.readFile(path), path, maxSide);
+}
+
+/**
+ * Decode an image file's bytes (`decodeImage`) to at most `maxSide` on its
+ * longer side, with the file's own upright size; `name` is used in errors.
+ */
+export async function decodeImageFile(bytes: Uint8Array, name: string, maxSide?: number): Promise<ImageFile> {
+  const image = await decodeImage(bytes, name, maxSide);
   if (!maxSide || Math.max(image.width, image.height) < maxSide) {
     return { image, width: image.width, height: image.height, scale: 1 };
   }

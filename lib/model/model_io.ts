@@ -30,6 +30,16 @@ export interface ModelMetadata {
   labelSet?: LabelSet;
   /** Each class's share of the training images, by which `ship --balance` shifted the output biases. */
   classPrior?: number[];
+  /** A shipped model's version (`ship` writes the date and the run it came from). */
+  version?: string;
+  /** SHA-256 of weights.bin, hex (`ship` writes it); checked when the model loads. */
+  weightsSha256?: string;
+}
+
+/** SHA-256 of `bytes`, hex. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice().buffer));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Metadata for a model trained by this project, on FER2013's classes unless `labels` says otherwise. */
@@ -168,6 +178,15 @@ export async function loadModel(dir: string, { fold = false } = {}): Promise<Loa
   if (actual !== expected) {
     const files = modelJson.weightsManifest.flatMap((g) => g.paths).map((p) => join(dir, p)).join(", ");
     throw new Error(`${files} is damaged: ${actual} bytes where model.json describes ${expected}`);
+  }
+  if (
+    metadata.weightsSha256 && weightData.length === 1 && (await sha256Hex(weightData[0])) !== metadata.weightsSha256
+  ) {
+    throw new Error(
+      `${
+        join(dir, modelJson.weightsManifest[0].paths[0])
+      } is damaged: its SHA-256 is not metadata.json's weightsSha256`,
+    );
   }
   const buffer = tf.io.concatenateArrayBuffers(weightData.map((b: Uint8Array) => b.slice().buffer));
   const bad = nonFiniteWeights(weightSpecs, buffer);

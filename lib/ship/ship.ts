@@ -13,9 +13,9 @@
  * (`balanceClasses`). `deno task ship` (lib/cli/ship.ts) runs `shipModel`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
-import { loadModel, makeMetadata, modelFiles, type ModelMetadata } from "../model/model_io.ts";
+import { loadModel, makeMetadata, modelFiles, type ModelMetadata, sha256Hex } from "../model/model_io.ts";
 import { commitFolder, readJson, recoverFolder, writeFileAtomic, writeFiles } from "../util/files.ts";
 import type { FaceSet, FerData, LabelSet } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
@@ -103,6 +103,7 @@ export function recipeText(
   machine: string,
   shipFlags = "",
   prior?: readonly number[],
+  balancedPublicTest?: number,
 ): string {
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
@@ -150,7 +151,9 @@ export function recipeText(
     prior
       ? `\n| classes balanced (--balance) | output biases shifted by -log of each class's share of Training (${
         plain.labels.map((label, c) => `${label} ${pct(prior[c])}`).join(", ")
-      }): every class scored as if equally common; the candidates were weighed before the shift |`
+      }): every class scored as if equally common; the candidates were weighed before the shift${
+        balancedPublicTest === undefined ? "" : `, after which PublicTest is ${pct(balancedPublicTest)}`
+      } |`
       : ""
   }
 
@@ -347,9 +350,20 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     if (prior || options.float16) {
       const staged = await loadModel(stage);
       if (prior) balanceClasses(staged.model, prior);
+      // The balanced model's own PublicTest, beside the figure the candidates were weighed on.
+      const scored = prior && await evaluateSet(staged.model, validation, "PublicTest", data.labels);
+      const balanced = scored && {
+        ...staged.metadata.metrics,
+        PublicTest: {
+          ...(staged.metadata.metrics.PublicTest as object),
+          accuracy: scored.accuracy,
+          macro_f1: scored.macro_f1,
+          beforeBalancing: chosen.publicTest,
+        },
+      };
       writeFiles(stage, {
         ...(await modelFiles(staged.model, { float16: options.float16 })),
-        ...(prior ? { "metadata.json": { ...staged.metadata, classPrior: prior } } : {}),
+        ...(balanced ? { "metadata.json": { ...staged.metadata, classPrior: prior, metrics: balanced } } : {}),
       });
       staged.model.dispose();
     }
@@ -385,9 +399,13 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
         ` --out ${shown}`,
       ].filter(Boolean).join(""),
       prior,
+      prior
+        ? (readJson<ModelMetadata>(join(stage, "metadata.json")).metrics.PublicTest as { accuracy: number }).accuracy
+        : undefined,
     );
     model.dispose();
     writeFileAtomic(join(stage, "RECIPE.md"), recipe);
+    await stampVersion(stage, trainedBy);
     commitFolder(stage, out);
   } catch (error) {
     Deno.removeSync(stage, { recursive: true });
@@ -425,6 +443,18 @@ async function runData(run: RunRecord, checkpoint: string): Promise<FerData> {
     labelMode: config.labelMode,
     seed: config.seed,
   });
+}
+
+/**
+ * Write the model's version (the ship date and the runs that trained it) and
+ * its weights' SHA-256 into `dir`'s metadata.json, which the package's
+ * users read (`EmotionRecognizer.version`) and `loadModel` checks.
+ */
+export async function stampVersion(dir: string, runs: string[]): Promise<void> {
+  const metadata = readJson<ModelMetadata>(join(dir, "metadata.json"));
+  const version = `${new Date().toISOString().slice(0, 10)} ${runs.map((run) => basename(run)).join("+")}`;
+  const weightsSha256 = await sha256Hex(Deno.readFileSync(join(dir, "weights.bin")));
+  writeFileAtomic(join(dir, "metadata.json"), JSON.stringify({ ...metadata, version, weightsSha256 }, null, 2) + "\n");
 }
 
 /** A saved model's accuracy on `set`. */

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
 import { type LoadedModel } from "../model/model_io.ts";
-import { encodeRgbaPng, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
+import { encodeRgbaPng, type ImageFile, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
 import {
   classifyCrops,
   type FaceOptions,
@@ -52,22 +52,43 @@ export function collectImages(paths: string[]): string[] {
 /** A prediction line plus the decoded image (for annotation) and its scale (file pixels per image pixel). */
 export type PredictionWithImage = Prediction & { image?: RgbaImage; scale?: number };
 
+/** An image to predict: its name (a path, say) for lines and errors, and how to read it (at most MAX_WORKING_SIDE). */
+export interface ImageSource {
+  name: string;
+  read: () => Promise<ImageFile>;
+}
+
 /**
  * Predict several image files, classifying all their faces in one batch;
  * a file's errors become its line's `error` and the others go on. Photos
  * are read one at a time and decoded to at most MAX_WORKING_SIDE; only with
  * `keepImages` (for annotation) are they kept until the batch ends.
  */
-export async function predictFiles(
+export function predictFiles(
   loaded: LoadedModel,
   paths: string[],
   options: FaceOptions = {},
   keepImages = false,
 ): Promise<PredictionWithImage[]> {
+  const sources = paths.map((path) => ({ name: path, read: () => readImageFile(path, MAX_WORKING_SIDE) }));
+  return predictImages(loaded, sources, options, keepImages);
+}
+
+/**
+ * Predict images from any source as `predictFiles` does files: each read and
+ * its faces found in turn, all faces classified in one batch, a source's
+ * error its line's `error`; boxes and eyes in the source's own pixels.
+ */
+export async function predictImages(
+  loaded: LoadedModel,
+  sources: ImageSource[],
+  options: FaceOptions = {},
+  keepImages = false,
+): Promise<PredictionWithImage[]> {
   const found: (PredictionWithImage & { found?: FoundFace[] })[] = [];
-  for (const path of paths) {
+  for (const { name: path, read } of sources) {
     try {
-      const file = await readImageFile(path, MAX_WORKING_SIDE);
+      const file = await read();
       const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / file.scale;
       const faces = await findFaces(file.image, loaded.metadata.inputSize, { ...options, minFace });
       found.push({
@@ -135,9 +156,9 @@ export async function annotationSvg(
 }
 
 /**
- * The model predict, the page and the benchmarks use unless told otherwise:
- * outputs/model, ours best on faces from elsewhere (CK+48: 76.27%, against
- * 60.95% for outputs/model-ferplus; RESULTS.md).
+ * The model that predict, the page, the package and the benchmarks use
+ * unless told otherwise: outputs/model, one network, ours best on FER2013
+ * (RECIPE.md beside it says which run made it and why; RESULTS.md).
  */
 export const DEFAULT_MODEL = "outputs/model";
 

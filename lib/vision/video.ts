@@ -290,23 +290,37 @@ export async function predictVideo(
     const found = await findFaces(image, inputSize, { ...options, minFace });
     const probabilities = found.length ? await classifyCrops(loaded, found.map((f) => f.crop)) : new Float32Array();
     const faces = labelFaces(found.map((f) => scaledFace(f, scale)), probabilities, labels, temperature);
-    const ids = tracker.assign(time, faces.map((f) => f.box));
     const line: VideoFrameLine = {
       path,
       frame: index,
       time,
       width: info.width,
       height: info.height,
-      faces: faces.map((face, i) => ({
-        ...face,
-        track: ids[i],
-        smoothed: probabilityMap(labels, tracker.smooth(ids[i], time, labels.map((l) => face.probabilities[l]))),
-      })),
+      faces: trackFaces(tracker, time, faces, labels),
       error: null,
     };
     await onFrame(line, image, info);
   }
   return info;
+}
+
+/**
+ * A frame's faces at `time` (seconds) followed by `tracker`: each with its
+ * track id and its probabilities smoothed over time (`FaceTracker`, the
+ * page's too). `predict VIDEO` and the package's `tracker()` run this.
+ */
+export function trackFaces(
+  tracker: FaceTracker,
+  time: number,
+  faces: FaceResult[],
+  labels: readonly string[],
+): VideoFace[] {
+  const ids = tracker.assign(time, faces.map((f) => f.box));
+  return faces.map((face, i) => ({
+    ...face,
+    track: ids[i],
+    smoothed: probabilityMap(labels, tracker.smooth(ids[i], time, labels.map((l) => face.probabilities[l]))),
+  }));
 }
 
 /** A moment a face's (smoothed) emotion changes to one it then keeps. */

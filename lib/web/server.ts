@@ -32,14 +32,10 @@ export function packageFile(specifier: string): string {
 
 /**
  * A BlazeFace graph model's files (MediaPipe's face detectors; DETECTORS in
- * face_pipeline.js): `far` as the human package ships it, `near` committed
- * in lib/web/detector/ (from the human-models package; see its README).
+ * face_pipeline.js), committed in lib/web/detector/ (see its README).
  */
 export function detectorFiles(kind: DetectorKind): { model: string; weights: string } {
-  const folder = kind === "far"
-    ? join(dirname(packageFile("@vladmandic/human")), "..", "models")
-    : fileURLToPath(new URL("./detector/", import.meta.url));
-  const model = join(folder, DETECTORS[kind].file);
+  const model = fileURLToPath(new URL(`./detector/${DETECTORS[kind].file}`, import.meta.url));
   return { model, weights: model.replace(/\.json$/, ".bin") };
 }
 

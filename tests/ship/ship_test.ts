@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { type Candidate, recipeText, type RunRecord, shipModel } from "../../lib/ship/ship.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
-import { makeMetadata, type ModelMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { loadModel, makeMetadata, type ModelMetadata, saveModel } from "../../lib/model/model_io.ts";
 import { readJson } from "../../lib/util/files.ts";
 import type { FerData } from "../../lib/data/dataset.ts";
 import { runPaths } from "../../lib/train/run_folder.ts";
@@ -209,6 +209,15 @@ Deno.test({
     await shipModel([run], out, { log: () => {}, single: true, noTta: true, balance: true });
     const metadata = readJson<ModelMetadata>(join(out, "metadata.json"));
     assert.deepEqual(metadata.classPrior?.map((p) => Math.round(p * 11)), shares.train);
+    // The shipped model carries its version and its weights' hash, which loading checks.
+    assert.match(metadata.version ?? "", /^\d{4}-\d\d-\d\d /);
+    const weights = Deno.readFileSync(join(out, "weights.bin"));
+    weights[100] ^= 0xff;
+    Deno.writeFileSync(join(out, "weights.bin"), weights);
+    await assert.rejects(
+      () => loadModel(out),
+      /weights\.bin is damaged: its SHA-256 is not metadata\.json's weightsSha256/,
+    );
   },
 });
 
