@@ -9,7 +9,7 @@ import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/bac
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
-import { chanceWarning, formatReport } from "../eval/metrics.ts";
+import { chanceWarning, formatReport, type Report } from "../eval/metrics.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import { type FaceSet, type LabelSet, relabel } from "../data/dataset.ts";
 import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
@@ -105,7 +105,16 @@ async function detectedFace(
   return face?.crop.data;
 }
 
-async function main(args: string[]) {
+/**
+ * Evaluate as `deno task evaluate ARGS` does: the report printed (`log`)
+ * and written with its charts; returns it and the folder it went to. The
+ * package's `evaluate` runs this.
+ */
+export async function runEvaluate(
+  args: string[],
+  log: (line: string) => void = console.log,
+  warn: (line: string) => void = console.error,
+): Promise<{ report: Report; out: string }> {
   const { values } = parseFlags(
     {
       name: "evaluate",
@@ -116,35 +125,44 @@ async function main(args: string[]) {
   );
   if (!values.model) throw new Error("--model DIR is required (see --help)");
   const active = await initBackend(values.backend as BackendChoice);
-  console.error(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
+  warn(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   const loaded = await loadModel(values.model, { fold: true });
-  const { set, name, source, omitted, faceless = [] } = await evaluationSet(loaded, values);
-  for (const f of faceless) console.error(`no face found: ${f.path} (counted as wrong)`);
-  const unanswered = loaded.metadata.labels.map((_, c) => faceless.filter((f) => f.label === c).length);
-  for (const o of omitted ?? []) {
-    console.error(`left out: ${o.name} (${o.images} images): ${o.why ?? "the model has no such class"}`);
+  try {
+    const { set, name, source, omitted, faceless = [] } = await evaluationSet(loaded, values);
+    for (const f of faceless) warn(`no face found: ${f.path} (counted as wrong)`);
+    const unanswered = loaded.metadata.labels.map((_, c) => faceless.filter((f) => f.label === c).length);
+    for (const o of omitted ?? []) {
+      warn(`left out: ${o.name} (${o.images} images): ${o.why ?? "the model has no such class"}`);
+    }
+    const report = await evaluateSet(loaded.model, set, name, loaded.metadata.labels, {
+      batchSize: values["batch-size"],
+      tta: values.tta,
+      progressLabel: `evaluate ${name}${values.tta ? " +TTA" : ""}`,
+      unanswered,
+    });
+    log(formatReport(report));
+    const warning = chanceWarning(report);
+    if (warning) warn(warning);
+    const out = values.out ?? join(values.model, values.tta ? `eval-${name}-tta` : `eval-${name}`);
+    await writeReport(out, report, {
+      model: values.model,
+      data: source,
+      architecture: loaded.metadata.architecture,
+      tta: values.tta,
+      detect: values.detect,
+      ...(omitted ? { omitted } : {}),
+      ...(values.detect ? { no_face: faceless.map((f) => f.path) } : {}),
+      device: active,
+    });
+    log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);
+    return { report, out };
+  } finally {
+    loaded.model.dispose();
   }
-  const report = await evaluateSet(loaded.model, set, name, loaded.metadata.labels, {
-    batchSize: values["batch-size"],
-    tta: values.tta,
-    progressLabel: `evaluate ${name}${values.tta ? " +TTA" : ""}`,
-    unanswered,
-  });
-  console.log(formatReport(report));
-  const warning = chanceWarning(report);
-  if (warning) console.error(warning);
-  const out = values.out ?? join(values.model, values.tta ? `eval-${name}-tta` : `eval-${name}`);
-  await writeReport(out, report, {
-    model: values.model,
-    data: source,
-    architecture: loaded.metadata.architecture,
-    tta: values.tta,
-    detect: values.detect,
-    ...(omitted ? { omitted } : {}),
-    ...(values.detect ? { no_face: faceless.map((f) => f.path) } : {}),
-    device: active,
-  });
-  console.log(`wrote ${join(out, "report.json")} and confusion_matrix.png/.svg`);
+}
+
+async function main(args: string[]) {
+  await runEvaluate(args);
 }
 
 if (import.meta.main) await runCommand(main);

@@ -5,15 +5,21 @@ import { regularFile } from "../util/files.ts";
 
 /** A decoded image: 8-bit RGBA, row-major. */
 export interface RgbaImage {
+  /** Pixels across. */
   width: number;
+  /** Pixels down. */
   height: number;
+  /** width x height x 4 bytes: red, green, blue, alpha. */
   data: Uint8Array;
 }
 
 /** A single-channel 8-bit image, row-major. */
 export interface GrayImage {
+  /** Pixels across. */
   width: number;
+  /** Pixels down. */
   height: number;
+  /** width x height bytes. */
   data: Uint8Array;
 }
 

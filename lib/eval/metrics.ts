@@ -1,21 +1,32 @@
 /** Classification metrics: confusion matrix, accuracy, per-class and macro F1. */
 
+/** One class's scores. */
 export interface ClassMetrics {
+  /** Of the images answered with this class, the share that are of it. */
   precision: number;
+  /** Of the class's images, the share answered with it. */
   recall: number;
+  /** The harmonic mean of precision and recall. */
   f1: number;
+  /** The class's images. */
   support: number;
 }
 
 /** The evaluation report written as `report.json`. */
 export interface Report {
+  /** What was evaluated: a split's name, or a face folder's. */
   split: string;
+  /** The images, answered or not. */
   n: number;
+  /** The share of images answered with their class. */
   accuracy: number;
+  /** The mean F1 of the classes that have images. */
   macro_f1: number;
+  /** Each class's precision, recall, F1 and support. */
   per_class: Record<string, ClassMetrics>;
   /** counts, rows = true label, columns = predicted label (the images answered) */
   confusion_matrix: number[][];
+  /** The classes, in the matrix's order. */
   labels: string[];
   /** Images given no answer (no face found), per class: counted in `n`, the supports, and as wrong. */
   unanswered?: number[];

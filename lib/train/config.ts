@@ -338,6 +338,14 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   if (done.initFrom && !exists(join(done.initFrom, "model.json"))) {
     throw new Error(`--init-from ${done.initFrom}: no saved model there (model.json missing)`);
   }
+  // A new run from a saved model takes its architecture, unless --arch or the recipe names one.
+  if (done.initFrom && !resume && !given.has("arch") && !(recipe && RECIPES[recipe].arch)) {
+    const saved = readJson<{ architecture: string }>(join(done.initFrom, "metadata.json")).architecture;
+    if (!architectureNames().includes(saved)) {
+      throw new Error(`--init-from ${done.initFrom}: its architecture (${saved}) is not one a run trains; pass --arch`);
+    }
+    done.arch = saved;
+  }
   if (done.teacher && !exists(join(done.teacher, "model.json"))) {
     throw new Error(`--teacher ${done.teacher}: no saved model there (model.json missing)`);
   }

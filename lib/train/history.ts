@@ -2,12 +2,19 @@
 
 /** One row of `history.csv`. */
 export interface EpochRecord {
+  /** The epoch, from 1. */
   epoch: number;
+  /** Mean training loss over the epoch. */
   loss: number;
+  /** Training accuracy over the epoch (augmented images). */
   accuracy: number;
+  /** Loss on the validation split (PublicTest). */
   val_loss: number;
+  /** Accuracy on the validation split (PublicTest). */
   val_accuracy: number;
+  /** The learning rate the epoch started at. */
   lr: number;
+  /** Wall time of the epoch, validation included. */
   seconds: number;
   /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
   rss_mib?: number;

@@ -170,3 +170,32 @@ export function parseFlags<T extends FlagTable>(
   }
   return { values: values as FlagValues<T>, positionals, given };
 }
+
+/**
+ * The command-line flags for an options object, so that a function of the
+ * package (`train({ epochs: 5 })`) goes through the command's own parser
+ * and checks: each option is a flag's name in camelCase (`batchSize` for
+ * `--batch-size`) or the setting its `key` names; `true` gives a boolean
+ * flag, `false` its inverted one (`augment: false` is `--no-augment`).
+ * An option no flag takes is refused in one line listing those there are.
+ */
+export function flagArgs(table: FlagTable, options: Record<string, unknown>): string[] {
+  const args: string[] = [];
+  const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    const found = Object.entries(table).find(([flag, spec]) => camel(flag) === name || (spec.key === name));
+    if (!found) {
+      const known = Object.entries(table).map(([flag, spec]) => spec.invert ? spec.key : camel(flag));
+      throw new Error(`option "${name}": not one of ${[...new Set(known)].join(", ")}`);
+    }
+    const [flag, spec] = found;
+    if (spec.type === "boolean") {
+      if (typeof value !== "boolean") throw new Error(`option "${name}": expected true or false, got ${value}`);
+      if (value === !spec.invert) args.push(`--${flag}`);
+    } else {
+      for (const each of spec.multiple && Array.isArray(value) ? value : [value]) args.push(`--${flag}`, String(each));
+    }
+  }
+  return args;
+}

@@ -41,7 +41,9 @@ export interface FaceResult {
   score: number;
   /** The eye centres the crop was framed by, the left one in the picture first (none when detection is off). */
   eyes?: [[number, number], [number, number]];
+  /** The most probable class. */
   emotion: string;
+  /** Each class's probability. */
   probabilities: Record<string, number>;
 }
 
@@ -63,8 +65,13 @@ export const DETECTOR_FLAG = {
     "auto (near, then far where near finds none)",
 } as const satisfies FlagSpec;
 
-/** A detector choice: the names of DETECTOR_CHOICES (face_pipeline.js). */
-export type DetectorChoice = keyof typeof DETECTOR_CHOICES;
+/** A detector choice: auto (the default), near or far (DETECTOR_CHOICES in face_pipeline.js). */
+export type DetectorChoice = "auto" | "near" | "far";
+// The choices here are DETECTOR_CHOICES' names, no more and no fewer.
+const _sameChoices: [DetectorChoice, keyof typeof DETECTOR_CHOICES] = ["auto", "auto"] as [
+  keyof typeof DETECTOR_CHOICES,
+  DetectorChoice,
+];
 
 /** A loaded BlazeFace and its input side, as face_pipeline.js's detectFaces takes it. */
 export interface FaceDetector {

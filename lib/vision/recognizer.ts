@@ -30,6 +30,7 @@ import { projectPath } from "../util/paths.ts";
 
 /** An error of the API: its message names the input (or option) and what is wrong with it. */
 export class EmotionError extends Error {
+  /** "EmotionError", for `instanceof`-less checks. */
   override name = "EmotionError";
 }
 
@@ -53,20 +54,34 @@ export interface RecognizerOptions {
  * pixels (`ImageData` or `{ width, height, data }`), or a tfjs `Tensor3D`
  * [height, width, 3 or 4] of 0-255 values.
  */
-export type ImageInput = Uint8Array | ArrayBuffer | Blob | string | RgbaImage | ImageData | tf.Tensor3D;
+export type ImageInput = Uint8Array | ArrayBuffer | Blob | string | RgbaImage | ImageData | ImageTensor;
+
+/** A tfjs `Tensor3D` [height, width, 3 or 4] of 0-255 values, as far as `detect` reads it. */
+export interface ImageTensor {
+  /** [height, width, channels]. */
+  readonly shape: number[];
+  /** 3. */
+  readonly rank: number;
+  /** The values, row by row. */
+  data(): Promise<ArrayLike<number>>;
+}
 
 /** A face that `detect` found: `box` is [x, y, width, height] in the image's pixels. */
 export type Face = FaceResult;
 
 /** A face given to `classify` in an image: its box, and its eye centres when the caller's detector has them. */
 export interface FaceBox {
+  /** [x, y, width, height] in the image's pixels. */
   box: [number, number, number, number];
+  /** The eye centres in the image's pixels, the left one in the picture first. */
   eyes?: [[number, number], [number, number]];
 }
 
 /** What `classify` returns for each face: the most probable emotion and every class's probability. */
 export interface Emotion {
+  /** The most probable class. */
   emotion: string;
+  /** Each class's probability (calibrated, when the model has a temperature and `calibrated` is not false). */
   probabilities: Record<string, number>;
 }
 
@@ -78,11 +93,7 @@ export interface VideoTracker {
 
 /** Finds faces and reads their emotions with one loaded model; call `dispose` when done. */
 export class EmotionRecognizer {
-  private constructor(
-    /** The loaded model (its folder, tfjs model and metadata). */
-    readonly loaded: LoadedModel,
-    private readonly options: RecognizerOptions,
-  ) {}
+  private constructor(private readonly loaded: LoadedModel, private readonly options: RecognizerOptions) {}
 
   /** Load a model (the built-in one by default) and, unless `detector` is "none", the face detector. */
   static async load(options: RecognizerOptions = {}): Promise<EmotionRecognizer> {
@@ -94,9 +105,9 @@ export class EmotionRecognizer {
       throw new EmotionError(`backend: "${options.backend}" is not one of wasm, webgpu, auto`);
     }
     await initBackend(options.backend ?? "wasm");
-    const dir = !options.model || options.model === "default" ? defaultModelPath() : defaultModelDir(options.model);
     let loaded: LoadedModel;
     try {
+      const dir = !options.model || options.model === "default" ? defaultModelPath() : defaultModelDir(options.model);
       loaded = await loadModel(dir, { fold: true });
     } catch (error) {
       throw new EmotionError(`model: ${(error as Error).message}`);
@@ -137,6 +148,7 @@ export class EmotionRecognizer {
    * framed by them as the model's training faces were).
    */
   async classify(input: Uint8Array[] | GrayImage[]): Promise<Emotion[]>;
+  /** Emotions of the faces at `faces`' boxes in an image. */
   async classify(input: ImageInput, faces: FaceBox[]): Promise<Emotion[]>;
   async classify(input: ImageInput | Uint8Array[] | GrayImage[], faces?: FaceBox[]): Promise<Emotion[]> {
     const size = this.loaded.metadata.inputSize;
@@ -217,7 +229,7 @@ function whole(image: RgbaImage): ImageFile {
 }
 
 /** A Tensor3D [height, width, 3 or 4] of 0-255 as RGBA. */
-async function tensorImage(tensor: tf.Tensor): Promise<RgbaImage> {
+async function tensorImage(tensor: ImageTensor): Promise<RgbaImage> {
   const [height, width, channels] = tensor.shape;
   if (tensor.rank !== 3 || (channels !== 3 && channels !== 4)) {
     throw new EmotionError(`image: a Tensor3D [height, width, 3 or 4] was expected, got shape [${tensor.shape}]`);

@@ -27,7 +27,9 @@ export function isVideoFile(path: string): boolean {
 
 /** A face in a video frame: as in a photo, plus its track id and its probabilities smoothed over time. */
 export interface VideoFace extends FaceResult {
+  /** The face's id, the same while it stays in the video. */
   track: number;
+  /** Its probabilities smoothed over time (an exponential moving average with a time constant in seconds). */
   smoothed: Record<string, number>;
 }
 
