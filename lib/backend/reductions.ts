@@ -11,7 +11,7 @@
  *   every tensor it saves for a gradient, so on the training path these
  *   copies cost more than the ReLUs.
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import { replaceWasmKernel } from "./registry.ts";
 
 type Info = tf.TensorInfo;

@@ -12,7 +12,7 @@
  * biases are shifted so that every class is scored as if equally common
  * (`balanceClasses`). `deno task ship` (lib/cli/ship.ts) runs `shipModel`.
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import { basename, dirname, join, resolve } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel, makeMetadata, modelFiles, type ModelMetadata, sha256Hex } from "../model/model_io.ts";

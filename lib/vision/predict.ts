@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
-import { type LoadedModel } from "../model/model_io.ts";
+import type { LoadedModel } from "../model/model_io.ts";
 import { encodeRgbaPng, type ImageFile, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
 import {
   classifyCrops,
