@@ -16,6 +16,7 @@
  *
  * @module
  */
+import "./lib/util/deno_shim.ts"; // first: Node gets the Deno namespace before the rest loads
 import { parseTrainArgs, TRAIN_FLAGS } from "./lib/train/config.ts";
 import { trainModel } from "./lib/train/train.ts";
 import type { EpochRecord } from "./lib/train/history.ts";

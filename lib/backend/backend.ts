@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerConvGradientKernels } from "./conv.ts";
 import { registerFastKernels } from "./reductions.ts";
-import { registerNativeKernels } from "./native.ts";
+import { nativeKernelsSupported, registerNativeKernels } from "./native.ts";
 
 let ready: Promise<void> | undefined;
 
@@ -35,6 +35,7 @@ function initWasm(): Promise<void> {
     if (!(await tf.setBackend("wasm"))) {
       throw new Error("tfjs WASM backend failed to initialise");
     }
+    if (!nativeKernelsSupported()) return; // tfjs's own kernels (Node 20: no relaxed SIMD)
     registerConvGradientKernels();
     registerFastKernels();
     registerNativeKernels();

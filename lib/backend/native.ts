@@ -100,13 +100,26 @@ export interface NativeKernels {
 
 let kernels: NativeKernels | undefined;
 
+/** `kernels.wasm`'s bytes. */
+function kernelBytes(): Uint8Array<ArrayBuffer> {
+  return Deno.readFileSync(new URL("./kernels.wasm", import.meta.url));
+}
+
+/**
+ * Whether this JavaScript engine compiles our kernels (they use WebAssembly's
+ * relaxed SIMD, which Deno and current browsers have and Node 20 has only
+ * behind a flag); where it does not, tfjs's own WASM kernels run instead.
+ */
+export function nativeKernelsSupported(): boolean {
+  return WebAssembly.validate(kernelBytes());
+}
+
 /** Instantiate `kernels.wasm` on the wasm backend's memory (once). */
 export function nativeKernels(backend: Backend): NativeKernels {
   if (kernels) return kernels;
   const memory = backend.wasm.asm?.memory as WebAssembly.Memory | undefined;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error("the tfjs wasm backend does not expose its memory");
-  const bytes = Deno.readFileSync(new URL("./kernels.wasm", import.meta.url));
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelBytes()), { env: { memory } });
   kernels = instance.exports as unknown as NativeKernels;
   return kernels;
 }

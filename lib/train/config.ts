@@ -99,7 +99,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   labels: "fer2013", // the CSV's own labels (ferplus: the FER+ votes beside it, 8 classes)
   labelMode: "majority", // with FER+ labels: each image's majority answer
   ema: 0, // decay of a moving average of the weights, which best/ then holds (0: none; 0.999: about 1,000 steps)
-  workers: navigator.hardwareConcurrency || 1, // data-parallel workers, one per core
+  workers: globalThis.navigator?.hardwareConcurrency || 1, // data-parallel workers, one per core (Node 20: no navigator)
   backend: "wasm", // tfjs backend
 };
 
