@@ -25,6 +25,10 @@ import type { Report } from "./lib/eval/metrics.ts";
 import { flagArgs } from "./lib/util/flags.ts";
 import { defaultModelPath, EmotionError } from "./lib/vision/recognizer.ts";
 import { runPaths } from "./lib/train/run_folder.ts";
+import { loadModel } from "./lib/model/model_io.ts";
+import { exportOnnx as onnxBytes } from "./lib/model/onnx.ts";
+import { initBackend } from "./lib/backend/backend.ts";
+import { defaultModelDir } from "./lib/vision/predict.ts";
 
 export {
   defaultModelPath,
@@ -139,4 +143,28 @@ export async function evaluate(options: EvaluateOptions): Promise<Report & { out
   const log = onLog ?? (() => {});
   const { report, out } = await runEvaluate(args, log, log);
   return { ...report, out };
+}
+
+/**
+ * A saved model (one net or an ensemble; "default": the built-in model) as
+ * an ONNX file's bytes, as `deno task export` writes it: input "pixels",
+ * float32 [N, 48, 48, 1] gray values 0-255; output "probabilities" [N,
+ * classes], the normalization and calibration inside; the labels, input
+ * size, temperature and version in its metadata_props.
+ */
+export async function exportOnnx(model = "default", options: { float16?: boolean } = {}): Promise<Uint8Array> {
+  await initBackend();
+  let loaded;
+  try {
+    loaded = await loadModel(model === "default" ? defaultModelPath() : defaultModelDir(model), { fold: true });
+  } catch (error) {
+    throw new EmotionError(`model: ${(error as Error).message}`);
+  }
+  try {
+    return await onnxBytes(loaded, options);
+  } catch (error) {
+    throw new EmotionError((error as Error).message);
+  } finally {
+    loaded.model.dispose();
+  }
 }

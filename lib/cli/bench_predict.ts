@@ -6,23 +6,30 @@
  * face pasted into a scene (`scene`), and each detector's recall on the
  * real pictures whose faces were counted by eye (counted_media.ts). Each
  * figure is the median of five rounds in which ours and face-api's take
- * turns (`timeSideBySide`). Refuses a busy machine, as bench:train does.
+ * turns (`timeSideBySide`). Ours is timed through the public API
+ * (`EmotionRecognizer`'s `classify` and `detect`, as an app calls them);
+ * with `--onnx`, onnxruntime-web (WASM, one thread) on the model's ONNX
+ * export classifies the same crops beside it. Refuses a busy machine, as
+ * bench:train does.
  *
- *   deno task bench:predict [--model DIR] [--detector auto|near|far] [--allow-busy]
+ *   deno task bench:predict [--model DIR] [--detector auto|near|far] [--onnx] [--allow-busy]
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseFlags } from "../util/flags.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
+import { exportOnnx } from "../model/onnx.ts";
+import { EmotionRecognizer } from "../vision/recognizer.ts";
+import * as ort from "onnxruntime-web";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
-  classifyCrops,
   detectFaces,
   DETECTOR_FLAG,
   type DetectorChoice,
   faceApiInput,
   faceApiOptions,
   loadFaceApi,
-  loadFaceDetectors,
   recognizeEmotions,
 } from "../vision/faces.ts";
 import { countedPictures, countFaces } from "../vision/counted_media.ts";
@@ -44,6 +51,7 @@ if (import.meta.main) {
         help: `the model to time (default ${DEFAULT_MODEL}, as deno task predict)`,
       },
       detector: DETECTOR_FLAG,
+      onnx: { type: "boolean", help: "also time onnxruntime-web (WASM) on the model's ONNX export, side by side" },
       "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
     },
     Deno.args,
@@ -51,10 +59,11 @@ if (import.meta.main) {
   const { machineBusy } = await idleForTimings(values["allow-busy"]);
   await initBackend();
   const modelDir = defaultModelDir(values.model);
-  const loaded = await loadModel(modelDir, { fold: true });
   const detector = values.detector as DetectorChoice;
-  await loadFaceDetectors(detector);
+  const recognizer = await EmotionRecognizer.load({ model: modelDir, detector });
+  const loaded = await loadModel(modelDir, { fold: true }); // for the face-pipeline recall check and the export
   const faceapi = await loadFaceApi();
+  const onnx = values.onnx ? await onnxSession(await exportOnnx(loaded)) : undefined;
 
   const data = await loadDataset(resolveDataPath());
   const faces = Array.from({ length: 64 }, (_, i) => ({
@@ -69,12 +78,15 @@ if (import.meta.main) {
     const rgb = tf.tidy(() =>
       crops.map((c) => tf.image.resizeBilinear(tf.tensor3d(c.data, [48, 48, 1], "float32"), [112, 112]).tile([1, 1, 3]))
     );
+    const pixels = new ort.Tensor("float32", Float32Array.from(crops.flatMap((c) => [...c.data])), [batch, 48, 48, 1]);
     const seconds = await timeSideBySide({
-      ours: () => classifyCrops(loaded, crops),
+      ours: () => recognizer.classify(crops),
       faceapi: () => faceapi.nets.faceExpressionNet.predictExpressions((batch === 1 ? rgb[0] : rgb) as never),
+      ...(onnx ? { onnx: () => onnx.run({ pixels }) } : {}),
     });
     results[`ours_faces_s_batch${batch}`] = batch / seconds.ours;
     results[`faceapi_faces_s_batch${batch}`] = batch / seconds.faceapi;
+    if (onnx) results[`onnx_faces_s_batch${batch}`] = batch / seconds.onnx;
     tf.dispose(rgb);
   }
   // A real photo (single_face.jpg fitted into 640x480) and a FER2013 face pasted into a 640x480 scene.
@@ -95,7 +107,7 @@ if (import.meta.main) {
     }
     const photoTensor = faceApiInput(photo);
     const seconds = await timeSideBySide({
-      ours: () => recognizeEmotions(loaded, photo, { detector }),
+      ours: () => recognizer.detect(photo),
       faceapi: async () => await faceapi.detectAllFaces(photoTensor as never, options).withFaceExpressions(),
     });
     photoTensor.dispose();
@@ -105,6 +117,10 @@ if (import.meta.main) {
   }
   for (const batch of [1, 64]) {
     results[`ratio_batch${batch}`] = results[`ours_faces_s_batch${batch}`] / results[`faceapi_faces_s_batch${batch}`];
+    if (onnx) {
+      results[`onnx_vs_ours_batch${batch}`] = results[`onnx_faces_s_batch${batch}`] /
+        results[`ours_faces_s_batch${batch}`];
+    }
   }
   for (const [k, v] of Object.entries(results)) console.error(`${k.padEnd(28)} ${v.toFixed(2)}`);
   const pictures = await countedPictures();
@@ -125,4 +141,11 @@ if (import.meta.main) {
     recall: { ours, faceapi: theirs },
     machine_busy: machineBusy,
   }));
+}
+
+/** An onnxruntime-web session (WASM, one thread, as our WASM backend) on ONNX bytes. */
+async function onnxSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = `file://${dirname(fileURLToPath(import.meta.resolve("onnxruntime-web")))}/`;
+  return await ort.InferenceSession.create(bytes);
 }
