@@ -3,11 +3,12 @@
  * or an image folder (folders.ts), bad rows reported or refused, and a
  * validation split made for sources without one.
  */
+import { resolve } from "node:path";
 import { type FerData, type LoadOptions, stratifiedSplit } from "./dataset.ts";
 import { loadCsvCached } from "./csv.ts";
 import { loadImageFolders } from "./folders.ts";
 import { fer2013VotesData, ferPlusData, votesPath } from "./ferplus.ts";
-import { displayPath, exists, projectPath } from "../util/paths.ts";
+import { displayPath, exists, projectPath, workingPath } from "../util/paths.ts";
 import { regularFile } from "../util/files.ts";
 
 /** Where the data is looked for when no path is given, in order (relative to the project root). */
@@ -29,7 +30,7 @@ export function resolveDataPath(flag?: string): string {
   }
   const found = DEFAULT_DATA_PATHS.map((p) => projectPath(p)).find(exists);
   if (!found) throw new Error(`${WHERE_TO_GET} Looked in: ${DEFAULT_DATA_PATHS.join(", ")}.`);
-  return displayPath(found);
+  return workingPath(found);
 }
 
 /**
@@ -52,6 +53,7 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     }
   }
   let data = stat.isDirectory ? await loadImageFolders(path, options) : await loadCsvCached(path, options);
+  data = { ...data, source: displayPath(resolve(path)) }; // named relative to the project in logs and records
   if (labels === "ferplus") data = ferPlusData(data, votesPath(path), options.labelMode ?? "majority");
   if (labels === "fer2013-votes") data = fer2013VotesData(data, votesPath(path));
   reportOrFailOnBadRows(data, options);

@@ -438,7 +438,8 @@ export function trainedOn(dir: string): string {
 async function runData(run: RunRecord, checkpoint: string): Promise<FerData> {
   const training = readJson<ModelMetadata>(join(checkpoint, "metadata.json")).training as { data?: string };
   const config = run.config as Partial<TrainConfig>;
-  return await loadDataset(training.data ? resolve(PROJECT_ROOT, training.data) : resolveDataPath(), {
+  const recorded = training.data && resolve(PROJECT_ROOT, training.data);
+  return await loadDataset(recorded && exists(recorded) ? recorded : resolveDataPath(), {
     labels: config.labels,
     labelMode: config.labelMode,
     seed: config.seed,

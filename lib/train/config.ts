@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { architectureNames } from "../model/architectures.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../backend/backend.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
-import { displayPath, exists, projectPath } from "../util/paths.ts";
+import { exists, projectPath, workingPath } from "../util/paths.ts";
 import { readJson } from "../util/files.ts";
 import { LABEL_SETS, type LabelSet } from "../data/dataset.ts";
 import { LABEL_MODES, type LabelMode } from "../data/ferplus.ts";
@@ -332,7 +332,7 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     config[spec.key] = spec.invert ? !value : value;
   }
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  config.out = values.out ?? displayPath(projectPath("outputs", "runs", values.recipe ?? `${config.arch}-${stamp}`));
+  config.out = values.out ?? workingPath(projectPath("outputs", "runs", values.recipe ?? `${config.arch}-${stamp}`));
   config.recipe = recipe;
   const done = config as unknown as TrainConfig;
   if (done.initFrom && !exists(join(done.initFrom, "model.json"))) {

@@ -10,17 +10,21 @@ export function projectPath(...parts: string[]): string {
 }
 
 /**
- * `path` for messages and records: a path in the project or beside it (the
- * shared data in `../shared`) relative to the project root, so that what is
- * printed and committed holds no machine's absolute path; elsewhere,
- * relative to the working folder when that is shorter.
+ * `path` for messages and records, not for opening: a path in the project or
+ * beside it (the shared data in `../shared`) relative to the project root, so
+ * that what is printed and committed holds no machine's absolute path;
+ * elsewhere as `workingPath` gives it.
  */
 export function displayPath(path: string): string {
   if (!isAbsolute(path)) return path;
   const fromRoot = relative(PROJECT_ROOT, path);
-  if (!fromRoot.startsWith(join("..", ".."))) return fromRoot || ".";
+  return fromRoot.startsWith(join("..", "..")) ? workingPath(path) : fromRoot || ".";
+}
+
+/** An absolute `path` as one to open from the working folder: relative to it when that is shorter. */
+export function workingPath(path: string): string {
   const rel = relative(Deno.cwd(), path);
-  return rel.length >= path.length ? path : rel;
+  return !isAbsolute(path) || rel.length >= path.length ? path : rel;
 }
 
 /** Whether a file or folder exists. */
