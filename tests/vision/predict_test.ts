@@ -189,6 +189,13 @@ Deno.test({
     Deno.symlinkSync(join(dir, "a.avif"), join(linked, "photo.avif"));
     Deno.symlinkSync(linked, join(linked, "loop"));
     assert.deepEqual(collectImages([linked]), [join(linked, "photo.avif")]);
+    // Photos that are links in a loop each get a line saying so.
+    Deno.symlinkSync(join(linked, "y.jpg"), join(linked, "x.jpg"));
+    Deno.symlinkSync(join(linked, "x.jpg"), join(linked, "y.jpg"));
+    const looped = await predictFiles(loaded, collectImages([linked]), { noDetect: true });
+    loaded.model.dispose();
+    assert.deepEqual(looped.map((l) => l.path), ["photo.avif", "x.jpg", "y.jpg"].map((n) => join(linked, n)));
+    for (const line of looped.slice(1)) assert.match(line.error!, /: a loop of symbolic links$/);
   },
 });
 

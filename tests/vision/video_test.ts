@@ -215,6 +215,27 @@ Deno.test({
     assert.ok(Math.abs(seconds - 2) < 0.1, `the annotated video lasts ${seconds} s`);
     assert.equal(frames, 60);
 
+    // A 2 s 4K clip at --fps 5: the command, start included, within 30 s (a 4K frame costs about a photo).
+    const uhd = join(dir, "uhd.mp4");
+    await ffmpeg(
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc=size=3840x2160:rate=30",
+      "-t",
+      "2",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      uhd,
+    );
+    const uhdStarted = performance.now();
+    const fourK = await predictVideo([uhd, "--fps", "5"]);
+    assert.equal(fourK.code, 0, fourK.stderr);
+    assert.equal(fourK.lines.length, 10);
+    assert.ok(performance.now() - uhdStarted < 30_000, `${performance.now() - uhdStarted} ms`);
+
     // An 8000x8000 frame is scaled by ffmpeg to 2,048 px: it finishes, and the boxes would be in the file's pixels.
     const huge = join(dir, "huge.mkv");
     await ffmpeg("-f", "lavfi", "-i", "testsrc=size=8000x8000:rate=1", "-t", "1", "-c:v", "mjpeg", "-q:v", "20", huge);
