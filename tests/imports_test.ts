@@ -6,7 +6,7 @@ import { walkFiles } from "../lib/util/files.ts";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
 
 /** lib/'s folders, lowest first: each may import from the folders before it. */
-const LAYERS = ["backend", "web", "util", "data", "model", "vision", "eval", "train", "ship", "cli"];
+const LAYERS = ["backend", "core", "util", "web", "data", "model", "vision", "eval", "train", "ship", "cli"];
 
 const LIB = join(PROJECT_ROOT, "lib");
 

@@ -8,7 +8,7 @@
  *   filter gradient, each with 16 multiply-adds per 2x2 outputs and channel
  *   pair instead of 36. The forward pass also takes a bias and ReLU, applied
  *   as the outputs are written: the convolutions of a model folded for
- *   prediction (`foldBatchNorm` in lib/web/fold.js).
+ *   prediction (`foldBatchNorm` in lib/core/fold.js).
  * - Other stride-1 filter gradients: a direct SIMD kernel accumulating the
  *   filter gradient in registers (tfjs-backend-wasm 4.22 has none at all).
  * - Everything else: the filter gradient as a forward convolution of the

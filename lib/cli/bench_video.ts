@@ -2,7 +2,7 @@
  * `deno task bench:video [--video PATH] [--frames 120] [--model DIR] [--detector D] [--allow-busy]`:
  * live-video speed, side by side in one run on the same decoded frames, in
  * Deno on WASM: our loop (BlazeFace every few frames and the tracker
- * in between, lib/web/tracker.js's policy as the page runs it, and the
+ * in between, lib/core/tracker.js's policy as the page runs it, and the
  * classifier on every frame) against face-api's usual loop (its tiny face
  * detector and expression net on every frame). Prints one JSON line with
  * `ours_fps` and `faceapi_fps`. Refuses a busy machine, as bench:train does.
@@ -22,8 +22,8 @@ import {
 } from "../vision/faces.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
-import { type Face, faceCrop, toGray } from "../web/face_pipeline.js";
-import { FaceTracker } from "../web/tracker.js";
+import { type Face, faceCrop, toGray } from "../core/face_pipeline.js";
+import { FaceTracker } from "../core/tracker.js";
 import { idleForTimings } from "../util/machine.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";

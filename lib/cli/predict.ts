@@ -13,7 +13,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import { DETECTOR_FLAG, type DetectorChoice, type FaceOptions } from "../vision/faces.ts";
-import { FACE_SETTINGS } from "../web/face_pipeline.js";
+import { FACE_SETTINGS } from "../core/face_pipeline.js";
 import { annotationSvg, collectImages, DEFAULT_MODEL, defaultModelDir, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
 import {
@@ -25,7 +25,7 @@ import {
   VideoWriter,
 } from "../vision/video.ts";
 import { isSameFile, writeFileAtomic } from "../util/files.ts";
-import { TRACK_SETTINGS } from "../web/tracker.js";
+import { TRACK_SETTINGS } from "../core/tracker.js";
 import { ProgressBar } from "../util/progress.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Split } from "./labels.ts";
 import { seededRandom, shuffleInPlace } from "../util/random.ts";
-import { modelInput } from "../web/face_pipeline.js";
+import { modelInput } from "../core/face_pipeline.js";
 
 /** Side of the square FER2013 images. */
 export const IMAGE_SIZE = 48;

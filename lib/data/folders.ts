@@ -8,7 +8,7 @@ import { className, EMOTIONS, type Split, SPLITS } from "./labels.ts";
 import type { BadRow, FaceSet, FerData, LoadOptions } from "./dataset.ts";
 import { IMAGE_SIZE, packRows } from "./dataset.ts";
 import { isImageFile, readImageFile } from "./images.ts";
-import { resizeGray, toGray } from "../web/face_pipeline.js";
+import { resizeGray, toGray } from "../core/face_pipeline.js";
 import { listFolder, walkFiles } from "../util/files.ts";
 
 const FOLDER_SPLITS: Record<string, Split> = {

@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { calibrate } from "../web/face_pipeline.js";
+import { calibrate } from "../core/face_pipeline.js";
 import { classCounts, type FaceSet, type FerData } from "../data/dataset.ts";
 import { loadModel } from "../model/model_io.ts";
 import { readJson, writeFileAtomic } from "../util/files.ts";

@@ -1,10 +1,10 @@
 /**
- * Saliency maps in Deno: SmoothGrad (lib/web/saliency.js, the code the page
+ * Saliency maps in Deno: SmoothGrad (lib/core/saliency.js, the code the page
  * runs too) on this process's tfjs, blended over faces, and notebook 05's
  * grid of right and wrong answers per class.
  */
 import * as tf from "@tensorflow/tfjs";
-import { heatColour, saliencyMaps as shared } from "../web/saliency.js";
+import { heatColour, saliencyMaps as shared } from "../core/saliency.js";
 import { encodeGrayPng, encodeRgbaPng, type RgbaImage } from "../data/images.ts";
 import { batchTensor, facePixels, type FaceSet, IMAGE_SIZE, PIXELS } from "../data/dataset.ts";
 import { encodeBase64 } from "../util/base64.ts";

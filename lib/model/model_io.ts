@@ -11,8 +11,8 @@ import { EMOTIONS } from "../data/labels.ts";
 import { type LabelSet, NORMALIZATION } from "../data/dataset.ts";
 import { exists } from "../util/paths.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
-import { metadataProblem } from "../web/face_pipeline.js";
-import { foldBatchNorm } from "../web/fold.js";
+import { metadataProblem } from "../core/face_pipeline.js";
+import { foldBatchNorm } from "../core/fold.js";
 
 /** What a model folder says about how to use the model. */
 export interface ModelMetadata {

@@ -5,7 +5,7 @@
 import * as vega from "vega";
 import * as vl from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
-import { axisTitle, CLASS_COLOURS } from "../web/explorer_figure.js";
+import { axisTitle, CLASS_COLOURS } from "../core/explorer_figure.js";
 
 // deno-lint-ignore no-explicit-any
 export type VegaLiteSpec = Record<string, any>;

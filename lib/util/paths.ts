@@ -1,6 +1,7 @@
 /** Paths relative to the project root, so code works from any working folder (notebooks run in notebooks/). */
 import { fileURLToPath } from "node:url";
 import { isAbsolute, join, relative } from "node:path";
+import { DETECTORS } from "../core/face_pipeline.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -35,4 +36,21 @@ export function exists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The file an npm package's import-map name resolves to (its files are all local: nothing is downloaded). */
+export function packageFile(specifier: string): string {
+  return fileURLToPath(import.meta.resolve(specifier));
+}
+
+/** The detectors' names (DETECTORS: near and far); the page's and the flags' choices are DETECTOR_CHOICES. */
+export type DetectorKind = keyof typeof DETECTORS;
+
+/**
+ * A BlazeFace graph model's files (MediaPipe's face detectors; DETECTORS in
+ * face_pipeline.js), committed in lib/core/detector/ (see its README).
+ */
+export function detectorFiles(kind: DetectorKind): { model: string; weights: string } {
+  const model = fileURLToPath(new URL(`../core/detector/${DETECTORS[kind].file}`, import.meta.url));
+  return { model, weights: model.replace(/\.json$/, ".bin") };
 }

@@ -1,10 +1,9 @@
 /**
  * Emotions in photos: find faces with BlazeFace (MediaPipe's detectors, as
- * tfjs graph models: the near one committed in lib/web/detector/, the far
- * one inside the `@vladmandic/human` npm package, so nothing is
+ * tfjs graph models, both committed in lib/core/detector/, so nothing is
  * downloaded), crop each as its eyes place it in FER2013's framing,
  * convert to the model's gray input and classify. The settings, crops and
- * conversions are lib/web/face_pipeline.js, the same file the browser page
+ * conversions are lib/core/face_pipeline.js, the same file the browser page
  * runs. face-api (its tiny face detector and expression net) is here as the
  * benchmarks' reference.
  *
@@ -13,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as faceapi from "@vladmandic/face-api/dist/face-api.node-wasm.js";
 import { dirname, join } from "node:path";
-import { detectorFiles, type DetectorKind, packageFile } from "../web/server.ts";
+import { detectorFiles, type DetectorKind, packageFile } from "../util/paths.ts";
 import type { FlagSpec } from "../util/flags.ts";
 import type { LoadedModel } from "../model/model_io.ts";
 import type { GrayImage, RgbaImage } from "../data/images.ts";
@@ -31,7 +30,7 @@ import {
   reportedEyes,
   resizeGray,
   toGray,
-} from "../web/face_pipeline.js";
+} from "../core/face_pipeline.js";
 
 /** One face found in an image. */
 export interface FaceResult {

@@ -4,7 +4,7 @@
  * the image, so that the face fills a third of the picture, as in photos;
  * the landmarks shift a little with the face's scale), as fractions of the
  * image side. The face pipeline frames its crops the same (FACE_SETTINGS.framing
- * in lib/web/face_pipeline.js holds the rounded medians).
+ * in lib/core/face_pipeline.js holds the rounded medians).
  */
 import type { FaceSet } from "../data/dataset.ts";
 import { facePixels, IMAGE_SIZE } from "../data/dataset.ts";

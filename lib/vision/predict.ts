@@ -17,7 +17,7 @@ import {
   scaledFace,
 } from "./faces.ts";
 import { encodeBase64 } from "../util/base64.ts";
-import { FACE_SETTINGS, faceMark } from "../web/face_pipeline.js";
+import { FACE_SETTINGS, faceMark } from "../core/face_pipeline.js";
 import { exists, projectPath } from "../util/paths.ts";
 
 /** One output line. */

@@ -24,8 +24,8 @@ import {
 } from "./faces.ts";
 import { DEFAULT_MODEL, defaultModelDir, MAX_WORKING_SIDE, predictImages } from "./predict.ts";
 import { trackFaces, type VideoFace } from "./video.ts";
-import { FaceTracker } from "../web/tracker.js";
-import { FACE_SETTINGS, faceCrop, toGray } from "../web/face_pipeline.js";
+import { FaceTracker } from "../core/tracker.js";
+import { FACE_SETTINGS, faceCrop, toGray } from "../core/face_pipeline.js";
 import { projectPath } from "../util/paths.ts";
 
 /** An error of the API: its message names the input (or option) and what is wrong with it. */

@@ -1,6 +1,6 @@
 /** Synthetic photos for the tests and the prediction benchmark: a known face at a known place. */
 import type { GrayImage, RgbaImage } from "../data/images.ts";
-import { resizeGray } from "../web/face_pipeline.js";
+import { resizeGray } from "../core/face_pipeline.js";
 
 /**
  * A 640x480 test photo: a gray face scaled to `side` px with its top-left

@@ -2,7 +2,7 @@
  * Emotions through a video file: frames decoded by ffmpeg (Debian's
  * `ffmpeg`) at a chosen rate, each frame's faces found and classified as in
  * photos (face_pipeline.js), followed from frame to frame and smoothed over
- * time by the tracker the page uses too (lib/web/tracker.js); a line per
+ * time by the tracker the page uses too (lib/core/tracker.js); a line per
  * frame, and on request the video annotated (encoded by ffmpeg) and each
  * face's emotions over time. `deno task predict VIDEO` is lib/cli/predict.ts.
  */
@@ -14,8 +14,8 @@ import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces
 import { annotationSvg, MAX_WORKING_SIDE } from "./predict.ts";
 import { regularFile } from "../util/files.ts";
 import { svgToPng } from "../util/charts.ts";
-import { argmax, FACE_SETTINGS, probabilityMap } from "../web/face_pipeline.js";
-import { FaceTracker } from "../web/tracker.js";
+import { argmax, FACE_SETTINGS, probabilityMap } from "../core/face_pipeline.js";
+import { FaceTracker } from "../core/tracker.js";
 
 /** File extensions taken as videos. */
 export const VIDEO_EXTENSIONS = [".mp4", ".mov", ".webm", ".mkv", ".m4v", ".avi"];

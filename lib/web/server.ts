@@ -13,7 +13,8 @@
 import { basename, dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { wasmDistDir } from "../backend/backend.ts";
-import { DETECTORS } from "./face_pipeline.js";
+import { DETECTORS } from "../core/face_pipeline.js";
+import { detectorFiles, type DetectorKind, packageFile } from "../util/paths.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -25,42 +26,26 @@ const CONTENT_TYPES: Record<string, string> = {
   ".png": "image/png",
 };
 
-/** The file an npm package's import-map name resolves to (its files are all local: nothing is downloaded). */
-export function packageFile(specifier: string): string {
-  return fileURLToPath(import.meta.resolve(specifier));
-}
-
-/**
- * A BlazeFace graph model's files (MediaPipe's face detectors; DETECTORS in
- * face_pipeline.js), committed in lib/web/detector/ (see its README).
- */
-export function detectorFiles(kind: DetectorKind): { model: string; weights: string } {
-  const model = fileURLToPath(new URL(`./detector/${DETECTORS[kind].file}`, import.meta.url));
-  return { model, weights: model.replace(/\.json$/, ".bin") };
-}
-
-/** The detectors' names (DETECTORS: near and far); the page's and the flags' choices are DETECTOR_CHOICES. */
-export type DetectorKind = keyof typeof DETECTORS;
-
 /** URL prefix -> folder on disk, or URL -> single file. */
 export function staticRoutes(modelDir: string): { files: Record<string, string>; folders: Record<string, string> } {
   const faceApiDist = dirname(packageFile("@vladmandic/face-api/dist/face-api.node-wasm.js"));
   const web = fileURLToPath(new URL("./", import.meta.url));
+  const core = fileURLToPath(new URL("../core/", import.meta.url));
   return {
     files: {
       "/": join(web, "index.html"),
       "/app.js": join(web, "app.js"),
       "/page.js": join(web, "page.js"),
       "/page.css": join(web, "page.css"),
-      "/face_pipeline.js": join(web, "face_pipeline.js"),
-      "/fold.js": join(web, "fold.js"),
-      "/tracker.js": join(web, "tracker.js"),
+      "/face_pipeline.js": join(core, "face_pipeline.js"),
+      "/fold.js": join(core, "fold.js"),
+      "/tracker.js": join(core, "tracker.js"),
       "/live.js": join(web, "live.js"),
-      "/saliency.js": join(web, "saliency.js"),
-      "/filter_gradient.js": join(web, "filter_gradient.js"),
+      "/saliency.js": join(core, "saliency.js"),
+      "/filter_gradient.js": join(core, "filter_gradient.js"),
       "/explorer": join(web, "explorer.html"),
       "/explorer.js": join(web, "explorer.js"),
-      "/explorer_figure.js": join(web, "explorer_figure.js"),
+      "/explorer_figure.js": join(core, "explorer_figure.js"),
       "/vendor/plotly.min.js": packageFile("plotly.js-dist-min"),
       "/vendor/tf-backend-webgpu.min.js": join(
         dirname(packageFile("@tensorflow/tfjs-backend-webgpu")),

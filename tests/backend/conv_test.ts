@@ -1,7 +1,7 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { ARCHITECTURES } from "../../lib/model/architectures.ts";
-import { filterGradientKernel } from "../../lib/web/filter_gradient.js";
+import { filterGradientKernel } from "../../lib/core/filter_gradient.js";
 
 /** dx and dw of sum(conv2d(x, w) * dy) on the active backend. */
 type Shape4 = [number, number, number, number];

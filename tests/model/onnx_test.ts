@@ -17,7 +17,7 @@ import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { selectRows } from "../../lib/data/dataset.ts";
 import { predictSet } from "../../lib/eval/evaluate.ts";
 import { argmaxRows } from "../../lib/eval/metrics.ts";
-import { calibrate } from "../../lib/web/face_pipeline.js";
+import { calibrate } from "../../lib/core/face_pipeline.js";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 import { runExport } from "../../lib/cli/export.ts";
 

@@ -5,7 +5,7 @@ import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { measureFraming } from "../../lib/vision/framing.ts";
 import { countedPictures, countFaces } from "../../lib/vision/counted_media.ts";
 import { detectFaces } from "../../lib/vision/faces.ts";
-import { FACE_SETTINGS } from "../../lib/web/face_pipeline.js";
+import { FACE_SETTINGS } from "../../lib/core/face_pipeline.js";
 
 Deno.test("crops are framed as FER2013 frames its faces: FACE_SETTINGS.framing is the measured median", async () => {
   await initBackend();

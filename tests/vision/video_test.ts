@@ -1,8 +1,8 @@
 /** Video: the shared tracker and smoother, and `deno task predict VIDEO` through ffmpeg on a real clip. */
 import { assert } from "../assert.ts";
 import { join } from "node:path";
-import { FaceTracker, smoothProbabilities } from "../../lib/web/tracker.js";
-import { iou } from "../../lib/web/face_pipeline.js";
+import { FaceTracker, smoothProbabilities } from "../../lib/core/tracker.js";
+import { iou } from "../../lib/core/face_pipeline.js";
 import { turningPoints } from "../../lib/vision/video.ts";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 

@@ -4,8 +4,8 @@
  * test photo and draws its label and probability chart, and explains
  * non-images and face-less photos. Its screenshot is the README's. The
  * page and `recognizeEmotions` in Deno must agree on the same photo (one
- * face pipeline, lib/web/face_pipeline.js), and so must their saliency
- * maps (one lib/web/saliency.js). Chromium runs the WASM backend, and,
+ * face pipeline, lib/core/face_pipeline.js), and so must their saliency
+ * maps (one lib/core/saliency.js). Chromium runs the WASM backend, and,
  * asked with ?backend=webgpu, WebGPU on its bundled SwiftShader. The
  * explorer page plots a test sample's features and shows the face under
  * the pointer.
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { saliencyMaps } from "../../lib/eval/saliency.ts";
-import { faceCrop, modelInput, toGray } from "../../lib/web/face_pipeline.js";
+import { faceCrop, modelInput, toGray } from "../../lib/core/face_pipeline.js";
 import { facePixels, stratifiedSample } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
 import { explorerData } from "../../lib/eval/explorer.ts";

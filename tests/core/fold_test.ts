@@ -1,7 +1,7 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { buildModel, ensembleModel } from "../../lib/model/architectures.ts";
-import { foldBatchNorm } from "../../lib/web/fold.js";
+import { foldBatchNorm } from "../../lib/core/fold.js";
 
 /** Give every BatchNormalization layer moving statistics and scales far from their initial ones. */
 function perturbNorms(model: tf.LayersModel, seed: number) {
