@@ -1,5 +1,6 @@
 /** `deno task serve [--port 8000] [--model DIR]`: the browser page (lib/web/) on localhost, until stopped. */
 import { startServer } from "../web/server.ts";
+import { buildBrowser } from "../web/build.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
@@ -21,6 +22,7 @@ async function main(args: string[]) {
   // A missing or damaged model is named now, in one line, not by the page later.
   await initBackend();
   (await loadModel(modelDir)).model.dispose();
+  await buildBrowser(modelDir); // the page loads the browser build (/emotion-cnn.js)
   startServer({ port: values.port, modelDir });
 }
 

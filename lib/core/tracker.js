@@ -2,8 +2,8 @@
 // face_pipeline.js: each frame's detections are matched to the tracks of the frames before by the overlap of
 // their boxes (IoU), so a face keeps its id while it stays; each track's probabilities are smoothed over
 // time by an exponential moving average whose time constant is in seconds (so the smoothing does not depend
-// on the frame rate). Plain JavaScript; its one import is face_pipeline.js's box overlap.
-import { iou } from "./face_pipeline.js";
+// on the frame rate). Plain JavaScript; its one import is face_pipeline.js's box overlap and probability map.
+import { iou, probabilityMap } from "./face_pipeline.js";
 
 /** Tracker settings. */
 export const TRACK_SETTINGS = Object.freeze({
@@ -134,4 +134,24 @@ export class FaceTracker {
     track.smoothedAt = time;
     return track.smoothed;
   }
+}
+
+/**
+ * A frame's faces at `time` (seconds) followed by `tracker`: each with its
+ * track id and its probabilities smoothed over time. `predict VIDEO` and the
+ * package's `tracker()` (Deno and the browser) run this.
+ * @template {{ box: number[]; probabilities: Record<string, number> }} F
+ * @param {FaceTracker<any>} tracker
+ * @param {number} time
+ * @param {F[]} faces
+ * @param {readonly string[]} labels
+ * @returns {(F & { track: number; smoothed: Record<string, number> })[]}
+ */
+export function trackFaces(tracker, time, faces, labels) {
+  const ids = tracker.assign(time, faces.map((f) => f.box));
+  return faces.map((face, i) => ({
+    ...face,
+    track: ids[i],
+    smoothed: probabilityMap(labels, tracker.smooth(ids[i], time, labels.map((l) => face.probabilities[l]))),
+  }));
 }

@@ -23,8 +23,8 @@ import {
   loadFaceDetectors,
 } from "./faces.ts";
 import { DEFAULT_MODEL, defaultModelDir, MAX_WORKING_SIDE, predictImages } from "./predict.ts";
-import { trackFaces, type VideoFace } from "./video.ts";
-import { FaceTracker } from "../core/tracker.js";
+import type { VideoFace } from "./video.ts";
+import { FaceTracker, trackFaces } from "../core/tracker.js";
 import { FACE_SETTINGS, faceCrop, toGray } from "../core/face_pipeline.js";
 import { projectPath } from "../util/paths.ts";
 

@@ -14,8 +14,8 @@ import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces
 import { annotationSvg, MAX_WORKING_SIDE } from "./predict.ts";
 import { regularFile } from "../util/files.ts";
 import { svgToPng } from "../util/charts.ts";
-import { argmax, FACE_SETTINGS, probabilityMap } from "../core/face_pipeline.js";
-import { FaceTracker } from "../core/tracker.js";
+import { argmax, FACE_SETTINGS } from "../core/face_pipeline.js";
+import { FaceTracker, trackFaces } from "../core/tracker.js";
 
 /** File extensions taken as videos. */
 export const VIDEO_EXTENSIONS = [".mp4", ".mov", ".webm", ".mkv", ".m4v", ".avi"];
@@ -304,25 +304,6 @@ export async function predictVideo(
     await onFrame(line, image, info);
   }
   return info;
-}
-
-/**
- * A frame's faces at `time` (seconds) followed by `tracker`: each with its
- * track id and its probabilities smoothed over time (`FaceTracker`, the
- * page's too). `predict VIDEO` and the package's `tracker()` run this.
- */
-export function trackFaces(
-  tracker: FaceTracker,
-  time: number,
-  faces: FaceResult[],
-  labels: readonly string[],
-): VideoFace[] {
-  const ids = tracker.assign(time, faces.map((f) => f.box));
-  return faces.map((face, i) => ({
-    ...face,
-    track: ids[i],
-    smoothed: probabilityMap(labels, tracker.smooth(ids[i], time, labels.map((l) => face.probabilities[l]))),
-  }));
 }
 
 /** A moment a face's (smoothed) emotion changes to one it then keeps. */

@@ -1,30 +1,24 @@
-// The page's logic: load the face detector and our emotion model, then for
-// each photo: detect faces, crop each to the model's gray input, classify,
-// and draw boxes, labels and a probability chart per face. Detection input,
-// boxes, crops and normalization come from face_pipeline.js, the same file
-// `deno task predict` uses, so a photo gets the same answer in both. With
+// The page's logic: load the browser build's EmotionRecognizer (/emotion-cnn.js,
+// `deno task build:browser`: lib/core/ bundled), then for each photo: its
+// faces and emotions from `recognizer.detect`, and boxes, labels and a
+// probability chart per face drawn. Detection, crops and answers are
+// face_pipeline.js's, the file `deno task predict` runs, so a photo gets the
+// same answer in both. With
 // "show where the model looks" ticked, each face gets its SmoothGrad saliency
 // map (saliency.js, the code notebook 05 runs) drawn over it. "Use camera" and "Open a video" run the live view
 // (live.js) on the same canvas.
 import * as faceapi from "/vendor/face-api.esm.js"; // for its bundled tfjs (4.22, with the WASM backend)
 import {
-  argmax,
-  calibrate,
-  detectFaces,
-  DETECTOR_CHOICES,
-  DETECTORS,
+  EmotionRecognizer,
   FACE_SETTINGS,
   faceCrop,
   faceMark,
-  metadataProblem,
+  heatColour,
   modelInput,
-  probabilityMap,
-  reportedEyes,
+  registerFilterGradient,
+  saliencyMaps,
   toGray,
-} from "/face_pipeline.js";
-import { foldBatchNorm } from "/fold.js";
-import { heatColour, saliencyMaps } from "/saliency.js";
-import { registerFilterGradient } from "/filter_gradient.js";
+} from "/emotion-cnn.js";
 import { say } from "/page.js";
 import { liveView } from "/live.js";
 
@@ -33,17 +27,14 @@ const canvas = document.getElementById("photo");
 const facesPanel = document.getElementById("faces");
 const saliencyToggle = document.getElementById("saliency");
 const detectorChoice = document.getElementById("detector");
-let model, metadata, detector, lastFile;
-/** The BlazeFace models loaded so far, by kind (DETECTORS), as detectFaces takes them. */
-const detectors = {};
+let recognizer, model, metadata, detector, lastFile;
 
-/** The BlazeFace models a detector choice tries in turn (DETECTOR_CHOICES), each loaded on first use. */
-function loadDetectors(choice) {
-  return Promise.all(DETECTOR_CHOICES[choice].map((kind) => {
-    const { file, size } = DETECTORS[kind];
-    detectors[kind] ??= tf.loadGraphModel(`/detector/${file}`).then((graph) => ({ model: graph, size }));
-    return detectors[kind];
-  }));
+/** The recognizer for a detector choice: the served model, its BlazeFace models; the one before is freed. */
+async function loadRecognizer(choice) {
+  const next = await EmotionRecognizer.load({ tf, model: "/model/", detectorUrl: "/detector/", detector: choice });
+  recognizer?.dispose();
+  recognizer = next;
+  ({ model, metadata, detectors: detector } = recognizer);
 }
 
 /** Photos are drawn with their longer side at most this many pixels. */
@@ -88,13 +79,7 @@ async function init() {
   await chooseBackend();
   await tf.ready();
   detectorChoice.value = FACE_SETTINGS.detector;
-  detector = await loadDetectors(detectorChoice.value);
-  metadata = await (await fetch("/model/metadata.json")).json();
-  const saved = await tf.loadLayersModel("/model/model.json");
-  const problem = metadataProblem(metadata, { inputShape: saved.inputs[0].shape, classes: saved.outputs[0].shape[1] });
-  if (problem) throw new Error(`the model's metadata.json is damaged: ${problem}`);
-  model = foldBatchNorm(tf, saved); // BatchNorm folded into the convolutions, as deno task predict does
-  saved.dispose();
+  await loadRecognizer(detectorChoice.value); // BatchNorm folded into the convolutions, as deno task predict does
   say(
     `Ready: ${metadata.architecture} model, ${metadata.labels.length} emotions, tfjs ${tf.version.tfjs} on ${tf.getBackend()}.`,
   );
@@ -180,23 +165,18 @@ async function analyse(file) {
   if (replaced()) return;
   const drawScale = drawPhoto(photo);
   say("Looking for faces…");
-  const faces = await detectFaces(tf, detector, photo);
+  const faces = await recognizer.detect(photo);
   if (replaced()) return;
   if (faces.length === 0) {
     return say(`No face found in "${file.name}". Try a photo with a clear, front-facing face.`, true);
   }
-  const size = metadata.inputSize;
-  const gray = toGray(photo);
-  const batch = modelInput(faces.map((f) => faceCrop(gray, f, size)), metadata.normalization);
-  const input = tf.tensor4d(batch, [faces.length, size, size, 1]);
-  const output = model.predict(input);
-  // Temperature scaling fitted on PublicTest (metadata.temperature), as `deno task predict` applies it.
-  const rows = (await output.array()).map((row) => calibrate(row, metadata.temperature ?? 1));
-  output.dispose();
-  if (replaced()) return input.dispose();
-  const bests = rows.map(argmax);
   const ctx = canvas.getContext("2d");
   if (saliencyToggle.checked) {
+    const size = metadata.inputSize;
+    const gray = toGray(photo);
+    const batch = modelInput(faces.map((f) => faceCrop(gray, f, size)), metadata.normalization);
+    const input = tf.tensor4d(batch, [faces.length, size, size, 1]);
+    const bests = faces.map((f) => metadata.labels.indexOf(f.emotion));
     say("Computing where the model looks…");
     let maps;
     try {
@@ -212,12 +192,11 @@ async function analyse(file) {
     );
     globalThis.saliencyMaps = Array.from(maps);
     document.body.dataset.saliency = String(faces.length);
+    input.dispose();
   }
-  input.dispose();
-  const results = rows.map((row, i) => {
-    const box = faces[i].box.map((v) => v * drawScale);
-    const best = bests[i];
-    const mark = faceMark(box, metadata.labels[best], row[best], canvas);
+  faces.forEach((face, i) => {
+    const box = face.box.map((v) => v * drawScale);
+    const mark = faceMark(box, face.emotion, face.probabilities[face.emotion], canvas);
     const label = mark.text;
     ctx.strokeStyle = ctx.fillStyle = "#ffcc00";
     ctx.lineWidth = mark.stroke;
@@ -228,17 +207,14 @@ async function analyse(file) {
     card.className = "face";
     card.innerHTML = `<h3>Face ${i + 1}: <span class="emotion">${label}</span></h3><div class="chart"></div>`;
     facesPanel.append(card);
-    const probabilities = probabilityMap(metadata.labels, row, 6);
-    new vega.View(vega.parse(vegaLite.compile(probabilityChart(probabilities)).spec), {
+    new vega.View(vega.parse(vegaLite.compile(probabilityChart(face.probabilities)).spec), {
       renderer: "svg",
       container: card.querySelector(".chart"),
     }).run();
-    const { score, eyes } = faces[i];
-    return { box: faces[i].box, score, eyes: reportedEyes(eyes), emotion: metadata.labels[best], probabilities };
   });
-  say(`${rows.length} face${rows.length > 1 ? "s" : ""} found in "${file.name}".`);
-  document.body.dataset.results = JSON.stringify(results);
-  document.body.dataset.faces = String(rows.length);
+  say(`${faces.length} face${faces.length > 1 ? "s" : ""} found in "${file.name}".`);
+  document.body.dataset.results = JSON.stringify(faces);
+  document.body.dataset.faces = String(faces.length);
 }
 
 const live = liveView({
@@ -289,7 +265,7 @@ pauseButton.addEventListener("click", () => (pauseButton.textContent = live.paus
 stopButton.addEventListener("click", () => (live.stop("Stopped."), liveButtons(false)));
 saliencyToggle.addEventListener("change", () => lastFile && analyse(lastFile));
 detectorChoice.addEventListener("change", async () => {
-  detector = await loadDetectors(detectorChoice.value);
+  await loadRecognizer(detectorChoice.value);
   if (lastFile) analyse(lastFile);
 });
 document.getElementById("file").addEventListener("change", (e) => e.target.files[0] && analyse(e.target.files[0]));

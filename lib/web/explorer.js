@@ -1,7 +1,7 @@
 // The explorer page: loads the model's explorer.json (written by `deno task
 // explore`), draws the Plotly scatter of explorer_figure.js, and shows the
 // face and probabilities of the point under the pointer.
-import { explorerFigure } from "/explorer_figure.js";
+import { explorerFigure } from "/emotion-cnn.js";
 import { say } from "/page.js";
 
 /** Show one point's face, verdict and probability bars beside the plot. */

@@ -4,9 +4,16 @@
 // which `deno task predict VIDEO` and `deno task bench:video` use too); each face is classified every frame and its probabilities smoothed over time, then drawn with its
 // box, label and bars, and a timeline of each face's emotions over the last 30 s. The status line gives frames per
 // second and milliseconds per frame. Tests read `globalThis.liveLog` (a line per frame).
-import { argmax, classifyFaces, detectFaces, faceMark, toGray } from "/face_pipeline.js";
-import { FaceTracker, TRACK_SETTINGS } from "/tracker.js";
-import { CLASS_COLOURS } from "/explorer_figure.js";
+import {
+  argmax,
+  CLASS_COLOURS,
+  classifyFaces,
+  detectFaces,
+  faceMark,
+  FaceTracker,
+  toGray,
+  TRACK_SETTINGS,
+} from "/emotion-cnn.js";
 
 /** Seconds of the timeline. */
 const TIMELINE_SECONDS = 30;

@@ -14,7 +14,8 @@ import { basename, dirname, extname, join, normalize, resolve } from "node:path"
 import { fileURLToPath } from "node:url";
 import { wasmDistDir } from "../backend/backend.ts";
 import { DETECTORS } from "../core/face_pipeline.js";
-import { detectorFiles, type DetectorKind, packageFile } from "../util/paths.ts";
+import { detectorFiles, type DetectorKind, packageFile, projectPath } from "../util/paths.ts";
+import { BROWSER_BUILD } from "./build.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -30,23 +31,19 @@ const CONTENT_TYPES: Record<string, string> = {
 export function staticRoutes(modelDir: string): { files: Record<string, string>; folders: Record<string, string> } {
   const faceApiDist = dirname(packageFile("@vladmandic/face-api/dist/face-api.node-wasm.js"));
   const web = fileURLToPath(new URL("./", import.meta.url));
-  const core = fileURLToPath(new URL("../core/", import.meta.url));
   return {
     files: {
       "/": join(web, "index.html"),
       "/app.js": join(web, "app.js"),
       "/page.js": join(web, "page.js"),
       "/page.css": join(web, "page.css"),
-      "/face_pipeline.js": join(core, "face_pipeline.js"),
-      "/fold.js": join(core, "fold.js"),
-      "/tracker.js": join(core, "tracker.js"),
       "/live.js": join(web, "live.js"),
-      "/saliency.js": join(core, "saliency.js"),
-      "/filter_gradient.js": join(core, "filter_gradient.js"),
+      "/emotion-cnn.js": join(BROWSER_BUILD, "emotion-cnn.js"),
       "/explorer": join(web, "explorer.html"),
       "/explorer.js": join(web, "explorer.js"),
-      "/explorer_figure.js": join(core, "explorer_figure.js"),
       "/vendor/plotly.min.js": packageFile("plotly.js-dist-min"),
+      "/vendor/tf.min.js": join(dirname(packageFile("@tensorflow/tfjs")), "tf.es2017.min.js"),
+      "/vendor/tf-backend-wasm.min.js": join(wasmDistDir(), "tf-backend-wasm.es2017.min.js"),
       "/vendor/tf-backend-webgpu.min.js": join(
         dirname(packageFile("@tensorflow/tfjs-backend-webgpu")),
         "tf-backend-webgpu.es2017.min.js",
@@ -61,6 +58,8 @@ export function staticRoutes(modelDir: string): { files: Record<string, string>;
       ),
     },
     folders: {
+      "/examples/": projectPath("examples"),
+      "/media/": projectPath("..", "shared", "media"),
       "/vendor/wasm/": wasmDistDir(),
       "/model/": resolve(modelDir),
     },

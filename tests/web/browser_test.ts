@@ -25,7 +25,10 @@ import { detectFaces, type FaceResult, recognizeEmotions } from "../../lib/visio
 import { loadModel } from "../../lib/model/model_io.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { startServer } from "../../lib/web/server.ts";
+import { buildBrowser } from "../../lib/web/build.ts";
 import { projectPath } from "../../lib/util/paths.ts";
+
+await buildBrowser(); // the page loads the browser build, as `deno task serve` makes it
 
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
@@ -389,6 +392,27 @@ Deno.test({
       assert.ok(withFace >= 0.95 * frames.length, `a face on ${withFace} of ${frames.length} frames`);
       assert.notEqual(await page.getAttribute("body", "data-timeline-tracks"), "0", "the timeline is drawn");
       console.log(`real video as the camera: a face on ${withFace} of ${frames.length} frames`);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "the example page (examples/browser/, 20 lines) loads the browser build and finds the group photo's faces as Deno",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const files = ["index.html", "main.js"].map((f) => Deno.readTextFileSync(projectPath("examples", "browser", f)));
+    assert.ok(files.reduce((n, text) => n + text.trim().split("\n").length, 0) <= 20, "20 lines at most");
+    await initBackend();
+    const group = projectPath("..", "shared", "media", "multi_face.jpg");
+    const loaded = await loadModel(projectPath("outputs", "model"), { fold: true });
+    const inDeno = await recognizeEmotions(loaded, await decodeImage(Deno.readFileSync(group), group));
+    loaded.model.dispose();
+    await withPage(projectPath("outputs", "model"), FLAGS, async (page, base) => {
+      await page.goto(`${base}examples/browser/index.html`);
+      await page.waitForSelector("body[data-faces]", { timeout: 60_000 });
+      assertSameFaces(JSON.parse(await page.getAttribute("body", "data-faces") ?? "[]"), inDeno, "the example page");
     });
   },
 });
