@@ -41,16 +41,13 @@ import { sceneWithFace } from "../vision/synthetic.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { fitRgba, readImageFile } from "../data/images.ts";
+import { MODEL_FLAG } from "../vision/predict.ts";
 
 if (import.meta.main) {
   const { values } = parseFlags(
     { name: "bench:predict", summary: "Prediction speed of this project against face-api's expression net." },
     {
-      model: {
-        type: "string",
-        value: "DIR",
-        help: `the model to time (default ${DEFAULT_MODEL}, as deno task predict)`,
-      },
+      model: MODEL_FLAG,
       detector: DETECTOR_FLAG,
       onnx: { type: "boolean", help: "also time onnxruntime-web (WASM) on the model's ONNX export, side by side" },
       "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },

@@ -28,6 +28,7 @@ import { idleForTimings } from "../util/machine.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const BENCH_VIDEO_FLAGS = {
   video: {
@@ -37,7 +38,7 @@ export const BENCH_VIDEO_FLAGS = {
     help: "the video (640x360 or 640x480 suits)",
   },
   frames: { type: "integer", min: 10, default: 120, help: "frames timed (from the start of the video)" },
-  model: { type: "string", value: "DIR", help: `our model (default ${DEFAULT_MODEL})` },
+  model: MODEL_FLAG,
   detector: DETECTOR_FLAG,
   "allow-busy": { type: "boolean", help: "run on a busy machine, marking the figures machine_busy" },
 } as const satisfies FlagTable;

@@ -12,14 +12,10 @@ import { calibrateModel } from "../eval/calibration.ts";
 import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 
 export const CALIBRATE_FLAGS = {
-  model: {
-    type: "string",
-    value: "DIR",
-    default: projectPath("outputs", "model"),
-    help: "the model folder to calibrate",
-  },
+  model: MODEL_FLAG,
   data: DATA_FLAG,
 } as const satisfies FlagTable;
 
@@ -32,13 +28,14 @@ async function main(args: string[]) {
     CALIBRATE_FLAGS,
     args,
   );
+  const modelDir = defaultModelDir(values.model);
   await initBackend();
   const data = await loadDataset(resolveDataPath(values.data), { onProgress: console.error });
-  const { temperature, PrivateTest } = await calibrateModel(values.model, data);
+  const { temperature, PrivateTest } = await calibrateModel(modelDir, data);
   console.log(
     `temperature ${temperature.toFixed(3)} (fitted on PublicTest); PrivateTest ECE ` +
       `${(100 * PrivateTest.eceBefore).toFixed(2)}% -> ${(100 * PrivateTest.eceAfter).toFixed(2)}%; ` +
-      `wrote ${join(values.model, "metadata.json")} and ${join(values.model, "calibration")}/`,
+      `wrote ${join(modelDir, "metadata.json")} and ${join(modelDir, "calibration")}/`,
   );
 }
 

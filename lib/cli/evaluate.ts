@@ -17,9 +17,11 @@ import { readImageFile } from "../data/images.ts";
 import { DETECTOR_FLAG, type DetectorChoice, findFaces } from "../vision/faces.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
+import { BACKEND_FLAG } from "../util/flags.ts";
 
 export const EVALUATE_FLAGS = {
-  model: { type: "string", value: "DIR", help: "a saved model folder (model.json, weights.bin, metadata.json)" },
+  model: MODEL_FLAG,
   split: { type: "string", choices: SPLITS, default: "PrivateTest", help: "the split to evaluate" },
   out: {
     type: "string",
@@ -49,7 +51,7 @@ export const EVALUATE_FLAGS = {
   tta: { type: "boolean", help: "average each image's prediction over 10 views" },
   "batch-size": { type: "integer", min: 1, default: 256, help: "images per prediction batch" },
   "skip-bad-rows": { type: "boolean", help: "leave malformed CSV rows out instead of stopping" },
-  backend: { type: "string", choices: BACKEND_CHOICES, default: "wasm", help: "tfjs backend (auto: a hardware GPU)" },
+  backend: BACKEND_FLAG,
 } as const satisfies FlagTable;
 
 /**
@@ -123,10 +125,10 @@ export async function runEvaluate(
     EVALUATE_FLAGS,
     args,
   );
-  if (!values.model) throw new Error("--model DIR is required (see --help)");
+  const modelDir = defaultModelDir(values.model);
   const active = await initBackend(values.backend as BackendChoice);
   warn(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
-  const loaded = await loadModel(values.model, { fold: true });
+  const loaded = await loadModel(modelDir, { fold: true });
   try {
     const { set, name, source, omitted, faceless = [] } = await evaluationSet(loaded, values);
     for (const f of faceless) warn(`no face found: ${f.path} (counted as wrong)`);
@@ -143,9 +145,9 @@ export async function runEvaluate(
     log(formatReport(report));
     const warning = chanceWarning(report);
     if (warning) warn(warning);
-    const out = values.out ?? join(values.model, values.tta ? `eval-${name}-tta` : `eval-${name}`);
+    const out = values.out ?? join(modelDir, values.tta ? `eval-${name}-tta` : `eval-${name}`);
     await writeReport(out, report, {
-      model: values.model,
+      model: modelDir,
       data: source,
       architecture: loaded.metadata.architecture,
       tta: values.tta,

@@ -15,9 +15,10 @@ import { writeFileAtomic } from "../util/files.ts";
 import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 
 export const EXPLORE_FLAGS = {
-  model: { type: "string", value: "DIR", default: projectPath("outputs", "model"), help: "the model folder" },
+  model: MODEL_FLAG,
   split: { type: "string", choices: SPLITS, default: "PrivateTest", help: "the split whose faces are shown" },
   points: { type: "integer", min: 10, default: 500, help: "faces in the sample (class proportions kept)" },
   seed: { type: "integer", min: 0, default: 1, help: "seed of the sample" },
@@ -31,20 +32,21 @@ async function main(args: string[]) {
     EXPLORE_FLAGS,
     args,
   );
+  const modelDir = defaultModelDir(values.model);
   await initBackend();
-  const { model, metadata } = await loadModel(values.model);
+  const { model, metadata } = await loadModel(modelDir);
   const data = await loadDataset(resolveDataPath(values.data), { onProgress: console.error });
   const split = values.split as Split;
   const set = data.splits[split];
   if (set.n === 0) throw new Error(`${data.source} has no ${split} images`);
   const rows = stratifiedSample(set.labels, values.points, values.seed);
-  console.error(`explore: ${rows.length} ${split} faces through ${values.model}`);
+  console.error(`explore: ${rows.length} ${split} faces through ${modelDir}`);
   const explorer = await explorerData(model, set, rows, {
     split,
     labels: metadata.labels,
     temperature: metadata.temperature,
   });
-  const out = values.out ?? join(values.model, "explorer.json");
+  const out = values.out ?? join(modelDir, "explorer.json");
   writeFileAtomic(out, JSON.stringify(explorer) + "\n");
   const variance = explorer.explained.map((e) => `${(100 * e).toFixed(1)}%`).join(" + ");
   console.log(`wrote ${out}: ${rows.length} points, PCA axes explain ${variance} of the variance`);

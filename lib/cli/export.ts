@@ -12,9 +12,10 @@ import { writeFileAtomic } from "../util/files.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { runCommand } from "./run.ts";
+import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const EXPORT_FLAGS = {
-  model: { type: "string", value: "DIR", help: `the saved model folder (default ${DEFAULT_MODEL})` },
+  model: MODEL_FLAG,
   format: { type: "string", choices: ["onnx"], default: "onnx", help: "the file format" },
   float16: { type: "boolean", help: "store the weights as half-precision floats (half the file)" },
   out: { type: "string", value: "FILE.onnx", help: "where the file goes (default MODEL/model.onnx)" },

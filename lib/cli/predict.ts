@@ -29,9 +29,11 @@ import { TRACK_SETTINGS } from "../core/tracker.js";
 import { ProgressBar } from "../util/progress.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { MODEL_FLAG } from "../vision/predict.ts";
+import { BACKEND_FLAG } from "../util/flags.ts";
 
 export const PREDICT_FLAGS = {
-  model: { type: "string", value: "DIR", help: `a saved model folder (default ${DEFAULT_MODEL})` },
+  model: MODEL_FLAG,
   annotate: {
     type: "string",
     value: "DIR|OUT.mp4",
@@ -56,7 +58,7 @@ export const PREDICT_FLAGS = {
     help: "smallest face side, in the photo's pixels",
   },
   "batch-size": { type: "integer", min: 1, default: 16, help: "images decoded and classified together" },
-  backend: { type: "string", choices: BACKEND_CHOICES, default: "wasm", help: "tfjs backend (auto: a hardware GPU)" },
+  backend: BACKEND_FLAG,
 } as const satisfies FlagTable;
 
 /** Command line. Returns the exit status. */

@@ -6,10 +6,11 @@ import { loadModel } from "../model/model_io.ts";
 import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
+import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const SERVE_FLAGS = {
   port: { type: "integer", min: 1, max: 65535, default: 8000, help: "port on 127.0.0.1" },
-  model: { type: "string", value: "DIR", help: `the model the page loads (default ${DEFAULT_MODEL})` },
+  model: MODEL_FLAG,
 } as const satisfies FlagTable;
 
 async function main(args: string[]) {

@@ -7,6 +7,8 @@
  *   const { values } = parseFlags({ name: "train", summary: "Train a model." }, FLAGS, Deno.args);
  */
 
+import { BACKEND_CHOICES } from "../backend/backend.ts";
+
 /** One flag. Numbers are checked against `min`; strings against `choices`. */
 export interface FlagSpec {
   type: "string" | "number" | "integer" | "boolean";
@@ -32,6 +34,14 @@ export type FlagTable = Readonly<Record<string, FlagSpec>>;
 type ValueOf<F extends FlagSpec> = F["type"] extends "boolean" ? boolean
   : F["type"] extends "string" ? (F["multiple"] extends true ? string[] : string)
   : number;
+
+/** The --backend flag of the commands that run a model (predict, evaluate, serve, ...): declared once. */
+export const BACKEND_FLAG = {
+  type: "string",
+  choices: BACKEND_CHOICES,
+  default: "wasm",
+  help: "tfjs backend: wasm, webgpu, or auto (WebGPU on a hardware GPU, else WASM)",
+} as const satisfies FlagSpec;
 
 /** Parsed values: flags with a default (and booleans, multiples) are always set; others may be undefined. */
 export type FlagValues<T extends FlagTable> = {

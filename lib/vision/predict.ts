@@ -19,6 +19,7 @@ import {
 import { encodeBase64 } from "../util/base64.ts";
 import { FACE_SETTINGS, faceMark } from "../core/face_pipeline.js";
 import { exists, projectPath } from "../util/paths.ts";
+import type { FlagSpec } from "../util/flags.ts";
 
 /** One output line. */
 export interface Prediction {
@@ -161,6 +162,13 @@ export async function annotationSvg(
  * (RECIPE.md beside it says which run made it and why; RESULTS.md).
  */
 export const DEFAULT_MODEL = "outputs/model";
+
+/** The --model flag of the commands that use a saved model (predict, evaluate, serve, export, ...): declared once. */
+export const MODEL_FLAG = {
+  type: "string",
+  value: "DIR",
+  help: `a saved model folder: model.json, weights.bin, metadata.json (default ${DEFAULT_MODEL})`,
+} as const satisfies FlagSpec;
 
 /** The model folder to use: the flag, else DEFAULT_MODEL. */
 export function defaultModelDir(flag?: string): string {
