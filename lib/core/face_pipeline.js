@@ -250,6 +250,24 @@ function sameFace(a, b) {
 }
 
 /**
+ * A tensor's pixels, [height, width, 3 or 4] values 0-255 (a tfjs Tensor3D,
+ * read asynchronously), as RGBA; undefined for any other shape.
+ * @param {{ shape: number[]; rank: number; data(): Promise<ArrayLike<number>> }} tensor
+ * @returns {Promise<{ width: number; height: number; data: Uint8Array } | undefined>}
+ */
+export async function tensorRgba(tensor) {
+  const [height, width, channels] = tensor.shape;
+  if (tensor.rank !== 3 || (channels !== 3 && channels !== 4)) return undefined;
+  const values = await tensor.data();
+  const data = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < 3; c++) data[4 * i + c] = values[channels * i + c];
+    data[4 * i + 3] = channels === 4 ? values[4 * i + 3] : 255;
+  }
+  return { width, height, data };
+}
+
+/**
  * RGBA to gray with the ITU-R BT.601 luma weights (as PIL's "L" mode).
  * @param {{ width: number; height: number; data: Uint8Array | Uint8ClampedArray }} image
  * @returns {{ width: number; height: number; data: Uint8Array }}

@@ -20,6 +20,7 @@ import {
   modelInput,
   probabilityMap,
   reportedEyes,
+  tensorRgba,
   toGray,
 } from "./face_pipeline.js";
 import { foldBatchNorm } from "./fold.js";
@@ -37,17 +38,9 @@ export class EmotionError extends Error {
  */
 async function pixelsOf(tf, input) {
   if (input instanceof tf.Tensor) {
-    const [height, width, channels] = input.shape;
-    if (input.rank !== 3 || (channels !== 3 && channels !== 4)) {
-      throw new EmotionError(`image: a Tensor3D [height, width, 3 or 4] was expected, got [${input.shape}]`);
-    }
-    const values = await input.data();
-    const data = new Uint8ClampedArray(width * height * 4);
-    for (let i = 0; i < width * height; i++) {
-      for (let c = 0; c < 3; c++) data[4 * i + c] = values[channels * i + c];
-      data[4 * i + 3] = channels === 4 ? values[4 * i + 3] : 255;
-    }
-    return { width, height, data };
+    const image = await tensorRgba(input);
+    if (!image) throw new EmotionError(`image: a Tensor3D [height, width, 3 or 4] was expected, got [${input.shape}]`);
+    return image;
   }
   if (typeof ImageData !== "undefined" && input instanceof ImageData) return input;
   // Decoded pixels already: { width, height, data } with 4 bytes (RGBA) a pixel.

@@ -25,7 +25,7 @@ import {
 import { DEFAULT_MODEL, defaultModelDir, MAX_WORKING_SIDE, predictImages } from "./predict.ts";
 import type { VideoFace } from "./video.ts";
 import { FaceTracker, trackFaces } from "../core/tracker.js";
-import { FACE_SETTINGS, faceCrop, toGray } from "../core/face_pipeline.js";
+import { FACE_SETTINGS, faceCrop, tensorRgba, toGray } from "../core/face_pipeline.js";
 import { projectPath } from "../util/paths.ts";
 
 /** An error of the API: its message names the input (or option) and what is wrong with it. */
@@ -228,17 +228,9 @@ function whole(image: RgbaImage): ImageFile {
   return { image, width: image.width, height: image.height, scale: 1 };
 }
 
-/** A Tensor3D [height, width, 3 or 4] of 0-255 as RGBA. */
+/** A Tensor3D [height, width, 3 or 4] of 0-255 as RGBA (`tensorRgba`, the browser build's too). */
 async function tensorImage(tensor: ImageTensor): Promise<RgbaImage> {
-  const [height, width, channels] = tensor.shape;
-  if (tensor.rank !== 3 || (channels !== 3 && channels !== 4)) {
-    throw new EmotionError(`image: a Tensor3D [height, width, 3 or 4] was expected, got shape [${tensor.shape}]`);
-  }
-  const values = await tensor.data();
-  const data = new Uint8Array(width * height * 4);
-  for (let i = 0; i < width * height; i++) {
-    for (let c = 0; c < 3; c++) data[4 * i + c] = values[channels * i + c];
-    data[4 * i + 3] = channels === 4 ? values[4 * i + 3] : 255;
-  }
-  return { width, height, data };
+  const image = await tensorRgba(tensor);
+  if (!image) throw new EmotionError(`image: a Tensor3D [height, width, 3 or 4] was expected, got [${tensor.shape}]`);
+  return image;
 }
