@@ -20,7 +20,7 @@ import {
   loadFaceApi,
   loadFaceDetectors,
 } from "../vision/faces.ts";
-import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
 import { type Face, faceCrop, toGray } from "../core/face_pipeline.js";
 import { FaceTracker } from "../core/tracker.js";

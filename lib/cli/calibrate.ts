@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { initBackend } from "../backend/backend.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { calibrateModel } from "../eval/calibration.ts";
-import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";

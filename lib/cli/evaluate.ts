@@ -5,7 +5,7 @@
  * its charts; images of classes the model lacks are left out and named.
  */
 import { basename, join, resolve } from "node:path";
-import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
+import { type BackendChoice, initBackend } from "../backend/backend.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";

@@ -12,7 +12,6 @@ import { type Split, SPLITS } from "../data/labels.ts";
 import { explorerData } from "../eval/explorer.ts";
 import { loadModel } from "../model/model_io.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import { projectPath } from "../util/paths.ts";
 import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";

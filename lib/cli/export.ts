@@ -10,7 +10,7 @@ import { loadModel } from "../model/model_io.ts";
 import { exportOnnx } from "../model/onnx.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
-import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir } from "../vision/predict.ts";
 import { runCommand } from "./run.ts";
 import { MODEL_FLAG } from "../vision/predict.ts";
 

@@ -10,11 +10,11 @@
  * `--fps`, `--annotate OUT.mp4` and `--timeline OUT.png|svg` go with it.
  */
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { BACKEND_CHOICES, type BackendChoice, initBackend } from "../backend/backend.ts";
+import { type BackendChoice, initBackend } from "../backend/backend.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import { DETECTOR_FLAG, type DetectorChoice, type FaceOptions } from "../vision/faces.ts";
 import { FACE_SETTINGS } from "../core/face_pipeline.js";
-import { annotationSvg, collectImages, DEFAULT_MODEL, defaultModelDir, predictFiles } from "../vision/predict.ts";
+import { annotationSvg, collectImages, defaultModelDir, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
 import {
   annotatedFrame,

@@ -3,7 +3,7 @@ import { startServer } from "../web/server.ts";
 import { buildBrowser } from "../web/build.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { DEFAULT_MODEL, defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir } from "../vision/predict.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 import { MODEL_FLAG } from "../vision/predict.ts";
