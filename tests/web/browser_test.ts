@@ -26,6 +26,7 @@ import { loadModel } from "../../lib/model/model_io.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { startServer } from "../../lib/web/server.ts";
 import { buildBrowser } from "../../lib/web/build.ts";
+import { readmeSnippet } from "../readme_snippets.ts";
 import { projectPath } from "../../lib/util/paths.ts";
 
 await buildBrowser(); // the page loads the browser build, as `deno task serve` makes it
@@ -404,6 +405,7 @@ Deno.test({
   fn: async () => {
     const files = ["index.html", "main.js"].map((f) => Deno.readTextFileSync(projectPath("examples", "browser", f)));
     assert.ok(files.reduce((n, text) => n + text.trim().split("\n").length, 0) <= 20, "20 lines at most");
+    assert.equal(files[1], readmeSnippet("after tfjs's two", "js"), "the example's module is README's browser snippet");
     await initBackend();
     const group = projectPath("..", "shared", "media", "multi_face.jpg");
     const loaded = await loadModel(projectPath("outputs", "model"), { fold: true });
