@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { EMOTIONS } from "../data/labels.ts";
 import { type LabelSet, NORMALIZATION } from "../data/dataset.ts";
 import { exists } from "../util/paths.ts";
-import { readJson, writeFolderAtomic } from "../util/files.ts";
+import { readJson, regularFile, writeFolderAtomic } from "../util/files.ts";
 import { metadataProblem } from "../core/face_pipeline.js";
 import { foldBatchNorm } from "../core/fold.js";
 
@@ -167,6 +167,7 @@ export async function loadModel(dir: string, { fold = false } = {}): Promise<Loa
   }
   const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
   const weightData = modelJson.weightsManifest.flatMap((group) => group.paths).map((path) => {
+    if (exists(join(dir, path))) regularFile(join(dir, path));
     try {
       return Deno.readFileSync(join(dir, path));
     } catch {

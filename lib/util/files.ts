@@ -100,6 +100,7 @@ function resolvedPath(path: string): string {
 /** Parse a JSON file; a missing, empty or damaged file is named in the error. */
 export function readJson<T>(path: string): T {
   let text: string;
+  if (exists(path)) regularFile(path); // a FIFO or a device would hang or never end
   try {
     text = Deno.readTextFileSync(path);
   } catch {

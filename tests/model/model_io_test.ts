@@ -178,3 +178,19 @@ Deno.test("a model folder is checked on load: metadata against the model, and we
   Deno.writeFileSync(join(dir, "weights.bin"), new Uint8Array(huge.buffer));
   await assert.rejects(() => loadModel(dir), /weights\.bin is damaged: the model's output on a gray probe image/);
 });
+
+Deno.test("a FIFO in a model folder (model.json, metadata.json or weights.bin) is refused before it is opened", async () => {
+  await initBackend();
+  const model = buildModel("compact");
+  for (const name of ["model.json", "metadata.json", "weights.bin"]) {
+    const dir = join(Deno.makeTempDirSync(), "model");
+    await saveModel(dir, model, makeMetadata(model, "compact", {}));
+    Deno.removeSync(join(dir, name));
+    await new Deno.Command("mkfifo", { args: [join(dir, name)] }).output();
+    await assert.rejects(
+      () => loadModel(dir),
+      new RegExp(`${name.replace(".", "\\.")}: not a regular file \\(a FIFO, device or socket\\); not read`),
+    );
+  }
+  model.dispose();
+});
