@@ -10,6 +10,7 @@ import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { type Split, SPLITS } from "../data/labels.ts";
 import { evaluateSet, writeReport } from "../eval/evaluate.ts";
 import { chanceWarning, formatReport, type Report } from "../eval/metrics.ts";
+import { balanceClasses, trainingPrior } from "../eval/calibration.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import { type FaceSet, type LabelSet, relabel } from "../data/dataset.ts";
 import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
@@ -49,6 +50,15 @@ export const EVALUATE_FLAGS = {
       "with a face folder: leave these classes out (contempt, to score an 8-class model on CK+48's six FER2013 classes)",
   },
   tta: { type: "boolean", help: "average each image's prediction over 10 views" },
+  "prior-shift": {
+    type: "number",
+    min: -2,
+    max: 2,
+    value: "S",
+    help: "score the model with its output biases shifted by -S x log of its training class shares, as " +
+      "ship --balance --balance-strength S would ship it (to choose S on PublicTest and CK+48); the report goes to " +
+      "MODEL/eval-NAME-shiftS",
+  },
   "batch-size": { type: "integer", min: 1, default: 256, help: "images per prediction batch" },
   "skip-bad-rows": { type: "boolean", help: "leave malformed CSV rows out instead of stopping" },
   backend: BACKEND_FLAG,
@@ -129,7 +139,9 @@ export async function runEvaluate(
   const active = await initBackend(values.backend as BackendChoice);
   warn(`backend: ${active.backend}${active.adapter ? ` on ${active.adapter}` : ""}`);
   const loaded = await loadModel(modelDir, { fold: true });
+  const shift = values["prior-shift"];
   try {
+    if (shift !== undefined) balanceClasses(loaded.model, await trainingPrior(loaded.metadata), shift);
     const { set, name, source, omitted, faceless = [] } = await evaluationSet(loaded, values);
     for (const f of faceless) warn(`no face found: ${f.path} (counted as wrong)`);
     const unanswered = loaded.metadata.labels.map((_, c) => faceless.filter((f) => f.label === c).length);
@@ -145,12 +157,14 @@ export async function runEvaluate(
     log(formatReport(report));
     const warning = chanceWarning(report);
     if (warning) warn(warning);
-    const out = values.out ?? join(modelDir, values.tta ? `eval-${name}-tta` : `eval-${name}`);
+    const suffix = `${values.tta ? "-tta" : ""}${shift === undefined ? "" : `-shift${shift}`}`;
+    const out = values.out ?? join(modelDir, `eval-${name}${suffix}`);
     await writeReport(out, report, {
       model: modelDir,
       data: source,
       architecture: loaded.metadata.architecture,
       tta: values.tta,
+      ...(shift === undefined ? {} : { priorShift: shift }),
       detect: values.detect,
       ...(omitted ? { omitted } : {}),
       ...(values.detect ? { no_face: faceless.map((f) => f.path) } : {}),

@@ -22,6 +22,14 @@ export const SHIP_FLAGS = {
     help:
       "shift the output biases so every class is scored as if equally common in training (better on faces from elsewhere, lower on FER2013); a model at --out is replaced only with --force",
   },
+  "balance-strength": {
+    type: "number",
+    min: -2,
+    max: 2,
+    value: "S",
+    help: "with --balance: the shift's strength (1: classes as if equally common; 0.5: part way; below 0: toward the " +
+      "training prior, for a net trained with --logit-adjust); choose it on PublicTest and CK+48 (evaluate --prior-shift)",
+  },
   force: {
     type: "boolean",
     help: "replace the model at --out even when it scores as high or higher on PublicTest",
@@ -35,12 +43,16 @@ async function main(args: string[]) {
     args,
   );
   if (!values.run.length) throw new Error("--run: give at least one run folder (see --help)");
+  if (values["balance-strength"] !== undefined && !values.balance) {
+    throw new Error("--balance-strength goes with --balance (see --help)");
+  }
   await shipModel(values.run, values.out, {
     force: values.force,
     single: values.single,
     noTta: values["no-tta"],
     float16: values.float16,
     balance: values.balance,
+    balanceStrength: values["balance-strength"],
   });
 }
 

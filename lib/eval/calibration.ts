@@ -9,10 +9,12 @@
  * (`deno task ship --balance`).
  */
 import * as tf from "@tensorflow/tfjs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { calibrate } from "../core/face_pipeline.js";
 import { classCounts, type FaceSet, type FerData } from "../data/dataset.ts";
-import { loadModel } from "../model/model_io.ts";
+import { loadModel, type ModelMetadata } from "../model/model_io.ts";
+import { loadDataset, resolveDataPath } from "../data/load.ts";
+import { exists, PROJECT_ROOT } from "../util/paths.ts";
 import { readJson, writeFileAtomic } from "../util/files.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
 import { predictSet } from "./evaluate.ts";
@@ -36,11 +38,13 @@ export function classPrior(set: FaceSet, labels: readonly string[]): number[] {
 
 /**
  * Shift the bias of every softmax output layer of `model` (each member's, in
- * an ensemble) by -log of its class's training share (centred): the model
- * then scores each class as if all were equally common. Returns how many
- * layers it changed; refuses a model with none.
+ * an ensemble) by -`strength` times the log of its class's training share
+ * (centred): at strength 1 the model scores each class as if all were
+ * equally common; between 0 and 1 part way; below 0 toward the prior (for a
+ * net trained with the prior in its loss). Returns how many layers it
+ * changed; refuses a model with none.
  */
-export function balanceClasses(model: tf.LayersModel, prior: readonly number[]): number {
+export function balanceClasses(model: tf.LayersModel, prior: readonly number[], strength = 1): number {
   const outputs = model.layers.filter((layer) => {
     const config = layer.getConfig();
     return layer.getClassName() === "Dense" && config.activation === "softmax" && config.units === prior.length;
@@ -50,11 +54,25 @@ export function balanceClasses(model: tf.LayersModel, prior: readonly number[]):
   const mean = logs.reduce((a, b) => a + b, 0) / logs.length;
   for (const layer of outputs) {
     const [kernel, bias] = layer.getWeights();
-    const shifted = tf.tidy(() => bias.add(tf.tensor1d(logs.map((l) => mean - l))));
+    const shifted = tf.tidy(() => bias.add(tf.tensor1d(logs.map((l) => strength * (mean - l)))));
     layer.setWeights([kernel, shifted]);
     shifted.dispose();
   }
   return outputs.length;
+}
+
+/**
+ * The training class shares of the model whose metadata is `metadata`: those
+ * it records (a balanced model), else those of the data it was trained on
+ * (its recorded source when that is still there, else the default FER2013),
+ * with its labels.
+ */
+export async function trainingPrior(metadata: ModelMetadata): Promise<number[]> {
+  if (metadata.classPrior) return metadata.classPrior;
+  const recorded = (metadata.training as { data?: string }).data;
+  const path = recorded && resolve(PROJECT_ROOT, recorded);
+  const data = await loadDataset(path && exists(path) ? path : resolveDataPath(), { labels: metadata.labelSet });
+  return classPrior(data.splits.Training, metadata.labels);
 }
 
 /** Mean negative log-likelihood of the true classes. */

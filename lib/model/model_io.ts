@@ -30,6 +30,8 @@ export interface ModelMetadata {
   labelSet?: LabelSet;
   /** Each class's share of the training images, by which `ship --balance` shifted the output biases. */
   classPrior?: number[];
+  /** The strength of that shift, when not 1 (`ship --balance-strength`). */
+  balanceStrength?: number;
   /** A shipped model's version (`ship` writes the date and the run it came from). */
   version?: string;
   /** SHA-256 of weights.bin, hex (`ship` writes it); checked when the model loads. */

@@ -104,6 +104,7 @@ export function recipeText(
   shipFlags = "",
   prior?: readonly number[],
   balancedPublicTest?: number,
+  strength = 1,
 ): string {
   const hours = (seconds: number) => `${(seconds / 3600).toFixed(2)} h`;
   const total = runs.reduce((sum, r) => sum + r.seconds, 0);
@@ -149,9 +150,13 @@ export function recipeText(
 | machine (of this ship command) | ${machine} |
 | data | FER2013${votes}: trained on Training, early stopping and model choice on PublicTest |${
     prior
-      ? `\n| classes balanced (--balance) | output biases shifted by -log of each class's share of Training (${
+      ? `\n| classes balanced (--balance) | output biases shifted by -${
+        strength === 1 ? "" : `${strength} x `
+      }log of each class's share of Training (${
         plain.labels.map((label, c) => `${label} ${pct(prior[c])}`).join(", ")
-      }): every class scored as if equally common; the candidates were weighed before the shift${
+      }): ${
+        strength === 1 ? "every class scored as if equally common" : "the training prior's weight changed"
+      }; the candidates were weighed before the shift${
         balancedPublicTest === undefined ? "" : `, after which PublicTest is ${pct(balancedPublicTest)}`
       } |`
       : ""
@@ -270,6 +275,8 @@ export interface ShipOptions {
   float16?: boolean;
   /** Shift the output biases by -log of each class's training share (`balanceClasses`); the figures are of that model. */
   balance?: boolean;
+  /** With `balance`: the shift's strength (1: every class as if equally common; 0.5 part way; below 0 toward the prior). */
+  balanceStrength?: number;
   /** Data already in memory (default: FER2013, found as `train` finds it). */
   data?: FerData;
   log?: (message: string) => void;
@@ -349,7 +356,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     }
     if (prior || options.float16) {
       const staged = await loadModel(stage);
-      if (prior) balanceClasses(staged.model, prior);
+      if (prior) balanceClasses(staged.model, prior, options.balanceStrength ?? 1);
       // The balanced model's own PublicTest, beside the figure the candidates were weighed on.
       const scored = prior && await evaluateSet(staged.model, validation, "PublicTest", data.labels);
       const balanced = scored && {
@@ -363,7 +370,18 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       };
       writeFiles(stage, {
         ...(await modelFiles(staged.model, { float16: options.float16 })),
-        ...(balanced ? { "metadata.json": { ...staged.metadata, classPrior: prior, metrics: balanced } } : {}),
+        ...(balanced
+          ? {
+            "metadata.json": {
+              ...staged.metadata,
+              classPrior: prior,
+              ...(options.balanceStrength !== undefined && options.balanceStrength !== 1
+                ? { balanceStrength: options.balanceStrength }
+                : {}),
+              metrics: balanced,
+            },
+          }
+          : {}),
       });
       staged.model.dispose();
     }
@@ -396,12 +414,15 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
         options.noTta && " --no-tta",
         options.float16 && " --float16",
         options.balance && " --balance",
+        options.balance && options.balanceStrength !== undefined && options.balanceStrength !== 1 &&
+        ` --balance-strength ${options.balanceStrength}`,
         ` --out ${shown}`,
       ].filter(Boolean).join(""),
       prior,
       prior
         ? (readJson<ModelMetadata>(join(stage, "metadata.json")).metrics.PublicTest as { accuracy: number }).accuracy
         : undefined,
+      options.balanceStrength ?? 1,
     );
     model.dispose();
     writeFileAtomic(join(stage, "RECIPE.md"), recipe);

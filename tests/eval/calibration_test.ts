@@ -59,6 +59,23 @@ Deno.test("balancing divides each class's probability by its training share (eve
     model: buildModel("compact"),
   }]);
   assert.equal(balanceClasses(ensemble, prior), 2, "both members' outputs");
+  // Half the strength divides by the prior's square root; -0.5 then undoes it.
+  const half = buildModel("compact");
+  const plain = half.predict(x) as tf.Tensor2D;
+  balanceClasses(half, prior, 0.5);
+  const halfway = half.predict(x) as tf.Tensor2D;
+  const want = tf.tidy(() => {
+    const divided = plain.div(tf.tensor1d(prior).sqrt());
+    return divided.div(divided.sum(1, true));
+  });
+  assert.ok(tf.tidy(() => halfway.sub(want).abs().max().dataSync()[0]) < 1e-5, "strength 0.5: p / sqrt(prior)");
+  balanceClasses(half, prior, -0.5);
+  assert.ok(
+    tf.tidy(() => (half.predict(x) as tf.Tensor).sub(plain).abs().max().dataSync()[0]) < 1e-5,
+    "-0.5 undoes 0.5",
+  );
+  tf.dispose([plain, halfway, want]);
+  half.dispose();
   assert.throws(() => balanceClasses(single, [0.5, 0.5]), /no softmax output of 2 classes/);
   tf.dispose([x, before, after, expected]);
   single.dispose();

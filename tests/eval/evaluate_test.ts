@@ -32,3 +32,25 @@ Deno.test({
     assert.equal(report.per_class.angry.support, 1);
   },
 });
+
+Deno.test({
+  name: "evaluate --prior-shift 1 scores the shipped net as ship --balance shipped it (model-balanced's PublicTest)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const out = join(Deno.makeTempDirSync(), "shifted");
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--split", "PublicTest", "--prior-shift", "1"]
+        .concat(["--out", out]),
+      cwd: PROJECT_ROOT,
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const report = JSON.parse(Deno.readTextFileSync(join(out, "report.json")));
+    const balanced = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model-balanced", "metadata.json")));
+    assert.equal(report.priorShift, 1);
+    assert.ok(
+      Math.abs(report.accuracy - balanced.metrics.PublicTest.accuracy) < 1e-3,
+      `${report.accuracy} against model-balanced's ${balanced.metrics.PublicTest.accuracy}`,
+    );
+  },
+});

@@ -209,6 +209,12 @@ Deno.test({
     await shipModel([run], out, { log: () => {}, single: true, noTta: true, balance: true });
     const metadata = readJson<ModelMetadata>(join(out, "metadata.json"));
     assert.deepEqual(metadata.classPrior?.map((p) => Math.round(p * 11)), shares.train);
+    // Part way: --balance-strength 0.5 is recorded, and said in RECIPE.md.
+    const half = join(Deno.makeTempDirSync(), "half");
+    await shipModel([run], half, { log: () => {}, single: true, noTta: true, balance: true, balanceStrength: 0.5 });
+    assert.equal(readJson<ModelMetadata>(join(half, "metadata.json")).balanceStrength, 0.5);
+    assert.match(Deno.readTextFileSync(join(half, "RECIPE.md")), /shifted by -0\.5 x log of each class's share/);
+    assert.match(Deno.readTextFileSync(join(half, "RECIPE.md")), /--balance --balance-strength 0\.5/);
     // The shipped model carries its version and its weights' hash, which loading checks.
     assert.match(metadata.version ?? "", /^\d{4}-\d\d-\d\d /);
     const weights = Deno.readFileSync(join(out, "weights.bin"));
