@@ -143,17 +143,30 @@ export interface FoundFace extends Face {
   crop: GrayImage;
 }
 
-/** Detect faces (or take the whole image when `noDetect`) and crop each to `inputSize` gray. */
-export async function findFaces(image: RgbaImage, inputSize: number, options: FaceOptions = {}): Promise<FoundFace[]> {
+/**
+ * Detect faces (or take the whole image when `noDetect`) and crop each to
+ * `inputSize` gray. `scale` is how many file pixels one pixel of `image`
+ * spans (a photo or video frame decoded smaller than its file): `minFace` is
+ * taken in the file's pixels, and boxes and eyes are given in them.
+ */
+export async function findFaces(
+  image: RgbaImage,
+  inputSize: number,
+  options: FaceOptions = {},
+  scale = 1,
+): Promise<FoundFace[]> {
   const gray = toGray(image);
   if (options.noDetect) {
-    return [{ box: [0, 0, image.width, image.height], score: 1, crop: resizeGray(gray, inputSize, inputSize) }];
+    const whole = { box: [0, 0, image.width, image.height], score: 1, crop: resizeGray(gray, inputSize, inputSize) };
+    return [scaledFace(whole as FoundFace, scale)];
   }
-  return (await detectFaces(image, options)).map((d) => ({ ...d, crop: faceCrop(gray, d, inputSize) }));
+  const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / scale;
+  const found = await detectFaces(image, { ...options, minFace });
+  return found.map((d) => scaledFace({ ...d, crop: faceCrop(gray, d, inputSize) }, scale));
 }
 
 /** `face` in the pixels of an image `scale` times larger (its box rounded, its eyes to a tenth of a pixel). */
-export function scaledFace<T extends Face>(face: T, scale: number): T {
+function scaledFace<T extends Face>(face: T, scale: number): T {
   if (scale === 1) return face;
   const eyes = face.eyes?.map(([x, y]) => [x * scale, y * scale]) as Face["eyes"];
   return { ...face, box: face.box.map((v) => Math.round(v * scale)) as Face["box"], ...(eyes ? { eyes } : {}) };

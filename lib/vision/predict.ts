@@ -7,17 +7,9 @@ import { join } from "node:path";
 import { walkFiles } from "../util/files.ts";
 import type { LoadedModel } from "../model/model_io.ts";
 import { encodeRgbaPng, type ImageFile, isImageFile, readImageFile, type RgbaImage } from "../data/images.ts";
-import {
-  classifyCrops,
-  type FaceOptions,
-  type FaceResult,
-  findFaces,
-  type FoundFace,
-  labelFaces,
-  scaledFace,
-} from "./faces.ts";
+import { classifyCrops, type FaceOptions, type FaceResult, findFaces, type FoundFace, labelFaces } from "./faces.ts";
 import { encodeBase64 } from "../util/base64.ts";
-import { FACE_SETTINGS, faceMark } from "../core/face_pipeline.js";
+import { faceMark } from "../core/face_pipeline.js";
 import { exists, projectPath } from "../util/paths.ts";
 import type { FlagSpec } from "../util/flags.ts";
 
@@ -90,15 +82,14 @@ export async function predictImages(
   for (const { name: path, read } of sources) {
     try {
       const file = await read();
-      const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / file.scale;
-      const faces = await findFaces(file.image, loaded.metadata.inputSize, { ...options, minFace });
+      const faces = await findFaces(file.image, loaded.metadata.inputSize, options, file.scale);
       found.push({
         path,
         width: file.width,
         height: file.height,
         faces: [],
         error: null,
-        found: faces.map((f) => scaledFace(f, file.scale)),
+        found: faces,
         ...(keepImages ? { image: file.image, scale: file.scale } : {}),
       });
     } catch (err) {

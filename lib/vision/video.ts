@@ -10,11 +10,11 @@ import { basename, dirname, extname, join } from "node:path";
 import sharp from "sharp";
 import type { RgbaImage } from "../data/images.ts";
 import type { LoadedModel } from "../model/model_io.ts";
-import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces, scaledFace } from "./faces.ts";
+import { classifyCrops, type FaceOptions, type FaceResult, findFaces, labelFaces } from "./faces.ts";
 import { annotationSvg, MAX_WORKING_SIDE } from "./predict.ts";
 import { regularFile } from "../util/files.ts";
 import { svgToPng } from "../util/charts.ts";
-import { argmax, FACE_SETTINGS } from "../core/face_pipeline.js";
+import { argmax } from "../core/face_pipeline.js";
 import { FaceTracker, trackFaces } from "../core/tracker.js";
 
 /** File extensions taken as videos. */
@@ -287,11 +287,10 @@ export async function predictVideo(
   const tracker = new FaceTracker(options.timeConstant === undefined ? {} : { timeConstant: options.timeConstant });
   const { labels, temperature, inputSize } = loaded.metadata;
   const { scale } = workingSize(info);
-  const minFace = (options.minFace ?? FACE_SETTINGS.minFace) / scale;
   for await (const { index, time, image } of videoFrames(path, info, options.fps)) {
-    const found = await findFaces(image, inputSize, { ...options, minFace });
+    const found = await findFaces(image, inputSize, options, scale);
     const probabilities = found.length ? await classifyCrops(loaded, found.map((f) => f.crop)) : new Float32Array();
-    const faces = labelFaces(found.map((f) => scaledFace(f, scale)), probabilities, labels, temperature);
+    const faces = labelFaces(found, probabilities, labels, temperature);
     const line: VideoFrameLine = {
       path,
       frame: index,
