@@ -23,7 +23,7 @@ import type { EpochRecord } from "./lib/train/history.ts";
 import { EVALUATE_FLAGS, runEvaluate } from "./lib/cli/evaluate.ts";
 import type { Report } from "./lib/eval/metrics.ts";
 import { flagArgs } from "./lib/util/flags.ts";
-import { defaultModelPath, EmotionError } from "./lib/vision/recognizer.ts";
+import { EmotionError } from "./lib/vision/recognizer.ts";
 import { runPaths } from "./lib/train/run_folder.ts";
 import { loadModel } from "./lib/model/model_io.ts";
 import { exportOnnx as onnxBytes } from "./lib/model/onnx.ts";
@@ -31,7 +31,6 @@ import { initBackend } from "./lib/backend/backend.ts";
 import { defaultModelDir } from "./lib/vision/predict.ts";
 
 export {
-  defaultModelPath,
   type Emotion,
   EmotionError,
   EmotionRecognizer,
@@ -97,7 +96,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const { onEpoch, onLog, initFrom, ...flags } = options;
   let parsed;
   try {
-    const from = initFrom === "default" ? defaultModelPath() : initFrom;
+    const from = initFrom === "default" ? defaultModelDir() : initFrom;
     parsed = parseTrainArgs(flagArgs(TRAIN_FLAGS, { ...flags, initFrom: from }));
   } catch (error) {
     throw new EmotionError((error as Error).message);
@@ -136,7 +135,7 @@ export async function evaluate(options: EvaluateOptions): Promise<Report & { out
   const { onLog, model, ...flags } = options;
   let args: string[];
   try {
-    args = flagArgs(EVALUATE_FLAGS, { ...flags, model: !model || model === "default" ? defaultModelPath() : model });
+    args = flagArgs(EVALUATE_FLAGS, { ...flags, model }); // the command takes "default" too (defaultModelDir)
   } catch (error) {
     throw new EmotionError((error as Error).message);
   }
@@ -156,7 +155,7 @@ export async function exportOnnx(model = "default", options: { float16?: boolean
   await initBackend();
   let loaded;
   try {
-    loaded = await loadModel(model === "default" ? defaultModelPath() : defaultModelDir(model), { fold: true });
+    loaded = await loadModel(defaultModelDir(model), { fold: true });
   } catch (error) {
     throw new EmotionError(`model: ${(error as Error).message}`);
   }

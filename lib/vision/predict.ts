@@ -161,12 +161,13 @@ export const MODEL_FLAG = {
   help: `a saved model folder: model.json, weights.bin, metadata.json (default ${DEFAULT_MODEL})`,
 } as const satisfies FlagSpec;
 
-/** The model folder to use: the flag, else DEFAULT_MODEL. */
+/** The model folder to use: the flag (or the package's `model` option), else, or when it says "default", DEFAULT_MODEL. */
 export function defaultModelDir(flag?: string): string {
-  const dir = flag ?? projectPath(DEFAULT_MODEL);
+  const given = flag === "default" ? undefined : flag;
+  const dir = given ?? projectPath(DEFAULT_MODEL);
   if (!exists(join(dir, "model.json"))) {
     throw new Error(
-      flag ? `--model ${flag}: no model.json there` : `no shipped model at ${dir}; train one and pass --model DIR`,
+      given ? `--model ${given}: no model.json there` : `no shipped model at ${dir}; train one and pass --model DIR`,
     );
   }
   return dir;

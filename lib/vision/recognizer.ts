@@ -22,11 +22,10 @@ import {
   labelFaces,
   loadFaceDetectors,
 } from "./faces.ts";
-import { DEFAULT_MODEL, defaultModelDir, MAX_WORKING_SIDE, predictImages } from "./predict.ts";
+import { defaultModelDir, MAX_WORKING_SIDE, predictImages } from "./predict.ts";
 import type { VideoFace } from "./video.ts";
 import { FaceTracker, trackFaces } from "../core/tracker.js";
 import { FACE_SETTINGS, faceCrop, tensorRgba, toGray } from "../core/face_pipeline.js";
-import { projectPath } from "../util/paths.ts";
 
 /** An error of the API: its message names the input (or option) and what is wrong with it. */
 export class EmotionError extends Error {
@@ -107,8 +106,7 @@ export class EmotionRecognizer {
     await initBackend(options.backend ?? "wasm");
     let loaded: LoadedModel;
     try {
-      const dir = !options.model || options.model === "default" ? defaultModelPath() : defaultModelDir(options.model);
-      loaded = await loadModel(dir, { fold: true });
+      loaded = await loadModel(defaultModelDir(options.model), { fold: true });
     } catch (error) {
       throw new EmotionError(`model: ${(error as Error).message}`);
     }
@@ -200,11 +198,6 @@ export class EmotionRecognizer {
   dispose(): void {
     this.loaded.model.dispose();
   }
-}
-
-/** The built-in model's folder. */
-export function defaultModelPath(): string {
-  return projectPath(DEFAULT_MODEL);
 }
 
 /** Any ImageInput as an image file: decoded to at most MAX_WORKING_SIDE, with its own size. */
