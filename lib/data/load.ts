@@ -8,7 +8,7 @@ import { type FerData, type LoadOptions, stratifiedSplit } from "./dataset.ts";
 import { loadCsvCached } from "./csv.ts";
 import { loadImageFolders } from "./folders.ts";
 import { fer2013VotesData, ferPlusData, votesPath } from "./ferplus.ts";
-import { displayPath, exists, projectPath, workingPath } from "../util/paths.ts";
+import { displayPath, exists, PROJECT_ROOT, projectPath, workingPath } from "../util/paths.ts";
 import { regularFile } from "../util/files.ts";
 
 /** Where the data is looked for when no path is given, in order (relative to the project root). */
@@ -31,6 +31,15 @@ export function resolveDataPath(flag?: string): string {
   const found = DEFAULT_DATA_PATHS.map((p) => projectPath(p)).find(exists);
   if (!found) throw new Error(`${WHERE_TO_GET} Looked in: ${DEFAULT_DATA_PATHS.join(", ")}.`);
   return workingPath(found);
+}
+
+/**
+ * The data a model's metadata records it was trained on (`training.data`,
+ * relative to the project), when that is still there; else the default data.
+ */
+export function trainedDataPath(recorded?: string): string {
+  const path = recorded && resolve(PROJECT_ROOT, recorded);
+  return path && exists(path) ? path : resolveDataPath();
 }
 
 /**

@@ -9,12 +9,11 @@
  * (`deno task ship --balance`).
  */
 import * as tf from "@tensorflow/tfjs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { calibrate } from "../core/face_pipeline.js";
 import { classCounts, type FaceSet, type FerData } from "../data/dataset.ts";
 import { loadModel, type ModelMetadata } from "../model/model_io.ts";
-import { loadDataset, resolveDataPath } from "../data/load.ts";
-import { exists, PROJECT_ROOT } from "../util/paths.ts";
+import { loadDataset, trainedDataPath } from "../data/load.ts";
 import { readJson, writeFileAtomic } from "../util/files.ts";
 import { reliabilitySpec, saveChart } from "../util/charts.ts";
 import { predictSet } from "./evaluate.ts";
@@ -70,8 +69,7 @@ export function balanceClasses(model: tf.LayersModel, prior: readonly number[], 
 export async function trainingPrior(metadata: ModelMetadata): Promise<number[]> {
   if (metadata.classPrior) return metadata.classPrior;
   const recorded = (metadata.training as { data?: string }).data;
-  const path = recorded && resolve(PROJECT_ROOT, recorded);
-  const data = await loadDataset(path && exists(path) ? path : resolveDataPath(), { labels: metadata.labelSet });
+  const data = await loadDataset(trainedDataPath(recorded), { labels: metadata.labelSet });
   return classPrior(data.splits.Training, metadata.labels);
 }
 

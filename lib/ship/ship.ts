@@ -18,7 +18,7 @@ import { initBackend } from "../backend/backend.ts";
 import { loadModel, makeMetadata, modelFiles, type ModelMetadata, sha256Hex } from "../model/model_io.ts";
 import { commitFolder, readJson, recoverFolder, writeFileAtomic, writeFiles } from "../util/files.ts";
 import type { FaceSet, FerData, LabelSet } from "../data/dataset.ts";
-import { loadDataset, resolveDataPath } from "../data/load.ts";
+import { loadDataset, trainedDataPath } from "../data/load.ts";
 import { evaluateSet, predictSet, writeReport } from "../eval/evaluate.ts";
 import { balanceClasses, classPrior } from "../eval/calibration.ts";
 import { accuracy, argmaxRows, formatReport, type Report } from "../eval/metrics.ts";
@@ -354,11 +354,13 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       writeFiles(stage, { ...(await modelFiles(ensemble.model)), "metadata.json": metadata });
       ensemble.model.dispose();
     }
+    let balancedPublicTest: number | undefined;
     if (prior || options.float16) {
       const staged = await loadModel(stage);
       if (prior) balanceClasses(staged.model, prior, options.balanceStrength ?? 1);
       // The balanced model's own PublicTest, beside the figure the candidates were weighed on.
       const scored = prior && await evaluateSet(staged.model, validation, "PublicTest", data.labels);
+      balancedPublicTest = scored ? scored.accuracy : undefined;
       const balanced = scored && {
         ...staged.metadata.metrics,
         PublicTest: {
@@ -419,9 +421,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
         ` --out ${shown}`,
       ].filter(Boolean).join(""),
       prior,
-      prior
-        ? (readJson<ModelMetadata>(join(stage, "metadata.json")).metrics.PublicTest as { accuracy: number }).accuracy
-        : undefined,
+      balancedPublicTest,
       options.balanceStrength ?? 1,
     );
     model.dispose();
@@ -459,8 +459,7 @@ export function trainedOn(dir: string): string {
 async function runData(run: RunRecord, checkpoint: string): Promise<FerData> {
   const training = readJson<ModelMetadata>(join(checkpoint, "metadata.json")).training as { data?: string };
   const config = run.config as Partial<TrainConfig>;
-  const recorded = training.data && resolve(PROJECT_ROOT, training.data);
-  return await loadDataset(recorded && exists(recorded) ? recorded : resolveDataPath(), {
+  return await loadDataset(trainedDataPath(training.data), {
     labels: config.labels,
     labelMode: config.labelMode,
     seed: config.seed,
