@@ -38,10 +38,9 @@ import { idleForTimings, timeSideBySide } from "../util/machine.ts";
 import { facePixels } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
 import { sceneWithFace } from "../vision/synthetic.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { fitRgba, readImageFile } from "../data/images.ts";
-import { MODEL_FLAG } from "../vision/predict.ts";
 
 if (import.meta.main) {
   const { values } = parseFlags(

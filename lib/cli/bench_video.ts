@@ -20,7 +20,7 @@ import {
   loadFaceApi,
   loadFaceDetectors,
 } from "../vision/faces.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 import { probeVideo, videoFrames } from "../vision/video.ts";
 import { type Face, faceCrop, toGray } from "../core/face_pipeline.js";
 import { FaceTracker } from "../core/tracker.js";
@@ -28,7 +28,6 @@ import { idleForTimings } from "../util/machine.ts";
 import { displayPath, projectPath } from "../util/paths.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
-import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const BENCH_VIDEO_FLAGS = {
   video: {

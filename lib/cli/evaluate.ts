@@ -16,10 +16,9 @@ import { type FaceSet, type LabelSet, relabel } from "../data/dataset.ts";
 import { type FaceFolder, hasSplitFolders, loadFaceFolder } from "../data/folders.ts";
 import { readImageFile } from "../data/images.ts";
 import { DETECTOR_FLAG, type DetectorChoice, findFaces } from "../vision/faces.ts";
-import { DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
+import { BACKEND_FLAG, DATA_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
 import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
-import { BACKEND_FLAG } from "../util/flags.ts";
 
 export const EVALUATE_FLAGS = {
   model: MODEL_FLAG,

@@ -10,9 +10,8 @@ import { loadModel } from "../model/model_io.ts";
 import { exportOnnx } from "../model/onnx.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 import { runCommand } from "./run.ts";
-import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const EXPORT_FLAGS = {
   model: MODEL_FLAG,

@@ -14,7 +14,7 @@ import { type BackendChoice, initBackend } from "../backend/backend.ts";
 import { type LoadedModel, loadModel } from "../model/model_io.ts";
 import { DETECTOR_FLAG, type DetectorChoice, type FaceOptions } from "../vision/faces.ts";
 import { FACE_SETTINGS } from "../core/face_pipeline.js";
-import { annotationSvg, collectImages, defaultModelDir, predictFiles } from "../vision/predict.ts";
+import { annotationSvg, collectImages, defaultModelDir, MODEL_FLAG, predictFiles } from "../vision/predict.ts";
 import { emotionTimelineSpec, saveChart, svgToPng } from "../util/charts.ts";
 import {
   annotatedFrame,
@@ -27,10 +27,8 @@ import {
 import { isSameFile, writeFileAtomic } from "../util/files.ts";
 import { TRACK_SETTINGS } from "../core/tracker.js";
 import { ProgressBar } from "../util/progress.ts";
-import { type FlagTable, parseFlags } from "../util/flags.ts";
+import { BACKEND_FLAG, type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
-import { MODEL_FLAG } from "../vision/predict.ts";
-import { BACKEND_FLAG } from "../util/flags.ts";
 
 export const PREDICT_FLAGS = {
   model: MODEL_FLAG,

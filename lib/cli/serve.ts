@@ -3,10 +3,9 @@ import { startServer } from "../web/server.ts";
 import { buildBrowser } from "../web/build.ts";
 import { initBackend } from "../backend/backend.ts";
 import { loadModel } from "../model/model_io.ts";
-import { defaultModelDir } from "../vision/predict.ts";
+import { defaultModelDir, MODEL_FLAG } from "../vision/predict.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 import { runCommand } from "./run.ts";
-import { MODEL_FLAG } from "../vision/predict.ts";
 
 export const SERVE_FLAGS = {
   port: { type: "integer", min: 1, max: 65535, default: 8000, help: "port on 127.0.0.1" },

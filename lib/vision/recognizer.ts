@@ -1,6 +1,7 @@
 /**
  * The public face of the pipeline: `EmotionRecognizer`, what the package
- * exports (mod.ts) and what `deno task predict` runs. It holds a loaded
+ * exports (mod.ts); its `detect` runs `predictImages`, the code behind
+ * `deno task predict`'s photos. It holds a loaded
  * model and a detector choice; `detect` finds and classifies faces in any
  * image a program has, `classify` takes faces found by a detector of the
  * caller's own, `tracker` follows faces through video. Errors are
