@@ -31,7 +31,6 @@ import {
   faceApiInput,
   faceApiOptions,
   loadFaceApi,
-  recognizeEmotions,
 } from "../vision/faces.ts";
 import { countedPictures, countFaces } from "../vision/counted_media.ts";
 import { idleForTimings, timeSideBySide } from "../util/machine.ts";
@@ -58,9 +57,8 @@ if (import.meta.main) {
   const modelDir = defaultModelDir(values.model);
   const detector = values.detector as DetectorChoice;
   const recognizer = await EmotionRecognizer.load({ model: modelDir, detector });
-  const loaded = await loadModel(modelDir, { fold: true }); // for the face-pipeline recall check and the export
   const faceapi = await loadFaceApi();
-  const onnx = values.onnx ? await onnxSession(await exportOnnx(loaded)) : undefined;
+  const onnx = values.onnx ? await onnxSession(await exportOnnx(await loadModel(modelDir, { fold: true }))) : undefined;
 
   const data = await loadDataset(resolveDataPath());
   const faces = Array.from({ length: 64 }, (_, i) => ({
@@ -99,7 +97,7 @@ if (import.meta.main) {
   const counts: Record<string, number> = { photo: 1, scene: 1, group: 5 };
   const options = faceApiOptions();
   for (const [name, photo] of Object.entries(photos)) {
-    const inPhoto = await recognizeEmotions(loaded, photo, { detector });
+    const inPhoto = await recognizer.detect(photo);
     if (inPhoto.length !== counts[name]) {
       console.error(
         `the ${name} has ${counts[name]} faces, but the ${detector} detector finds ${inPhoto.length}: not timed`,
