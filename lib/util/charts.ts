@@ -218,6 +218,46 @@ export function parametersSpec(rows: { architecture: string; parameters: number 
   };
 }
 
+/**
+ * Candidates on two sets: one line per model through its prior strengths
+ * (each point labelled with its strength), accuracy on `x` against accuracy
+ * on `y` in percent, with a dashed rule at each of `bars` (the bars to pass).
+ */
+export function tradeoffSpec(
+  points: { model: string; strength: number; x: number; y: number }[],
+  titles: { x: string; y: string },
+  bars: { x?: number; y?: number } = {},
+): VegaLiteSpec {
+  const encoding = {
+    x: { field: "x", type: "quantitative", title: titles.x, scale: { zero: false } },
+    y: { field: "y", type: "quantitative", title: titles.y, scale: { zero: false } },
+    color: { field: "model", type: "nominal", sort: null, legend: { orient: "bottom", columns: 1, labelLimit: 400 } },
+    order: { field: "strength", type: "quantitative" },
+  };
+  const rules = (["x", "y"] as const).flatMap((axis) =>
+    bars[axis] === undefined ? [] : [{
+      data: { values: [{ [axis]: bars[axis] }] },
+      mark: { type: "rule", strokeDash: [4, 4], color: "gray" },
+      encoding: { [axis]: { field: axis, type: "quantitative" } },
+    }]
+  );
+  return {
+    $schema: SCHEMA,
+    title: `${titles.y} against ${titles.x}, each model at its prior strengths`,
+    width: 420,
+    height: 300,
+    layer: [
+      { data: { values: points }, mark: { type: "line", point: true }, encoding },
+      {
+        data: { values: points },
+        mark: { type: "text", dx: 12, dy: -6, fontSize: 9 },
+        encoding: { x: encoding.x, y: encoding.y, text: { field: "strength", type: "quantitative" } },
+      },
+      ...rules,
+    ],
+  };
+}
+
 /** The explorer's scatter as Vega-Lite, in the Plotly figure's colours: the picture beside it for viewers without Plotly. */
 export function explorerScatterSpec(
   data: {

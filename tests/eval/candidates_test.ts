@@ -1,0 +1,47 @@
+/** Candidates side by side: scoreCandidate's prior strengths are ship --balance's, and classChanges' arithmetic. */
+import { assert } from "../assert.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
+import { selectRows, stratifiedSample } from "../../lib/data/dataset.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
+import { classChanges, scoreCandidate } from "../../lib/eval/candidates.ts";
+import { projectPath } from "../../lib/util/paths.ts";
+import { renderSvg, tradeoffSpec } from "../../lib/util/charts.ts";
+
+Deno.test("a candidate at strength 1 scores as its shipped balanced twin; strengths in any order; changes add up", async () => {
+  await initBackend();
+  const data = await loadDataset(resolveDataPath());
+  const set = selectRows(data.splits.PublicTest, stratifiedSample(data.splits.PublicTest.labels, 600, 3));
+  const sets = [{ name: "PublicTest", set }];
+  // outputs/model-balanced is outputs/model shipped with --balance (strength 1).
+  const [plain, balanced, again] = await scoreCandidate(projectPath("outputs", "model"), [0, 1, 0], sets, EMOTIONS);
+  const [twin] = await scoreCandidate(projectPath("outputs", "model-balanced"), [0], sets, EMOTIONS);
+  assert.equal(plain.model, "outputs/model");
+  assert.equal(balanced.strength, 1);
+  assert.deepEqual(balanced.reports.PublicTest.confusion_matrix, twin.reports.PublicTest.confusion_matrix);
+  assert.deepEqual(again.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);
+  assert.notDeepEqual(balanced.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);
+  const changes = classChanges(plain.reports.PublicTest, balanced.reports.PublicTest);
+  assert.equal(changes.length, EMOTIONS.length);
+  const withoutNeutral = { ...plain.reports.PublicTest, per_class: { ...plain.reports.PublicTest.per_class } };
+  withoutNeutral.per_class.neutral = { ...withoutNeutral.per_class.neutral, support: 0 };
+  assert.deepEqual(classChanges(withoutNeutral, withoutNeutral).map((c) => c.class), EMOTIONS.slice(0, 6));
+  const gained = changes.reduce((sum, c) => sum + c.change * c.images, 0) / 100 / set.n;
+  const moved = balanced.reports.PublicTest.accuracy - plain.reports.PublicTest.accuracy;
+  assert.ok(Math.abs(gained - moved) < 1e-3, `per-class changes weigh to ${gained}, accuracy moved ${moved}`);
+  assert.ok(changes.find((c) => c.class === "disgust")!.change >= 0, "balancing does not cost the rarest class");
+  await assert.rejects(
+    () => scoreCandidate(projectPath("outputs", "model-ferplus"), [0], sets, EMOTIONS),
+    /outputs\/model-ferplus: its classes \(.*contempt\) are not the sets'/,
+  );
+  const other = { ...plain.reports.PublicTest, n: 1 };
+  assert.throws(() => classChanges(plain.reports.PublicTest, other), /not of the same images/);
+  const points = [plain, balanced].map((s) => ({
+    model: s.model,
+    strength: s.strength,
+    x: 100 * s.reports.PublicTest.accuracy,
+    y: 100 * s.reports.PublicTest.macro_f1,
+  }));
+  const svg = await renderSvg(tradeoffSpec(points, { x: "PublicTest", y: "macro-F1" }, { y: 50 }));
+  assert.match(svg, /<svg/);
+});
