@@ -36,6 +36,8 @@ export async function scoreCandidate(
   sets: readonly NamedSet[],
   labels: readonly string[],
 ): Promise<CandidateScore[]> {
+  const bad = strengths.find((s) => !Number.isFinite(s));
+  if (bad !== undefined) throw new Error(`scoreCandidate: a prior strength must be a number (got ${bad})`);
   const { model, metadata } = await loadModel(dir, { fold: true });
   try {
     if (metadata.labels.join() !== labels.join()) {

@@ -34,6 +34,10 @@ Deno.test("a candidate at strength 1 scores as its shipped balanced twin; streng
     () => scoreCandidate(projectPath("outputs", "model-ferplus"), [0], sets, EMOTIONS),
     /outputs\/model-ferplus: its classes \(.*contempt\) are not the sets'/,
   );
+  await assert.rejects(
+    () => scoreCandidate(projectPath("outputs", "model"), [0, NaN], sets, EMOTIONS),
+    /a prior strength must be a number \(got NaN\)/,
+  );
   const other = { ...plain.reports.PublicTest, n: 1 };
   assert.throws(() => classChanges(plain.reports.PublicTest, other), /not of the same images/);
   const points = [plain, balanced].map((s) => ({
