@@ -4,9 +4,11 @@
  * (`tf.image.transform`, a single WASM kernel call per batch); with
  * `photometricBatch`, also what other cameras do to a face: blur, gamma,
  * contrast and brightness, sensor noise, an occluding patch (a hand,
- * glasses, a microphone), and JPEG re-encoding.
+ * glasses, a microphone), and JPEG re-encoding; with `mixBatch`, each
+ * image mixed with another of its batch (mixup, cutmix).
  */
 import * as tf from "@tensorflow/tfjs";
+import { shuffleInPlace } from "../util/random.ts";
 
 export interface AugmentOptions {
   /** Largest shift, as a fraction of the image side. */
@@ -227,4 +229,80 @@ export function photometricBatch(images: tf.Tensor4D, options: PhotometricOption
     );
     return jpegBatch(x.clipByValue(0, 1) as tf.Tensor4D, qualities);
   });
+}
+
+/** Mixing a batch with itself, shuffled: each method's Beta(alpha, alpha) parameter, 0 for off. */
+export interface MixOptions {
+  /** mixup (Zhang et al. 2018): whole images blended. */
+  mixup: number;
+  /** cutmix (Yun et al. 2019): a box of the other image pasted in. */
+  cutmix: number;
+}
+
+/** A standard normal draw (Box-Muller). */
+function normalDraw(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
+/** A Gamma(shape, 1) draw (Marsaglia and Tsang 2000; below shape 1, boosted by U^(1/shape)). */
+function gammaDraw(shape: number, random: () => number): number {
+  if (shape < 1) return gammaDraw(shape + 1, random) * Math.pow(1 - random(), 1 / shape);
+  const d = shape - 1 / 3, c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    const z = normalDraw(random), v = (1 + c * z) ** 3;
+    if (v > 0 && Math.log(1 - random()) < z * z / 2 + d - d * v + d * Math.log(v)) return d * v;
+  }
+}
+
+/** A Beta(alpha, alpha) draw: the share of the first image in a mix. */
+export function betaDraw(alpha: number, random: () => number): number {
+  const a = gammaDraw(alpha, random), b = gammaDraw(alpha, random);
+  return a / (a + b);
+}
+
+/**
+ * Mix a [n, h, w, 1] batch with a shuffled copy of itself and its targets
+ * (flat n x `classes`) in the same shares: mixup blends each image, a share
+ * `lambda` ~ Beta(mixup, mixup) of it with 1 - `lambda` of its partner;
+ * cutmix pastes one box of the partner (the same box for the whole batch)
+ * covering about 1 - `lambda` of the image, the targets mixed by the box's
+ * actual area. With both on, each batch takes one at random.
+ */
+export function mixBatch(
+  images: tf.Tensor4D,
+  targets: Float32Array,
+  classes: number,
+  options: MixOptions,
+  random: () => number,
+): { images: tf.Tensor4D; targets: Float32Array; lambda: number } {
+  const [n, height, width] = images.shape;
+  const cut = options.cutmix > 0 && (options.mixup <= 0 || random() < 0.5);
+  let lambda = betaDraw(cut ? options.cutmix : options.mixup, random);
+  const partner = Array.from({ length: n }, (_, i) => i);
+  shuffleInPlace(partner, random);
+  let mask: Float32Array | undefined;
+  if (cut) {
+    const side = Math.sqrt(1 - lambda), centerY = random() * height, centerX = random() * width;
+    const [top, bottom] = [centerY - side * height / 2, centerY + side * height / 2].map((y) =>
+      Math.min(height, Math.max(0, Math.round(y)))
+    );
+    const [left, right] = [centerX - side * width / 2, centerX + side * width / 2].map((x) =>
+      Math.min(width, Math.max(0, Math.round(x)))
+    );
+    mask = new Float32Array(height * width);
+    for (let y = top; y < bottom; y++) mask.fill(1, y * width + left, y * width + right);
+    lambda = 1 - (bottom - top) * (right - left) / (height * width);
+  }
+  const mixed = tf.tidy(() => {
+    const other = tf.gather(images, tf.tensor1d(partner, "int32"));
+    const share = mask ? tf.tensor4d(mask, [1, height, width, 1]) : tf.scalar(1 - lambda);
+    return images.add(other.sub(images).mul(share)) as tf.Tensor4D;
+  });
+  const out = new Float32Array(targets.length);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < classes; k++) {
+      out[i * classes + k] = lambda * targets[i * classes + k] + (1 - lambda) * targets[partner[i] * classes + k];
+    }
+  }
+  return { images: mixed, targets: out, lambda };
 }

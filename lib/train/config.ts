@@ -32,6 +32,10 @@ export interface TrainConfig {
   augment: boolean;
   /** With `augment`: also blur, gamma, contrast, noise, occluding patches and JPEG re-encoding (augment.ts). */
   photometric?: boolean;
+  /** mixup's Beta(alpha, alpha) parameter: each image blended with another of its batch (augment.ts); 0: off. */
+  mixup?: number;
+  /** cutmix's Beta(alpha, alpha) parameter: a box of another image of the batch pasted in; 0: off. */
+  cutmix?: number;
   /** Metric for early stopping, LR reduction and the best checkpoint. */
   monitor: "val_accuracy" | "val_loss";
   earlyStoppingPatience: number;
@@ -88,6 +92,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   labelSmoothing: 0.1, // share of each target spread over all classes
   augment: true, // random shifts, rotations, zooms and mirror images
   photometric: false, // with augment: also blur, gamma, contrast, noise, occlusion, JPEG
+  mixup: 0, // mixup's Beta(a, a): each image blended with another of its batch (0: off; 0.2 is usual)
+  cutmix: 0, // cutmix's Beta(a, a): a box of another image of the batch pasted in (0: off; 1 is usual)
   monitor: "val_accuracy", // PublicTest metric that picks best/ and drives stopping
   earlyStoppingPatience: 45, // epochs without improvement before stopping (45: never, on this schedule)
   lrPatience: 4, // plateau schedule: epochs without improvement before halving
@@ -234,6 +240,24 @@ export const TRAIN_FLAGS = {
     type: "boolean",
     key: "photometric",
     help: "also augment as other cameras change faces: blur, gamma, contrast, noise, occluding patches, JPEG",
+  },
+  mixup: {
+    type: "number",
+    min: 0,
+    max: 10,
+    value: "A",
+    key: "mixup",
+    help:
+      "mixup: blend each image and its target with another of its batch, a share drawn from Beta(A, A) (0.2 is usual)",
+  },
+  cutmix: {
+    type: "number",
+    min: 0,
+    max: 10,
+    value: "A",
+    key: "cutmix",
+    help: "cutmix: paste a box of another image of the batch, its area drawn from Beta(A, A) (1 is usual); with " +
+      "--mixup, each batch takes one of the two",
   },
   monitor: { type: "string", choices: ["val_accuracy", "val_loss"], key: "monitor", help: "metric that picks best/" },
   patience: {

@@ -6,7 +6,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { batchTensor, type FaceSet } from "../data/dataset.ts";
-import { augmentBatch, DEFAULT_AUGMENT, PHOTOMETRIC_AUGMENT, photometricBatch } from "../data/augment.ts";
+import {
+  augmentBatch,
+  DEFAULT_AUGMENT,
+  mixBatch,
+  type MixOptions,
+  PHOTOMETRIC_AUGMENT,
+  photometricBatch,
+} from "../data/augment.ts";
 import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
@@ -27,6 +34,8 @@ export interface StepOptions {
   ema?: number;
   /** Logit-adjusted loss: the training class shares and their exponent tau (losses.ts); absent or 0: plain. */
   logitAdjust?: { prior: number[]; tau: number };
+  /** Each batch mixed with itself shuffled, targets too (mixup, cutmix; augment.ts); absent or both 0: none. */
+  mix?: MixOptions;
 }
 
 /** A weight list as plain data. */
@@ -94,10 +103,14 @@ export class Stepper {
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
       const classes = this.model.outputs[0].shape[1] as number;
       const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random);
-      const y = tf.tensor2d(targets, [rows.length, classes]);
+      const { mix } = this.options;
+      const mixed = mix && (mix.mixup > 0 || mix.cutmix > 0)
+        ? mixBatch(x, targets, classes, mix, random)
+        : { images: x, targets };
+      const y = tf.tensor2d(mixed.targets, [rows.length, classes]);
       let correct!: tf.Tensor;
       const { value, grads } = tf.variableGrads(() => {
-        const predicted = this.model.apply(x, { training: true }) as tf.Tensor;
+        const predicted = this.model.apply(mixed.images, { training: true }) as tf.Tensor;
         correct = tf.keep(tf.equal(predicted.argMax(-1), labels).sum());
         return this.loss(y, predicted) as tf.Scalar;
       }, variables);

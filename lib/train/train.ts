@@ -243,6 +243,7 @@ async function trainInFolder(
     labelSmoothing: config.labelSmoothing,
     augment: config.augment,
     photometric: config.photometric,
+    mix: { mixup: config.mixup ?? 0, cutmix: config.cutmix ?? 0 },
     distill: config.distill,
     ema: config.ema,
     logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,

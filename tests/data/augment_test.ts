@@ -3,9 +3,11 @@ import { initBackend, tf } from "../../lib/backend/backend.ts";
 import {
   augmentBatch,
   augmentMatrix,
+  betaDraw,
   DEFAULT_AUGMENT,
   jpegBatch,
   jpegTable,
+  mixBatch,
   PHOTOMETRIC_AUGMENT,
   photometricBatch,
 } from "../../lib/data/augment.ts";
@@ -123,4 +125,54 @@ Deno.test("batchNormTraining's hand-written gradient equals autodiff of moments 
   };
   const want = tf.grads(reference)([x, gamma, beta]), got = tf.grads(fast)([x, gamma, beta]);
   want.forEach((w, i) => assert.ok(tf.sub(w, got[i]).abs().max().dataSync()[0] < 1e-4, `gradient ${i}`));
+});
+
+Deno.test("betaDraw: Beta(a, a) has mean 1/2 and variance 1 / (4 (2a + 1)), for a below and above 1", () => {
+  const random = seededRandom(9);
+  for (const alpha of [0.2, 1, 4]) {
+    const draws = Array.from({ length: 20000 }, () => betaDraw(alpha, random));
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    const variance = draws.reduce((a, b) => a + (b - mean) ** 2, 0) / draws.length;
+    assert.ok(draws.every((d) => d >= 0 && d <= 1));
+    assert.ok(Math.abs(mean - 0.5) < 0.01, `alpha ${alpha}: mean ${mean}`);
+    const expected = 1 / (4 * (2 * alpha + 1));
+    assert.ok(
+      Math.abs(variance - expected) < 0.05 * expected,
+      `alpha ${alpha}: variance ${variance}, want ${expected}`,
+    );
+  }
+});
+
+Deno.test("mixBatch: mixup and cutmix mix each image and its target in the same shares, repeatably", async () => {
+  await initBackend();
+  // Image i is flat at level i/8 and its target is class i: a mixed image's mean must be its target's mean level.
+  const n = 8, level = (i: number) => i / n;
+  const images = tf.tensor4d(Float32Array.from({ length: n * 48 * 48 }, (_, p) => level(Math.floor(p / 2304))), [
+    n,
+    48,
+    48,
+    1,
+  ]);
+  const targets = Float32Array.from({ length: n * n }, (_, k) => k % (n + 1) === 0 ? 1 : 0);
+  for (const options of [{ mixup: 0.4, cutmix: 0 }, { mixup: 0, cutmix: 1 }, { mixup: 0.4, cutmix: 1 }]) {
+    for (const seed of [1, 2, 3]) {
+      const mixed = mixBatch(images, targets, n, options, seededRandom(seed));
+      const again = mixBatch(images, targets, n, options, seededRandom(seed));
+      assert.deepEqual(again.targets, mixed.targets);
+      assert.ok(mixed.lambda >= 0 && mixed.lambda <= 1);
+      const pixels = mixed.images.dataSync() as Float32Array;
+      for (let i = 0; i < n; i++) {
+        const row = mixed.targets.subarray(i * n, (i + 1) * n);
+        assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-6, "a mixed target sums to 1");
+        const want = row.reduce((sum, t, k) => sum + t * level(k), 0);
+        const image = pixels.subarray(i * 2304, (i + 1) * 2304);
+        const mean = image.reduce((a, b) => a + b, 0) / 2304;
+        assert.ok(Math.abs(mean - want) < 1e-4, `${JSON.stringify(options)} seed ${seed}: image ${i} ${mean}, ${want}`);
+        const cut = options.mixup === 0;
+        if (cut) assert.ok(image.every((v) => row.some((t, k) => t > 0 && Math.abs(v - level(k)) < 1e-6)), "pasted");
+      }
+    }
+  }
+  const some = mixBatch(images, targets, n, { mixup: 0.4, cutmix: 0 }, seededRandom(4));
+  assert.notDeepEqual(some.targets, targets, "a batch is mixed");
 });

@@ -83,6 +83,7 @@ Deno.test({
     const trainer = await DataParallelTrainer.start(buildModel("compact"), train, {
       ...OPTIONS,
       augment: true,
+      mix: { mixup: 0.2, cutmix: 1 },
       workers: 2,
     });
     const rows = Array.from({ length: 32 }, (_, i) => i);
@@ -91,5 +92,24 @@ Deno.test({
     for (let s = 1; s < 4; s++) await trainer.step(rows.map((r) => r + (s % 2) * 32), s, LR);
     assert.deepEqual(await trainer.tensorCounts(), before);
     trainer.terminate();
+  },
+});
+
+Deno.test({
+  name: "the workers mix their batches when told (--mixup, --cutmix): another loss from the same step",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const train = randomSet(16, 7);
+    const rows = Array.from({ length: 16 }, (_, i) => i);
+    const losses = [];
+    for (const mix of [undefined, { mixup: 0, cutmix: 0 }, { mixup: 1, cutmix: 0 }, { mixup: 0, cutmix: 1 }]) {
+      const trainer = await DataParallelTrainer.start(plainModel(), train, { ...OPTIONS, mix, workers: 1 });
+      losses.push((await trainer.step(rows, 0, LR)).loss);
+      trainer.terminate();
+    }
+    assert.equal(losses[1], losses[0], "mixing off is no mixing");
+    assert.ok(Math.abs(losses[2] - losses[0]) > 1e-4 && Math.abs(losses[3] - losses[0]) > 1e-4, `${losses}`);
   },
 });
