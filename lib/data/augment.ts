@@ -266,7 +266,8 @@ export function betaDraw(alpha: number, random: () => number): number {
  * `lambda` ~ Beta(mixup, mixup) of it with 1 - `lambda` of its partner;
  * cutmix pastes one box of the partner (the same box for the whole batch)
  * covering about 1 - `lambda` of the image, the targets mixed by the box's
- * actual area. With both on, each batch takes one at random.
+ * actual area. With both on, each batch takes one at random; with both 0,
+ * the batch is returned as it is (and `random` not drawn from).
  */
 export function mixBatch(
   images: tf.Tensor4D,
@@ -275,6 +276,7 @@ export function mixBatch(
   options: MixOptions,
   random: () => number,
 ): { images: tf.Tensor4D; targets: Float32Array; lambda: number } {
+  if (!(options.mixup > 0) && !(options.cutmix > 0)) return { images, targets, lambda: 1 };
   const [n, height, width] = images.shape;
   const cut = options.cutmix > 0 && (options.mixup <= 0 || random() < 0.5);
   let lambda = betaDraw(cut ? options.cutmix : options.mixup, random);

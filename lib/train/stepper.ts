@@ -103,10 +103,7 @@ export class Stepper {
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
       const classes = this.model.outputs[0].shape[1] as number;
       const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random);
-      const { mix } = this.options;
-      const mixed = mix && (mix.mixup > 0 || mix.cutmix > 0)
-        ? mixBatch(x, targets, classes, mix, random)
-        : { images: x, targets };
+      const mixed = this.options.mix ? mixBatch(x, targets, classes, this.options.mix, random) : { images: x, targets };
       const y = tf.tensor2d(mixed.targets, [rows.length, classes]);
       let correct!: tf.Tensor;
       const { value, grads } = tf.variableGrads(() => {

@@ -173,6 +173,8 @@ Deno.test("mixBatch: mixup and cutmix mix each image and its target in the same 
       }
     }
   }
+  const off = mixBatch(images, targets, n, { mixup: 0, cutmix: 0 }, () => assert.fail("drew a number"));
+  assert.ok(off.images === images && off.targets === targets && off.lambda === 1, "both off: the batch as it is");
   const some = mixBatch(images, targets, n, { mixup: 0.4, cutmix: 0 }, seededRandom(4));
   assert.notDeepEqual(some.targets, targets, "a batch is mixed");
 });
