@@ -284,13 +284,12 @@ export function mixBatch(
   shuffleInPlace(partner, random);
   let mask: Float32Array | undefined;
   if (cut) {
-    const side = Math.sqrt(1 - lambda), centerY = random() * height, centerX = random() * width;
-    const [top, bottom] = [centerY - side * height / 2, centerY + side * height / 2].map((y) =>
-      Math.min(height, Math.max(0, Math.round(y)))
-    );
-    const [left, right] = [centerX - side * width / 2, centerX + side * width / 2].map((x) =>
-      Math.min(width, Math.max(0, Math.round(x)))
-    );
+    const side = Math.sqrt(1 - lambda);
+    // The box's ends along an axis of `size` pixels, about a centre drawn on it, clipped to the image.
+    const span = (size: number, center: number) =>
+      [center - side * size / 2, center + side * size / 2].map((v) => Math.min(size, Math.max(0, Math.round(v))));
+    const [top, bottom] = span(height, random() * height);
+    const [left, right] = span(width, random() * width);
     mask = new Float32Array(height * width);
     for (let y = top; y < bottom; y++) mask.fill(1, y * width + left, y * width + right);
     lambda = 1 - (bottom - top) * (right - left) / (height * width);

@@ -316,6 +316,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   const validation = data.splits.PublicTest;
   // Refused here, before any scoring, when a class has no training images.
   const prior = options.balance ? classPrior(data.splits.Training, data.labels) : undefined;
+  const strength = options.balanceStrength ?? 1;
   if (!options.single) choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
   const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
@@ -357,7 +358,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
     let balancedPublicTest: number | undefined;
     if (prior || options.float16) {
       const staged = await loadModel(stage);
-      if (prior) balanceClasses(staged.model, prior, options.balanceStrength ?? 1);
+      if (prior) balanceClasses(staged.model, prior, strength);
       // The balanced model's own PublicTest, beside the figure the candidates were weighed on.
       const scored = prior && await evaluateSet(staged.model, validation, "PublicTest", data.labels);
       balancedPublicTest = scored ? scored.accuracy : undefined;
@@ -377,9 +378,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
             "metadata.json": {
               ...staged.metadata,
               classPrior: prior,
-              ...(options.balanceStrength !== undefined && options.balanceStrength !== 1
-                ? { balanceStrength: options.balanceStrength }
-                : {}),
+              ...(strength === 1 ? {} : { balanceStrength: strength }),
               metrics: balanced,
             },
           }
@@ -416,13 +415,12 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
         options.noTta && " --no-tta",
         options.float16 && " --float16",
         options.balance && " --balance",
-        options.balance && options.balanceStrength !== undefined && options.balanceStrength !== 1 &&
-        ` --balance-strength ${options.balanceStrength}`,
+        options.balance && strength !== 1 && ` --balance-strength ${strength}`,
         ` --out ${shown}`,
       ].filter(Boolean).join(""),
       prior,
       balancedPublicTest,
-      options.balanceStrength ?? 1,
+      strength,
     );
     model.dispose();
     writeFileAtomic(join(stage, "RECIPE.md"), recipe);
