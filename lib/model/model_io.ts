@@ -38,6 +38,11 @@ export interface ModelMetadata {
   weightsSha256?: string;
 }
 
+/** The prior strength a saved model's output biases carry: `ship --balance-strength S` (1 for `--balance`), 0 as trained. */
+export function priorStrength(metadata: Pick<ModelMetadata, "classPrior" | "balanceStrength">): number {
+  return metadata.classPrior ? metadata.balanceStrength ?? 1 : 0;
+}
+
 /** SHA-256 of `bytes`, hex. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice().buffer));

@@ -6,18 +6,26 @@ import { selectRows, stratifiedSample } from "../../lib/data/dataset.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { classChanges, scoreCandidate } from "../../lib/eval/candidates.ts";
 import { projectPath } from "../../lib/util/paths.ts";
+import { priorStrength } from "../../lib/model/model_io.ts";
 import { renderSvg, tradeoffSpec } from "../../lib/util/charts.ts";
 
-Deno.test("a candidate at strength 1 scores as its shipped balanced twin; strengths in any order; changes add up", async () => {
+/** The prior strength the model shipped to `outputs/NAME` carries. */
+function shippedStrength(name: string): number {
+  return priorStrength(JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json"))));
+}
+
+Deno.test("a candidate moved to its balanced twin's strength scores as its shipped balanced twin; strengths in any order; changes add up", async () => {
   await initBackend();
   const data = await loadDataset(resolveDataPath());
   const set = selectRows(data.splits.PublicTest, stratifiedSample(data.splits.PublicTest.labels, 600, 3));
   const sets = [{ name: "PublicTest", set }];
-  // outputs/model-balanced is outputs/model shipped with --balance (strength 1).
-  const [plain, balanced, again] = await scoreCandidate(projectPath("outputs", "model"), [0, 1, 0], sets, EMOTIONS);
+  // outputs/model-balanced is outputs/model's net shipped at a higher prior strength (ship --balance-strength).
+  const gap = shippedStrength("model-balanced") - shippedStrength("model");
+  assert.ok(gap > 0, `model-balanced is shipped ${gap} above outputs/model's strength`);
+  const [plain, balanced, again] = await scoreCandidate(projectPath("outputs", "model"), [0, gap, 0], sets, EMOTIONS);
   const [twin] = await scoreCandidate(projectPath("outputs", "model-balanced"), [0], sets, EMOTIONS);
   assert.equal(plain.model, "outputs/model");
-  assert.equal(balanced.strength, 1);
+  assert.equal(balanced.strength, gap);
   assert.deepEqual(balanced.reports.PublicTest.confusion_matrix, twin.reports.PublicTest.confusion_matrix);
   assert.deepEqual(again.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);
   assert.notDeepEqual(balanced.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);

@@ -3,6 +3,7 @@ import { assert } from "../assert.ts";
 import { join } from "node:path";
 import sharp from "sharp";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
+import { priorStrength } from "../../lib/model/model_io.ts";
 
 Deno.test({
   name: "evaluate --detect counts an image without a face as wrong, names it, and lists it in report.json",
@@ -34,20 +35,22 @@ Deno.test({
 });
 
 Deno.test({
-  name: "evaluate --prior-shift 1 scores the shipped net as ship --balance shipped it (model-balanced's PublicTest)",
+  name: "evaluate --prior-shift S scores the shipped net as ship --balance-strength shipped its twin (model-balanced)",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    const metadata = (name: string) => JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json")));
+    const balanced = metadata("model-balanced");
+    const shift = priorStrength(balanced) - priorStrength(metadata("model"));
     const out = join(Deno.makeTempDirSync(), "shifted");
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--split", "PublicTest", "--prior-shift", "1"]
-        .concat(["--out", out]),
+      args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--split", "PublicTest"]
+        .concat(["--prior-shift", `${shift}`, "--out", out]),
       cwd: PROJECT_ROOT,
     }).output();
     assert.equal(code, 0, new TextDecoder().decode(stderr));
     const report = JSON.parse(Deno.readTextFileSync(join(out, "report.json")));
-    const balanced = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model-balanced", "metadata.json")));
-    assert.equal(report.priorShift, 1);
+    assert.equal(report.priorShift, shift);
     assert.ok(
       Math.abs(report.accuracy - balanced.metrics.PublicTest.accuracy) < 1e-3,
       `${report.accuracy} against model-balanced's ${balanced.metrics.PublicTest.accuracy}`,
