@@ -9,6 +9,7 @@ import {
   makeMetadata,
   modelFiles,
   optimizerFiles,
+  priorStrength,
   readOptimizerWeights,
   saveModel,
   toFloat16,
@@ -193,4 +194,12 @@ Deno.test("a FIFO in a model folder (model.json, metadata.json or weights.bin) i
     );
   }
   model.dispose();
+});
+
+Deno.test("a saved model's prior strength: 0 as trained, 1 balanced, else the strength ship recorded", () => {
+  const prior = [0.5, 0.5];
+  assert.equal(priorStrength({}), 0);
+  assert.equal(priorStrength({ classPrior: prior }), 1);
+  assert.equal(priorStrength({ classPrior: prior, balanceStrength: -0.6 }), -0.6);
+  assert.equal(priorStrength({ classPrior: prior, balanceStrength: 0 }), 0);
 });
