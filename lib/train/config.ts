@@ -74,6 +74,8 @@ export interface TrainConfig {
   labelMode: LabelMode;
   /** Decay per step of an exponential moving average of the weights, scored and saved as best/ (ema.ts); 0: none. */
   ema?: number;
+  /** A face folder (one subfolder per class, e.g. CK+48) also scored after each epoch; it never picks best/. */
+  watch?: string;
 }
 
 /**
@@ -323,6 +325,13 @@ export const TRAIN_FLAGS = {
     key: "ema",
     help: "score and keep as best/ a moving average of the weights with this decay per step (0: none)",
   },
+  watch: {
+    type: "string",
+    value: "DIR",
+    key: "watch",
+    help: "also score this face folder (a subfolder per class, e.g. CK+48) after each epoch: history.csv's " +
+      "watch_accuracy and the curves; best/ is still picked on PublicTest",
+  },
   "skip-bad-rows": { type: "boolean", key: "skipBadRows", help: "leave malformed CSV rows out instead of stopping" },
   out: { type: "string", value: "DIR", help: "run folder (default outputs/runs/<recipe or arch-time>)" },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
@@ -379,6 +388,9 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
   }
   if (done.teacher && !exists(join(done.teacher, "model.json"))) {
     throw new Error(`--teacher ${done.teacher}: no saved model there (model.json missing)`);
+  }
+  if (done.watch && !(exists(done.watch) && Deno.statSync(done.watch).isDirectory)) {
+    throw new Error(`--watch ${done.watch}: not a folder (expected a face folder with a subfolder per class)`);
   }
   checkSettings(done);
   if (done.batchSize < 2 * done.workers) {

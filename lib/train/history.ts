@@ -18,11 +18,17 @@ export interface EpochRecord {
   seconds: number;
   /** Resident memory of the training process (all workers) at the epoch's end, MiB; absent in older runs. */
   rss_mib?: number;
+  /** Accuracy on the `--watch` face folder, scored as PublicTest is; absent without one. */
+  watch_accuracy?: number;
 }
 
-/** history.csv text for a list of epochs. */
+/** history.csv text for a list of epochs (watch_accuracy only when some epoch has it). */
 export function historyCsv(history: EpochRecord[]): string {
-  const columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "rss_mib"] as const;
+  const watched = history.some((h) => h.watch_accuracy !== undefined);
+  const columns = [
+    ...["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "rss_mib"] as const,
+    ...(watched ? ["watch_accuracy"] as const : []),
+  ];
   return [columns.join(","), ...history.map((h) => columns.map((c) => h[c] ?? "").join(","))].join("\n") + "\n";
 }
 

@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type ActiveBackend, initBackend } from "../backend/backend.ts";
 import { type FaceSet, type FerData, IMAGE_SIZE, selectRows, stratifiedSample } from "../data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../data/load.ts";
+import { loadFaceFolder } from "../data/folders.ts";
 import { buildModel } from "../model/architectures.ts";
 import {
   EarlyStopping,
@@ -169,7 +170,19 @@ async function startingPoint(
   return { model, history: [] };
 }
 
-/** PublicTest loss and accuracy of the model as it is. */
+/**
+ * The `--watch` face folder: its images whole, against the run's classes;
+ * folders of other classes (CK+48's contempt) are left out and said.
+ */
+async function watchedSet(dir: string, labels: readonly string[], log: (m: string) => void): Promise<FaceSet> {
+  const folder = await loadFaceFolder(dir, labels);
+  for (const bad of folder.skipped) log(`--watch: skipped ${bad.reason}`);
+  for (const o of folder.omitted) log(`--watch: left out ${dir}/${o.name} (${o.images} images: ${o.why})`);
+  log(`--watch: ${folder.set.n} faces of ${dir}, scored after each epoch (not used to pick best/)`);
+  return folder.set;
+}
+
+/** Loss and accuracy of the model as it is on a held-out set (PublicTest, or the `--watch` folder). */
 async function scoreValidation(
   model: tf.LayersModel,
   validation: FaceSet,
@@ -217,6 +230,7 @@ async function trainInFolder(
   });
   const { train, validation } = trainingSets(data, config);
   log(`data: ${data.source}: ${train.n} training, ${validation.n} validation (PublicTest) images`);
+  const watched = config.watch ? await watchedSet(config.watch, data.labels, log) : undefined;
   const { model, state, history } = await startingPoint(config, resume, data.labels, log);
 
   const monitor = { monitor: config.monitor, minDelta: config.minDelta };
@@ -282,6 +296,7 @@ async function trainInFolder(
         );
       }
       const raw = average ? ` (raw ${(await scoreValidation(model, validation)).accuracy.toFixed(4)})` : "";
+      const watchAccuracy = watched ? (await scoreValidation(scored, watched)).accuracy : undefined;
       const seconds = (performance.now() - started) / 1000;
       elapsed += seconds;
       const rss = Math.round(Deno.memoryUsage().rss / 2 ** 20);
@@ -294,6 +309,7 @@ async function trainInFolder(
         lr,
         seconds,
         rss_mib: rss,
+        ...(watchAccuracy === undefined ? {} : { watch_accuracy: watchAccuracy }),
       };
       history.push(record);
       writeFileAtomic(paths.history, historyCsv(history));
@@ -303,9 +319,9 @@ async function trainInFolder(
       if (config.schedule === "plateau") lr = plateau.update(monitored, lr);
       log(
         `epoch ${epoch}/${config.epochs}  loss ${loss.toFixed(4)}  acc ${accuracy.toFixed(4)}  ` +
-          `val_loss ${validated.loss.toFixed(4)}  val_acc ${validated.accuracy.toFixed(4)}${raw}  ${
-            seconds.toFixed(0)
-          }s  ` +
+          `val_loss ${validated.loss.toFixed(4)}  val_acc ${validated.accuracy.toFixed(4)}${raw}${
+            watchAccuracy === undefined ? "" : `  watch_acc ${watchAccuracy.toFixed(4)}`
+          }  ${seconds.toFixed(0)}s  ` +
           `rss ${rss} MiB` + (improved ? "  (best)" : "") + (lr !== record.lr ? `  lr -> ${lr}` : ""),
       );
       const epochMetrics = { PublicTest: { ...validated, epoch } };

@@ -19,15 +19,20 @@ export interface CurvePoint {
   accuracy: number;
   val_loss: number;
   val_accuracy: number;
+  /** Accuracy on a run's `--watch` face folder, where it has one. */
+  watch_accuracy?: number;
 }
 
-/** Train and validation accuracy and loss per epoch, side by side. */
+/** Train and validation accuracy and loss per epoch, side by side (and a watched folder's accuracy, if any). */
 export function learningCurvesSpec(history: CurvePoint[], title = "Learning curves"): VegaLiteSpec {
   const values = history.flatMap((h) => [
     { epoch: h.epoch, metric: "accuracy", split: "train", value: h.accuracy },
     { epoch: h.epoch, metric: "accuracy", split: "validation", value: h.val_accuracy },
     { epoch: h.epoch, metric: "loss", split: "train", value: h.loss },
     { epoch: h.epoch, metric: "loss", split: "validation", value: h.val_loss },
+    ...(h.watch_accuracy === undefined
+      ? []
+      : [{ epoch: h.epoch, metric: "accuracy", split: "watched", value: h.watch_accuracy }]),
   ]);
   const panel = (metric: string) => ({
     title: metric,

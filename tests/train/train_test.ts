@@ -16,6 +16,12 @@ import { loadModel, loadOptimizerFiles, makeMetadata, saveModel } from "../../li
 import { buildModel } from "../../lib/model/architectures.ts";
 import { classCounts } from "../../lib/data/dataset.ts";
 import { loadDataset, resolveDataPath } from "../../lib/data/load.ts";
+import { type FaceSet, IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
+import { loadFaceFolder } from "../../lib/data/folders.ts";
+import { predictSet } from "../../lib/eval/evaluate.ts";
+import { accuracy, argmaxRows } from "../../lib/eval/metrics.ts";
+import sharp from "sharp";
 
 const RUN_FILES = [
   "config.json",
@@ -41,6 +47,7 @@ Deno.test({
   fn: async () => {
     const data = await loadDataset(resolveDataPath()); // the shared FER2013 (fails with directions when absent)
     const out = join(Deno.makeTempDirSync(), "run");
+    const watch = await faceFolderOf(data.splits.PrivateTest, 8); // --watch: a folder of faces, a subfolder per class
     const config = {
       ...DEFAULT_CONFIG,
       subset: 2000,
@@ -50,9 +57,11 @@ Deno.test({
       schedule: "plateau" as const,
       augment: false,
       averageFrom: 2,
+      watch,
       out,
     };
-    const result = await trainModel(config, false, { data, log: () => {} });
+    const logged: string[] = [];
+    const result = await trainModel(config, false, { data, log: (line) => logged.push(line) });
     const h = result.history;
     assert.equal(h.length, 3);
     assert.ok(h[2].loss < h[0].loss, `training loss should fall: ${h.map((e) => e.loss.toFixed(3))}`);
@@ -74,6 +83,21 @@ Deno.test({
     assert.equal(resumed.history.length, 4);
     assert.deepEqual(resumed.history.slice(0, 3), h);
     assert.equal(parseHistoryCsv(Deno.readTextFileSync(join(out, "history.csv"))).length, 4);
+
+    // --watch scored the folder after each epoch as the weights then stood (last/ holds epoch 4's); the extra
+    // class folder was left out.
+    const watched = resumed.history.map((e) => e.watch_accuracy);
+    assert.ok(watched.every((a) => a !== undefined && a >= 0 && a <= 1), `watch_accuracy: ${watched}`);
+    assert.match(Deno.readTextFileSync(join(out, "history.csv")).split("\n")[0], /,watch_accuracy$/);
+    const last = await loadModel(join(out, "last"));
+    const folderFaces = (await loadFaceFolder(watch, EMOTIONS)).set;
+    const lastProbabilities = await predictSet(last.model, folderFaces);
+    assert.equal(watched[3], accuracy(folderFaces.labels, argmaxRows(lastProbabilities, EMOTIONS.length)));
+    last.model.dispose();
+    assert.ok(
+      logged.some((l) => /--watch: left out .*contempt \(1 images: the model has no such class\)/.test(l)),
+      logged.join("\n"),
+    );
 
     // --average-from 2 kept epochs 2-4 and ended with their mean, scored on PublicTest and ranked beside best/.
     assert.deepEqual(snapshotEpochs(out), [2, 3, 4]);
@@ -173,9 +197,13 @@ Deno.test("train flags: defaults, validation and resume needing --out", () => {
   assert.throws(() => parseTrainArgs(["--batch-size", "1"]), /at least 2/);
 });
 
-Deno.test("history.csv round-trips", () => {
+Deno.test("history.csv round-trips, with a watch_accuracy column only where an epoch has one", () => {
   const history = [{ epoch: 1, loss: 1.5, accuracy: 0.3, val_loss: 1.6, val_accuracy: 0.28, lr: 0.001, seconds: 12.5 }];
   assert.deepEqual(parseHistoryCsv(historyCsv(history)), history);
+  assert.ok(!historyCsv(history).includes("watch"));
+  // A run that took --watch on resume: its earlier epochs have no watched score.
+  const watched = [...history, { ...history[0], epoch: 2, watch_accuracy: 0.5 }];
+  assert.deepEqual(parseHistoryCsv(historyCsv(watched)), watched);
 });
 
 Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () => {
@@ -203,6 +231,8 @@ Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () =
     /--schedule step: choose one of plateau, cosine, onecycle/,
   );
   assert.throws(() => parseTrainArgs(["--init-from", "/nowhere"]), /--init-from \/nowhere: no saved model there/);
+  assert.throws(() => parseTrainArgs(["--watch", "/nowhere"]), /--watch \/nowhere: not a folder/);
+  assert.throws(() => parseTrainArgs(["--watch", "README.md"]), /--watch README.md: not a folder/);
 });
 
 Deno.test("joinHistories numbers epochs on across runs and says which are whose", () => {
@@ -306,3 +336,23 @@ Deno.test({
     assert.ok(!exists(join(root, "nan", "best")), "no best/ from a NaN epoch");
   },
 });
+
+/** A face folder (a subfolder per class, and one of a class the model lacks) of `perClass` faces of each class of `set`. */
+async function faceFolderOf(set: FaceSet, perClass: number): Promise<string> {
+  const root = Deno.makeTempDirSync();
+  const taken = EMOTIONS.map(() => 0);
+  const size = IMAGE_SIZE * IMAGE_SIZE;
+  for (let row = 0; row < set.n; row++) {
+    const label = set.labels[row];
+    if (taken[label] >= perClass) continue;
+    const dir = join(root, EMOTIONS[label]);
+    Deno.mkdirSync(dir, { recursive: true });
+    const pixels = Uint8Array.from(set.pixels.subarray(row * size, (row + 1) * size));
+    const raw = { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 1 as const };
+    Deno.writeFileSync(join(dir, `${row}.png`), await sharp(pixels, { raw }).png().toBuffer());
+    taken[label]++;
+  }
+  Deno.mkdirSync(join(root, "contempt"));
+  Deno.copyFileSync(join(root, EMOTIONS[set.labels[0]], "0.png"), join(root, "contempt", "0.png"));
+  return root;
+}

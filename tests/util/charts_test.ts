@@ -31,6 +31,18 @@ Deno.test("learning curves render to SVG and PNG files", async () => {
   assert.ok(png.length > 5000);
 });
 
+Deno.test("learning curves draw a watched folder's accuracy where the epochs have it", async () => {
+  const watched = history.map((h) => ({ ...h, watch_accuracy: 0.5 + h.epoch / 100 }));
+  const values = learningCurvesSpec(watched).data.values as { split: string; metric: string; value: number }[];
+  assert.deepEqual(values.filter((v) => v.split === "watched").map((v) => [v.metric, v.value]), [
+    ["accuracy", 0.51],
+    ["accuracy", 0.52],
+    ["accuracy", 0.53],
+  ]);
+  assert.ok(!learningCurvesSpec(history).data.values.some((v: { split: string }) => v.split === "watched"));
+  assert.match(await renderSvg(learningCurvesSpec(watched)), /watched/);
+});
+
 Deno.test("confusion matrix spec holds counts and row-normalized fractions", async () => {
   const spec = confusionMatricesSpec([[3, 1], [0, 4]], ["a", "b"]);
   const [counts, normalized] = spec.hconcat;
