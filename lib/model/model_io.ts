@@ -300,16 +300,27 @@ export function optimizerFiles(weights: NamedWeightData[]): Record<string, Uint8
   return { "optimizer.json": specs, "optimizer.bin": new Uint8Array(bin.buffer) };
 }
 
-/** Read optimizer state written by `optimizerFiles` from a checkpoint folder. */
+/** Read optimizer state written by `optimizerFiles` from a checkpoint folder; a damaged one is refused, named. */
 export function loadOptimizerFiles(dir: string): NamedWeightData[] {
-  const specs = JSON.parse(Deno.readTextFileSync(join(dir, "optimizer.json"))) as { name: string; shape: number[] }[];
+  const specs = readJson<{ name: string; shape: number[] }[]>(join(dir, "optimizer.json"));
+  const size = (s: { name?: unknown; shape?: unknown }) =>
+    typeof s?.name === "string" && Array.isArray(s.shape) ? s.shape.reduce((a, b) => a * b, 1) : NaN;
+  const sizes = Array.isArray(specs) ? specs.map(size) : [NaN];
+  if (!sizes.every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new Error(`${join(dir, "optimizer.json")} is damaged: not a list of { name, shape }`);
+  }
   const bytes = Deno.readFileSync(join(dir, "optimizer.bin"));
+  const needed = 4 * sizes.reduce((a, b) => a + b, 0);
+  if (bytes.length !== needed) {
+    throw new Error(
+      `${join(dir, "optimizer.bin")} is damaged: ${bytes.length} bytes where optimizer.json's shapes need ${needed}`,
+    );
+  }
   const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   let offset = 0;
-  return specs.map(({ name, shape }) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const data = all.slice(offset, offset + size);
-    offset += size;
+  return specs.map(({ name, shape }, i) => {
+    const data = all.slice(offset, offset + sizes[i]);
+    offset += sizes[i];
     return { name, shape, data };
   });
 }

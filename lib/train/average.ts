@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { batchTensor, type FaceSet, inOrderBatches } from "../data/dataset.ts";
 import { evaluateSet } from "../eval/evaluate.ts";
 import { loadModel, saveModel } from "../model/model_io.ts";
+import { readJson } from "../util/files.ts";
 import { formatReport, type Report } from "../eval/metrics.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { exists } from "../util/paths.ts";
@@ -108,7 +109,7 @@ export async function averageRun(
   model.dispose();
   const best = join(runPaths(run).best, "metadata.json");
   if (exists(best)) {
-    const bestAccuracy = JSON.parse(Deno.readTextFileSync(best)).metrics.PublicTest.accuracy;
+    const bestAccuracy = readJson<{ metrics: { PublicTest: { accuracy: number } } }>(best).metrics.PublicTest.accuracy;
     log(
       `PublicTest accuracy: averaged ${(100 * report.accuracy).toFixed(2)}% ` +
         `vs best epoch ${(100 * bestAccuracy).toFixed(2)}%`,

@@ -118,6 +118,17 @@ Deno.test("optimizer state round-trips, so a resumed run takes the same next ste
   // Equal up to float rounding (Adam recomputes beta^t on restore); a fresh Adam would step by 0.1.
   const [resumed, continued] = [w2.dataSync(), w.dataSync()];
   continued.forEach((v, i) => assert.ok(Math.abs(resumed[i] - v) < 1e-5, `${resumed[i]} vs ${v}`));
+
+  // A damaged checkpoint is refused with the file named, not read as wrong moments.
+  const ckpt = join(dir, "ckpt");
+  const bin = Deno.readFileSync(join(ckpt, "optimizer.bin"));
+  Deno.writeFileSync(join(ckpt, "optimizer.bin"), bin.subarray(0, bin.length - 4));
+  assert.throws(() => loadOptimizerFiles(ckpt), /ckpt\/optimizer.bin is damaged: \d+ bytes where .* need \d+/);
+  Deno.writeFileSync(join(ckpt, "optimizer.bin"), bin);
+  Deno.writeTextFileSync(join(ckpt, "optimizer.json"), '[{"name": "m", "shape": "3"}]');
+  assert.throws(() => loadOptimizerFiles(ckpt), /ckpt\/optimizer.json is damaged: not a list of \{ name, shape \}/);
+  Deno.writeTextFileSync(join(ckpt, "optimizer.json"), '[{"name": "m", ');
+  assert.throws(() => loadOptimizerFiles(ckpt), /ckpt\/optimizer.json is damaged/);
 });
 
 Deno.test("writeFolderAtomic replaces a folder whole and leaves no temporary folders", () => {
