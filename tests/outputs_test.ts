@@ -1,5 +1,5 @@
 // What the repository keeps under outputs/: the shipped models, and for every run its record (settings, history,
-// command), with weights only where a shipped model or a paused run needs them; in all at most 60 MB.
+// command), with weights only where a shipped model uses them; in all at most 60 MB.
 import { assert } from "./assert.ts";
 import { dirname, join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
