@@ -320,7 +320,7 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
   if (!options.single) choices.push(...await ensembleCandidates(perRun.map((c) => c[0]), validation));
   choices = choices.sort((a, b) => b.publicTest - a.publicTest);
   const top = choices.slice(0, 5).map((c) => `  ${pct(c.publicTest)}  ${c.description}`);
-  log(`PublicTest, best 5 of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
+  log(`PublicTest, best ${top.length} of ${choices.length} candidates (all in RECIPE.md):\n${top.join("\n")}`);
   const chosen = choices[0];
   if (exists(join(out, "model.json"))) {
     if (options.balance && !options.force) {
@@ -329,7 +329,10 @@ export async function shipModel(runs: string[], out: string, options: ShipOption
       );
     }
     const current = await publicTestAccuracy(out, validation);
-    const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}`;
+    // A balanced ship (forced) is weighed before its shift: say so, since its shipped figure differs.
+    const verdict = `${shown} scores ${pct(current)} on PublicTest; the best candidate ${pct(chosen.publicTest)}${
+      prior ? " before balancing" : ""
+    }`;
     if (chosen.publicTest <= current && !options.force) {
       throw new Error(`${verdict}: not replaced (pass --force to replace it anyway, or --out another folder)`);
     }

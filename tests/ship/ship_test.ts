@@ -182,7 +182,19 @@ Deno.test({
       () => shipModel([better], single, { data: skewed, log, single: true, balance: true }),
       /--balance: .*single exists, .* pass --force/,
     );
-    await shipModel([better], single, { data: skewed, log, single: true, balance: true, force: true });
+    const lines: string[] = [];
+    await shipModel([better], single, {
+      data: skewed,
+      log: (l) => lines.push(l),
+      single: true,
+      balance: true,
+      force: true,
+    });
+    assert.match(lines.join("\n"), /PublicTest, best 1 of 1 candidates/);
+    assert.match(
+      lines.join("\n"),
+      /single scores .*; the best candidate .*% before balancing: replacing it\n/,
+    );
     const balanced = readJson<ModelMetadata>(join(single, "metadata.json"));
     assert.deepEqual(balanced.classPrior?.map((p) => Math.round(p * 14)), [1, 1, 1, 8, 1, 1, 1]);
     assert.match(
