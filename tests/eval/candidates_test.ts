@@ -9,26 +9,32 @@ import { projectPath } from "../../lib/util/paths.ts";
 import { priorStrength } from "../../lib/model/model_io.ts";
 import { renderSvg, tradeoffSpec } from "../../lib/util/charts.ts";
 
-/** The prior strength the model shipped to `outputs/NAME` carries. */
-function shippedStrength(name: string): number {
-  return priorStrength(JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json"))));
+/** The checkpoint shipped to `outputs/NAME` (its run's best/, as trained) and the prior strength it was shipped at. */
+function shipped(name: string): { trained: string; strength: number } {
+  const metadata = JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json")));
+  return {
+    trained: projectPath(...String(metadata.training.config.out).split("/"), "best"),
+    strength: priorStrength(metadata),
+  };
 }
 
-Deno.test("a candidate moved to its balanced twin's strength scores as its shipped balanced twin; strengths in any order; changes add up", async () => {
+Deno.test("the default's run checkpoint moved to its shipped prior strength scores as the default; strengths in any order; changes add up", async () => {
   await initBackend();
   const data = await loadDataset(resolveDataPath());
   const set = selectRows(data.splits.PublicTest, stratifiedSample(data.splits.PublicTest.labels, 600, 3));
   const sets = [{ name: "PublicTest", set }];
-  // outputs/model-balanced is outputs/model's net shipped at a higher prior strength (ship --balance-strength).
-  const gap = shippedStrength("model-balanced") - shippedStrength("model");
-  assert.ok(gap > 0, `model-balanced is shipped ${gap} above outputs/model's strength`);
-  const [plain, balanced, again] = await scoreCandidate(projectPath("outputs", "model"), [0, gap, 0], sets, EMOTIONS);
-  const [twin] = await scoreCandidate(projectPath("outputs", "model-balanced"), [0], sets, EMOTIONS);
-  assert.equal(plain.model, "outputs/model");
-  assert.equal(balanced.strength, gap);
-  assert.deepEqual(balanced.reports.PublicTest.confusion_matrix, twin.reports.PublicTest.confusion_matrix);
-  assert.deepEqual(again.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);
-  assert.notDeepEqual(balanced.reports.PublicTest.confusion_matrix, plain.reports.PublicTest.confusion_matrix);
+  // outputs/model is its run's best/ shipped with part of the training prior put back (ship --balance-strength S).
+  const { trained, strength } = shipped("model");
+  assert.ok(strength !== 0, `outputs/model is shipped at prior strength ${strength}`);
+  const [asTrained, shifted, again] = await scoreCandidate(trained, [0, strength, 0], sets, EMOTIONS);
+  const [shippedScore] = await scoreCandidate(projectPath("outputs", "model"), [0], sets, EMOTIONS);
+  assert.equal(shippedScore.model, "outputs/model");
+  assert.equal(shifted.strength, strength);
+  assert.deepEqual(shifted.reports.PublicTest.confusion_matrix, shippedScore.reports.PublicTest.confusion_matrix);
+  assert.deepEqual(again.reports.PublicTest.confusion_matrix, asTrained.reports.PublicTest.confusion_matrix);
+  assert.notDeepEqual(shifted.reports.PublicTest.confusion_matrix, asTrained.reports.PublicTest.confusion_matrix);
+  // From the lower strength to the higher: toward balanced classes.
+  const [plain, balanced] = strength < 0 ? [shifted, asTrained] : [asTrained, shifted];
   const changes = classChanges(plain.reports.PublicTest, balanced.reports.PublicTest);
   assert.equal(changes.length, EMOTIONS.length);
   const withoutNeutral = { ...plain.reports.PublicTest, per_class: { ...plain.reports.PublicTest.per_class } };

@@ -35,16 +35,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "evaluate --prior-shift S scores the shipped net as ship --balance-strength shipped its twin (model-balanced)",
+  name:
+    "evaluate --prior-shift S scores the default's run checkpoint as ship --balance-strength S shipped it (outputs/model)",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const metadata = (name: string) => JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json")));
-    const balanced = metadata("model-balanced");
-    const shift = priorStrength(balanced) - priorStrength(metadata("model"));
+    const shipped = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model", "metadata.json")));
+    const shift = priorStrength(shipped);
+    const trained = projectPath(...String(shipped.training.config.out).split("/"), "best");
     const out = join(Deno.makeTempDirSync(), "shifted");
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--split", "PublicTest"]
+      args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--model", trained, "--split", "PublicTest"]
         .concat(["--prior-shift", `${shift}`, "--out", out]),
       cwd: PROJECT_ROOT,
     }).output();
@@ -52,8 +53,8 @@ Deno.test({
     const report = JSON.parse(Deno.readTextFileSync(join(out, "report.json")));
     assert.equal(report.priorShift, shift);
     assert.ok(
-      Math.abs(report.accuracy - balanced.metrics.PublicTest.accuracy) < 1e-3,
-      `${report.accuracy} against model-balanced's ${balanced.metrics.PublicTest.accuracy}`,
+      Math.abs(report.accuracy - shipped.metrics.PublicTest.accuracy) < 1e-3,
+      `${report.accuracy} against outputs/model's ${shipped.metrics.PublicTest.accuracy}`,
     );
   },
 });
