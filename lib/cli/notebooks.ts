@@ -65,7 +65,8 @@ export function quickEnvironment(
   runDir: string,
   env: Record<string, string> = Deno.env.toObject(),
 ): Record<string, string> {
-  const quick = { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir };
+  // FER_STRENGTHS: notebook 07 scores each candidate at two prior strengths (the default's and 0), not six.
+  const quick = { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir, FER_STRENGTHS: "-0.4,0" };
   return Object.fromEntries(Object.entries(quick).filter(([name]) => env[name] === undefined));
 }
 

@@ -57,8 +57,15 @@ Deno.test("a notebook cell that calls a show helper but holds no display output 
 });
 
 Deno.test("quick mode fills in only the notebook settings the user has not set", () => {
-  assert.deepEqual(quickEnvironment("/tmp/r", {}), { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: "/tmp/r" });
-  assert.deepEqual(quickEnvironment("/tmp/r", { FER_EPOCHS: "5", FER_RUN_DIR: "mine" }), { FER_SUBSET: "2000" });
+  assert.deepEqual(quickEnvironment("/tmp/r", {}), {
+    FER_EPOCHS: "2",
+    FER_SUBSET: "2000",
+    FER_RUN_DIR: "/tmp/r",
+    FER_STRENGTHS: "-0.4,0",
+  });
+  assert.deepEqual(quickEnvironment("/tmp/r", { FER_EPOCHS: "5", FER_RUN_DIR: "mine", FER_STRENGTHS: "0" }), {
+    FER_SUBSET: "2000",
+  });
 });
 
 Deno.test("a notebook's number setting must be a whole number of at least 1 (0 where 0 is the default)", () => {
