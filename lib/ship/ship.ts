@@ -210,11 +210,15 @@ export function lineage(checkpoint: string): string[] {
   return [...(config.initFrom ? lineage(config.initFrom) : []), run];
 }
 
+/** The checkpoints a shipped model was built from, as trained: its run's best/, or each ensemble member's. */
+export function shippedCheckpoints(metadata: ModelMetadata): string[] {
+  const training = metadata.training as { members?: string[]; config?: { out?: string } };
+  return training.members ?? (training.config?.out ? [join(training.config.out, "best")] : []);
+}
+
 /** The run folders a shipped model was trained in, oldest first (every member's, for an ensemble). */
 export function shippedRuns(metadata: ModelMetadata): string[] {
-  const training = metadata.training as { members?: string[]; config?: { out?: string } };
-  const checkpoints = training.members ?? (training.config?.out ? [join(training.config.out, "best")] : []);
-  return [...new Set(checkpoints.flatMap(lineage))];
+  return [...new Set(shippedCheckpoints(metadata).flatMap(lineage))];
 }
 
 /** Every choice of two or more of `items`, in order. */

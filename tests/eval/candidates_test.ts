@@ -7,15 +7,14 @@ import { EMOTIONS } from "../../lib/data/labels.ts";
 import { classChanges, scoreCandidate } from "../../lib/eval/candidates.ts";
 import { projectPath } from "../../lib/util/paths.ts";
 import { priorStrength } from "../../lib/model/model_io.ts";
+import { shippedCheckpoints } from "../../lib/ship/ship.ts";
 import { renderSvg, tradeoffSpec } from "../../lib/util/charts.ts";
 
 /** The checkpoint shipped to `outputs/NAME` (its run's best/, as trained) and the prior strength it was shipped at. */
 function shipped(name: string): { trained: string; strength: number } {
   const metadata = JSON.parse(Deno.readTextFileSync(projectPath("outputs", name, "metadata.json")));
-  return {
-    trained: projectPath(...String(metadata.training.config.out).split("/"), "best"),
-    strength: priorStrength(metadata),
-  };
+  const [trained] = shippedCheckpoints(metadata);
+  return { trained: projectPath(trained), strength: priorStrength(metadata) };
 }
 
 Deno.test("the default's run checkpoint moved to its shipped prior strength scores as the default; strengths in any order; changes add up", async () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { PROJECT_ROOT, projectPath } from "../../lib/util/paths.ts";
 import { priorStrength } from "../../lib/model/model_io.ts";
+import { shippedCheckpoints } from "../../lib/ship/ship.ts";
 
 Deno.test({
   name: "evaluate --detect counts an image without a face as wrong, names it, and lists it in report.json",
@@ -42,7 +43,7 @@ Deno.test({
   fn: async () => {
     const shipped = JSON.parse(Deno.readTextFileSync(projectPath("outputs", "model", "metadata.json")));
     const shift = priorStrength(shipped);
-    const trained = projectPath(...String(shipped.training.config.out).split("/"), "best");
+    const trained = projectPath(shippedCheckpoints(shipped)[0]);
     const out = join(Deno.makeTempDirSync(), "shifted");
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", projectPath("lib", "cli", "evaluate.ts"), "--model", trained, "--split", "PublicTest"]
