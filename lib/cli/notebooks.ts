@@ -8,8 +8,9 @@
  */
 import { join } from "node:path";
 import { PROJECT_ROOT, projectPath } from "../util/paths.ts";
-import { writeFileAtomic } from "../util/files.ts";
+import { readJson, writeFileAtomic } from "../util/files.ts";
 import { runCommand } from "./run.ts";
+import { type ModelMetadata, priorStrength } from "../model/model_io.ts";
 import { type FlagTable, parseFlags } from "../util/flags.ts";
 
 export const NOTEBOOKS_FLAGS = {
@@ -60,14 +61,25 @@ async function run(command: string, args: string[], env: Record<string, string> 
   return code;
 }
 
-/** Quick settings so the notebooks run in a few minutes (CI), for those the user has not set in `env`. */
+/**
+ * Quick settings so the notebooks run in a few minutes (CI), for those the
+ * user has not set in `env`; notebook 07 scores each candidate at two prior
+ * strengths, not six: `defaultStrength` (the one `outputs/model` was shipped
+ * at, so its row is there) and 0.
+ */
 export function quickEnvironment(
   runDir: string,
+  defaultStrength: number,
   env: Record<string, string> = Deno.env.toObject(),
 ): Record<string, string> {
-  // FER_STRENGTHS: notebook 07 scores each candidate at two prior strengths (the default's and 0), not six.
-  const quick = { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir, FER_STRENGTHS: "-0.4,0" };
+  const strengths = [...new Set([defaultStrength, 0])].join(",");
+  const quick = { FER_EPOCHS: "2", FER_SUBSET: "2000", FER_RUN_DIR: runDir, FER_STRENGTHS: strengths };
   return Object.fromEntries(Object.entries(quick).filter(([name]) => env[name] === undefined));
+}
+
+/** The prior strength the default model (`outputs/model`) was shipped at (0 when it was not balanced). */
+function shippedStrength(): number {
+  return priorStrength(readJson<ModelMetadata>(projectPath("outputs", "model", "metadata.json")));
 }
 
 async function main(args: string[]) {
@@ -88,7 +100,9 @@ async function main(args: string[]) {
     .map((e) => e.name).filter((n) => n.endsWith(".ipynb") && (!values.only || n.includes(values.only))).sort();
   if (notebooks.length === 0) throw new Error(`--only ${values.only}: no notebook matches`);
   const outDir = projectPath("outputs", "notebooks");
-  const env = values.full ? {} : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run");
+  const env = values.full
+    ? {}
+    : quickEnvironment(Deno.makeTempDirSync({ prefix: "fer-notebooks-" }) + "/run", shippedStrength());
   const failed: string[] = [];
   /** Execute one notebook; its exit code, seconds, and the cells that lost their display output. */
   const execute = async (name: string) => {

@@ -60,8 +60,12 @@ export interface TrainConfig {
   initFrom?: string;
   /** Keep each epoch's weights from this epoch on and finish with their average (`averaged/`, see average.ts). */
   averageFrom?: number;
-  /** Distillation: a saved model whose probabilities on the training images blend into the targets (distill.ts). */
-  teacher?: string;
+  /**
+   * Distillation: saved models whose mean probabilities on the training
+   * images blend into the targets (distill.ts). A run saved before teachers
+   * could be several recorded one folder as a string.
+   */
+  teacher?: string[] | string;
   /** The teacher's share of each training target, 0-1 (with `teacher`; the label has the rest). */
   distill: number;
   /** With `teacher`: its probabilities averaged over the test-time views (mirror and shifts). */
@@ -282,9 +286,11 @@ export const TRAIN_FLAGS = {
   "init-from": { type: "string", value: "MODEL_DIR", key: "initFrom", help: "start from a saved model's weights" },
   teacher: {
     type: "string",
+    multiple: true,
     value: "MODEL_DIR",
     key: "teacher",
-    help: "distil: blend this saved model's probabilities on the training images into the targets",
+    help: "distil: blend this saved model's probabilities on the training images into the targets (several: " +
+      "their mean, each read at the training prior)",
   },
   distill: {
     type: "number",
@@ -386,9 +392,10 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     }
     done.arch = saved;
   }
-  if (done.teacher && !exists(join(done.teacher, "model.json"))) {
-    throw new Error(`--teacher ${done.teacher}: no saved model there (model.json missing)`);
-  }
+  done.teacher = teacherDirs(done);
+  if (!done.teacher.length) delete done.teacher;
+  const missing = done.teacher?.find((dir) => !exists(join(dir, "model.json")));
+  if (missing) throw new Error(`--teacher ${missing}: no saved model there (model.json missing)`);
   if (done.watch && !(exists(done.watch) && Deno.statSync(done.watch).isDirectory)) {
     throw new Error(`--watch ${done.watch}: not a folder (expected a face folder with a subfolder per class)`);
   }
@@ -399,6 +406,11 @@ export function parseTrainArgs(args: string[]): { config: TrainConfig; resume: b
     );
   }
   return { config: done, resume };
+}
+
+/** A run's teacher folders (none without --teacher; one from a run saved when a run had at most one). */
+export function teacherDirs(config: Pick<TrainConfig, "teacher">): string[] {
+  return config.teacher === undefined ? [] : [config.teacher].flat();
 }
 
 /** The flags a resumed run refuses to change: they decide what its checkpoint is. */

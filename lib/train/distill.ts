@@ -3,33 +3,47 @@
  * model (say the shipped ensemble) predicts every training image once, and
  * each training target blends its label with those probabilities
  * (`trainingTargets` in losses.ts), so one network learns what the teacher
- * knows about look-alike classes.
+ * knows about look-alike classes. Several teachers (`--teacher` repeated)
+ * teach their mean; each is read at the training prior, as the labels are:
+ * a net trained with the prior in its loss, or shipped balanced, is shifted
+ * back (`balanceClasses`) before it predicts.
  */
 import { join } from "node:path";
 import type { FaceSet } from "../data/dataset.ts";
+import { balanceClasses, trainingPrior } from "../eval/calibration.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
-import { loadModel } from "../model/model_io.ts";
+import { loadModel, type ModelMetadata, priorStrength } from "../model/model_io.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { exists } from "../util/paths.ts";
 import { runPaths } from "./run_folder.ts";
 
 /** What `out/teacher/source.json` records: whose probabilities these are, and on how many images. */
 interface TeacherSource {
-  teacher: string;
+  /** The teacher folders (one as a string in runs saved before there could be several). */
+  teacher: string[] | string;
   n: number;
   /** Averaged over the test-time views (mirror and shifts; `--teacher-tta`). */
   tta?: boolean;
 }
 
 /**
- * `teacherDir`'s probabilities on the images of `train` (n x classes; with
- * `tta`, the mean over the test-time views). Kept
- * in `out/teacher/` (written whole or not at all), so a resumed run reuses
- * them instead of predicting again.
+ * The prior strength that moves a saved model's output to the training
+ * prior: minus what its loss (`--logit-adjust`) and `ship --balance` put on.
+ */
+export function strengthToTrainingPrior(metadata: ModelMetadata): number {
+  const config = (metadata.training as { config?: { logitAdjust?: number } }).config;
+  return -((config?.logitAdjust ?? 0) + priorStrength(metadata));
+}
+
+/**
+ * The mean of the `teacherDirs` models' probabilities on the images of
+ * `train` (n x classes), each read at the training prior (with `tta`, each
+ * the mean over the test-time views). Kept in `out/teacher/` (written whole
+ * or not at all), so a resumed run reuses them instead of predicting again.
  */
 export async function teacherProbabilities(
-  teacherDir: string,
+  teacherDirs: readonly string[],
   out: string,
   train: FaceSet,
   labels: readonly string[],
@@ -37,28 +51,55 @@ export async function teacherProbabilities(
   tta = false,
 ): Promise<Float32Array> {
   const dir = runPaths(out).teacher;
+  const names = teacherDirs.join(" + ");
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
-    if (source.teacher === teacherDir && source.n === train.n && (source.tta ?? false) === tta) {
-      log(`teacher: reusing ${dir} (${teacherDir}${tta ? " with TTA" : ""} on ${train.n} training images)`);
+    if (
+      [source.teacher].flat().join("\n") === teacherDirs.join("\n") && source.n === train.n &&
+      (source.tta ?? false) === tta
+    ) {
+      log(`teacher: reusing ${dir} (${names}${tta ? " with TTA" : ""} on ${train.n} training images)`);
       return new Float32Array(Deno.readFileSync(join(dir, "probabilities.bin")).buffer);
     }
   }
-  const { model, metadata } = await loadModel(teacherDir, { fold: true });
-  if (metadata.labels.join() !== labels.join()) {
-    model.dispose();
-    throw new Error(
-      `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${labels.join(", ")})`,
-    );
+  let sum: Float32Array | undefined;
+  for (const teacherDir of teacherDirs) {
+    const probabilities = await oneTeacher(teacherDir, train, labels, tta);
+    if (teacherDirs.length > 1) {
+      log(`teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the labels`);
+    }
+    if (sum) probabilities.forEach((p, i) => sum![i] += p);
+    else sum = probabilities;
   }
-  const probabilities = await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
-  model.dispose();
-  const source: TeacherSource = { teacher: teacherDir, n: train.n, ...(tta ? { tta } : {}) };
-  writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(probabilities.buffer), "source.json": source });
-  log(
-    `teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the training labels`,
-  );
-  return probabilities;
+  const mean = sum!.map((p) => p / teacherDirs.length);
+  const source: TeacherSource = { teacher: [...teacherDirs], n: train.n, ...(tta ? { tta } : {}) };
+  writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(mean.buffer), "source.json": source });
+  log(`teacher: ${names} agrees with ${(100 * agreement(mean, train)).toFixed(2)}% of the training labels`);
+  return mean;
+}
+
+/** One teacher's probabilities on `train`, read at the training prior. */
+async function oneTeacher(
+  teacherDir: string,
+  train: FaceSet,
+  labels: readonly string[],
+  tta: boolean,
+): Promise<Float32Array> {
+  const { model, metadata } = await loadModel(teacherDir, { fold: true });
+  try {
+    if (metadata.labels.join() !== labels.join()) {
+      throw new Error(
+        `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${
+          labels.join(", ")
+        })`,
+      );
+    }
+    const shift = strengthToTrainingPrior(metadata);
+    if (shift !== 0) balanceClasses(model, await trainingPrior(metadata), shift);
+    return await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
+  } finally {
+    model.dispose();
+  }
 }
 
 /** The share of images whose most probable class under `probabilities` is their label. */

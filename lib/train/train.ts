@@ -38,7 +38,7 @@ import { seededRandom, shuffleInPlace } from "../util/random.ts";
 import { exists } from "../util/paths.ts";
 import { averageRun, recomputeBatchNorm } from "./average.ts";
 import { lockRun, prepareRun, runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
-import type { TrainConfig } from "./config.ts";
+import { teacherDirs, type TrainConfig } from "./config.ts";
 import { teacherProbabilities } from "./distill.ts";
 import { classPrior } from "../eval/calibration.ts";
 import { averagedWeights } from "./ema.ts";
@@ -262,10 +262,11 @@ async function trainInFolder(
     ema: config.ema,
     logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,
   };
-  const taught = config.teacher
+  const teachers = teacherDirs(config);
+  const taught = teachers.length
     ? {
       ...train,
-      teacher: await teacherProbabilities(config.teacher, config.out, train, data.labels, log, config.teacherTta),
+      teacher: await teacherProbabilities(teachers, config.out, train, data.labels, log, config.teacherTta),
     }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;

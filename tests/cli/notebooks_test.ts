@@ -57,13 +57,16 @@ Deno.test("a notebook cell that calls a show helper but holds no display output 
 });
 
 Deno.test("quick mode fills in only the notebook settings the user has not set", () => {
-  assert.deepEqual(quickEnvironment("/tmp/r", {}), {
+  assert.deepEqual(quickEnvironment("/tmp/r", -0.4, {}), {
     FER_EPOCHS: "2",
     FER_SUBSET: "2000",
     FER_RUN_DIR: "/tmp/r",
     FER_STRENGTHS: "-0.4,0",
   });
-  assert.deepEqual(quickEnvironment("/tmp/r", { FER_EPOCHS: "5", FER_RUN_DIR: "mine", FER_STRENGTHS: "0" }), {
+  // The default's strength is scored whatever it is, and once.
+  assert.equal(quickEnvironment("/tmp/r", -0.7, {}).FER_STRENGTHS, "-0.7,0");
+  assert.equal(quickEnvironment("/tmp/r", 0, {}).FER_STRENGTHS, "0");
+  assert.deepEqual(quickEnvironment("/tmp/r", -0.4, { FER_EPOCHS: "5", FER_RUN_DIR: "mine", FER_STRENGTHS: "0" }), {
     FER_SUBSET: "2000",
   });
 });

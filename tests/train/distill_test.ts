@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { balanceClasses } from "../../lib/eval/calibration.ts";
 import { trainingTargets } from "../../lib/train/losses.ts";
 import { agreement, teacherProbabilities } from "../../lib/train/distill.ts";
 import { parseTrainArgs } from "../../lib/train/config.ts";
@@ -38,28 +39,77 @@ Deno.test("the teacher predicts the training images once; a resumed run reuses t
   const logs: string[] = [];
   const out = join(root, "run");
   Deno.mkdirSync(out);
-  const first = await teacherProbabilities(teacherDir, out, train, EMOTIONS, (m: string) => logs.push(m));
+  const first = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m));
   assert.equal(first.length, 5 * 7);
   for (let i = 0; i < 5; i++) {
     const sum = first.subarray(7 * i, 7 * i + 7).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-4, `row ${i} sums to ${sum}`);
   }
-  const again = await teacherProbabilities(teacherDir, out, train, EMOTIONS, (m: string) => logs.push(m));
+  const again = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m));
   assert.deepEqual([...again], [...first]);
   assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
   // Another training set (a different --subset) is predicted afresh.
-  await teacherProbabilities(teacherDir, out, set(4), EMOTIONS, (m: string) => logs.push(m));
+  await teacherProbabilities([teacherDir], out, set(4), EMOTIONS, (m: string) => logs.push(m));
   assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
 
   const metadataPath = join(teacherDir, "metadata.json");
   const metadata = JSON.parse(Deno.readTextFileSync(metadataPath));
   Deno.writeTextFileSync(metadataPath, JSON.stringify({ ...metadata, labels: [..."abcdefg"] }));
   await assert.rejects(
-    () => teacherProbabilities(teacherDir, join(root, "other"), train, EMOTIONS, () => {}),
+    () => teacherProbabilities([teacherDir], join(root, "other"), train, EMOTIONS, () => {}),
     Error,
     `--teacher ${teacherDir}: its classes (a, b, c, d, e, f, g) are not the data's (angry,`,
   );
   assert.throws(() => parseTrainArgs(["--teacher", "/nowhere"]), /--teacher \/nowhere: no saved model there/);
   assert.throws(() => parseTrainArgs(["--distill", "1.5"]), /--distill 1\.5/);
   model.dispose();
+});
+
+Deno.test("several teachers teach their mean, each read at the training prior", async () => {
+  await initBackend();
+  const root = Deno.makeTempDirSync();
+  const train = set(6);
+  const prior = [0.3, 0.05, 0.15, 0.2, 0.1, 0.1, 0.1];
+  const save = async (name: string, seed: number, extra: Record<string, unknown>, training = {}, shift = 0) => {
+    const model = buildModel("compact", 48, seed);
+    if (shift) balanceClasses(model, prior, shift);
+    await saveModel(join(root, name), model, { ...makeMetadata(model, "compact", training), ...extra });
+    model.dispose();
+    return join(root, name);
+  };
+  const plain = await save("plain", 3, {});
+  // The same net as trained with the prior in its loss (its output balanced), and as shipped at -0.4 from that.
+  const adjusted = await save("adjusted", 4, { classPrior: prior, balanceStrength: 0 }, { config: { logitAdjust: 1 } });
+  const shipped = await save(
+    "shipped",
+    4,
+    { classPrior: prior, balanceStrength: -0.4 },
+    { config: { logitAdjust: 1 } },
+    -0.4,
+  );
+  const asIs = await save("as-is", 4, {});
+  const alone = (dir: string) =>
+    teacherProbabilities([dir], join(root, `run-${dir.split("/").pop()}`), train, EMOTIONS, () => {});
+  const [p, a, s, raw] = [await alone(plain), await alone(adjusted), await alone(shipped), await alone(asIs)];
+  // Read at the training prior: the adjusted net's probabilities are its raw ones times the prior, renormalized.
+  for (let i = 0; i < train.n; i++) {
+    const row = [...raw.subarray(7 * i, 7 * i + 7)].map((q, k) => q * prior[k]);
+    const total = row.reduce((x, y) => x + y, 0);
+    row.forEach((q, k) => assert.ok(Math.abs(a[7 * i + k] - q / total) < 1e-5, `image ${i} class ${k}`));
+  }
+  // The strengths add up: the same net shipped at -0.4 is read at the same place.
+  assert.ok(a.every((q, i) => Math.abs(q - s[i]) < 1e-5), "shipped at -0.4 is moved a further -0.6");
+  const logs: string[] = [];
+  const mean = await teacherProbabilities([plain, adjusted], join(root, "run"), train, EMOTIONS, (m) => logs.push(m));
+  assert.ok(mean.every((q, i) => Math.abs(q - (p[i] + a[i]) / 2) < 1e-6), "the mean of the two");
+  assert.equal(logs.filter((m) => m.includes("agrees with")).length, 3, logs.join("\n"));
+  // A resumed run reuses them only with the same teachers, in the same order.
+  await teacherProbabilities([plain, adjusted], join(root, "run"), train, EMOTIONS, (m) => logs.push(m));
+  assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+  await teacherProbabilities([adjusted, plain], join(root, "run"), train, EMOTIONS, (m) => logs.push(m));
+  assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+  const { config } = parseTrainArgs(["--teacher", plain, "--teacher", adjusted]);
+  assert.deepEqual(config.teacher, [plain, adjusted]);
+  assert.equal(parseTrainArgs([]).config.teacher, undefined, "no --teacher: no teacher");
+  assert.throws(() => parseTrainArgs(["--teacher", plain, "--teacher", "/nowhere"]), /--teacher \/nowhere: no saved/);
 });
