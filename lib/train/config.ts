@@ -458,7 +458,7 @@ export function trainCommand(config: Partial<TrainConfig>, out: string): string 
     if (value === undefined || value === fallback) continue;
     if (spec.type === "boolean") {
       if (value === !spec.invert) parts.push(`--${flag}`);
-    } else parts.push(`--${flag} ${value}`);
+    } else for (const each of [value].flat()) parts.push(`--${flag} ${each}`);
   }
   return `${parts.join(" ")} --out ${out}`;
 }

@@ -226,6 +226,15 @@ Deno.test("the command RECIPE.md prints reproduces each recipe's settings", () =
       `deno task train --recipe ${name} --seed 99 --out outputs/runs/x`,
     );
   }
+  // A repeated flag is written once per value (several teachers), and a run saved with one as a string reads the same.
+  const teachers = ["outputs/model", "outputs/model-balanced"];
+  const taught = trainCommand({ ...DEFAULT_CONFIG, teacher: teachers }, "outputs/runs/x");
+  assert.equal(taught, "deno task train --teacher outputs/model --teacher outputs/model-balanced --out outputs/runs/x");
+  assert.deepEqual(parseTrainArgs(taught.split(" ").slice(3)).config.teacher, teachers);
+  assert.equal(
+    trainCommand({ ...DEFAULT_CONFIG, teacher: "outputs/model" }, "outputs/runs/x"),
+    "deno task train --teacher outputs/model --out outputs/runs/x",
+  );
   assert.throws(
     () => parseTrainArgs(["--schedule", "step"]),
     /--schedule step: choose one of plateau, cosine, onecycle/,
