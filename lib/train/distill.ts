@@ -32,7 +32,7 @@ interface TeacherSource {
  * prior: minus what its loss (`--logit-adjust`) and `ship --balance` put on.
  */
 export function strengthToTrainingPrior(metadata: ModelMetadata): number {
-  const config = (metadata.training as { config?: { logitAdjust?: number } }).config;
+  const config = (metadata.training as { config?: { logitAdjust?: number } } | undefined)?.config;
   return -((config?.logitAdjust ?? 0) + priorStrength(metadata));
 }
 
