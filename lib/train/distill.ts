@@ -16,6 +16,7 @@ import { argmaxRows } from "../eval/metrics.ts";
 import { loadModel, type ModelMetadata, priorStrength } from "../model/model_io.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { exists } from "../util/paths.ts";
+import { teacherDirs } from "./config.ts";
 import { runPaths } from "./run_folder.ts";
 
 /** What `out/teacher/source.json` records: whose probabilities these are, and on how many images. */
@@ -37,13 +38,13 @@ export function strengthToTrainingPrior(metadata: ModelMetadata): number {
 }
 
 /**
- * The mean of the `teacherDirs` models' probabilities on the images of
+ * The mean of the `teachers` models' probabilities on the images of
  * `train` (n x classes), each read at the training prior (with `tta`, each
  * the mean over the test-time views). Kept in `out/teacher/` (written whole
  * or not at all), so a resumed run reuses them instead of predicting again.
  */
 export async function teacherProbabilities(
-  teacherDirs: readonly string[],
+  teachers: readonly string[],
   out: string,
   train: FaceSet,
   labels: readonly string[],
@@ -51,11 +52,11 @@ export async function teacherProbabilities(
   tta = false,
 ): Promise<Float32Array> {
   const dir = runPaths(out).teacher;
-  const names = teacherDirs.join(" + ");
+  const names = teachers.join(" + ");
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
     if (
-      [source.teacher].flat().join("\n") === teacherDirs.join("\n") && source.n === train.n &&
+      teacherDirs({ teacher: source.teacher }).join("\n") === teachers.join("\n") && source.n === train.n &&
       (source.tta ?? false) === tta
     ) {
       log(`teacher: reusing ${dir} (${names}${tta ? " with TTA" : ""} on ${train.n} training images)`);
@@ -63,16 +64,16 @@ export async function teacherProbabilities(
     }
   }
   let sum: Float32Array | undefined;
-  for (const teacherDir of teacherDirs) {
+  for (const teacherDir of teachers) {
     const probabilities = await oneTeacher(teacherDir, train, labels, tta);
-    if (teacherDirs.length > 1) {
+    if (teachers.length > 1) {
       log(`teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the labels`);
     }
     if (sum) probabilities.forEach((p, i) => sum![i] += p);
     else sum = probabilities;
   }
-  const mean = sum!.map((p) => p / teacherDirs.length);
-  const source: TeacherSource = { teacher: [...teacherDirs], n: train.n, ...(tta ? { tta } : {}) };
+  const mean = sum!.map((p) => p / teachers.length);
+  const source: TeacherSource = { teacher: [...teachers], n: train.n, ...(tta ? { tta } : {}) };
   writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(mean.buffer), "source.json": source });
   log(`teacher: ${names} agrees with ${(100 * agreement(mean, train)).toFixed(2)}% of the training labels`);
   return mean;
