@@ -36,6 +36,15 @@ export const ARCHITECTURES: Record<string, ArchSpec> = {
     blockDropout: 0.1,
     denseDropout: 0.4,
   },
+  "medium-wide": {
+    description:
+      "4 VGG blocks of two 3x3 convs (24-48-112-224), BN, global average pooling, dense 224: medium, last two wider",
+    blockFilters: [24, 48, 112, 224],
+    convsPerBlock: 2,
+    denseUnits: [224],
+    blockDropout: 0.1,
+    denseDropout: 0.4,
+  },
   vgg: {
     description: "4 VGG blocks of two 3x3 convs (32-64-128-256), BN, global average pooling, dense 256",
     blockFilters: [32, 64, 128, 256],
