@@ -1,6 +1,7 @@
 // What the repository keeps under outputs/: the shipped models, and for every run its record (settings, history,
-// command), with weights only where a shipped model uses them; in all at most 60 MB, beside the last/ checkpoint of at
-// most one unfinished run (a run longer than a session commits it when paused; it leaves git when the run finishes).
+// command), with weights only where a shipped model or a paused run uses them; in all at most 60 MB, beside the last/
+// checkpoint of at most one unfinished run (a run longer than a session commits it when paused; it leaves git when the
+// run finishes).
 import { assert } from "./assert.ts";
 import { dirname, join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
