@@ -1,7 +1,5 @@
 // What the repository keeps under outputs/: the shipped models, and for every run its record (settings, history,
-// command), with weights only where a shipped model or a paused run uses them; in all at most 60 MB, beside the last/
-// checkpoint of at most one unfinished run (a run longer than a session commits it when paused; it leaves git when the
-// run finishes).
+// command), with weights only where a shipped model uses them; in all at most 60 MB.
 import { assert } from "./assert.ts";
 import { dirname, join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
@@ -16,20 +14,10 @@ async function trackedOutputs(): Promise<string[]> {
   return success ? new TextDecoder().decode(stdout).split("\n").filter(Boolean) : [];
 }
 
-/** The bytes of these files on disk, in MiB. */
-function mebibytes(files: string[]): number {
-  return files.reduce((sum, f) => sum + Deno.statSync(join(PROJECT_ROOT, f)).size, 0) / 2 ** 20;
-}
-
-Deno.test("tracked files under outputs/ total at most 60 MB, beside one paused run's last/ of at most 20 MB", async () => {
+Deno.test("tracked files under outputs/ total at most 60 MB", async () => {
   const files = await trackedOutputs();
-  const checkpoint = (f: string) => /^outputs\/runs\/[^/]+\/last\//.test(f);
-  const kept = files.filter((f) => !checkpoint(f));
-  assert.ok(mebibytes(kept) <= 60, `${mebibytes(kept).toFixed(1)} MB tracked under outputs/ (checkpoints aside)`);
-  const paused = [...new Set(files.filter(checkpoint).map((f) => f.split("/")[2]))];
-  assert.ok(paused.length <= 1, `more than one run commits last/: ${paused.join(", ")}`);
-  const last = mebibytes(files.filter(checkpoint));
-  assert.ok(last <= 20, `${paused[0]}/last/ holds ${last.toFixed(1)} MB`);
+  const bytes = files.reduce((sum, f) => sum + Deno.statSync(join(PROJECT_ROOT, f)).size, 0);
+  assert.ok(bytes <= 60 * 2 ** 20, `${(bytes / 2 ** 20).toFixed(1)} MB tracked under outputs/`);
 });
 
 Deno.test("every committed run keeps its settings, history and command; only an unfinished run keeps last/", async () => {
