@@ -141,6 +141,24 @@ export function nativeDropout(x: tf.Tensor, rate: number, seed: number): tf.Tens
 
 const DropoutBase = Object.getPrototypeOf(tf.layers.dropout({ rate: 0.5 })).constructor as LayerClass;
 
+/** Where `FastDropout` draws each mask's seed: `Math.random` unless `withDropoutRandom` gives a seeded source. */
+let dropoutRandom: () => number = Math.random;
+
+/**
+ * Run `fn` (a training forward pass) with every native dropout mask seeded
+ * from `random`, so a seeded step draws the same masks again (a resumed or
+ * repeated run reproduces its training).
+ */
+export function withDropoutRandom<T>(random: () => number, fn: () => T): T {
+  const before = dropoutRandom;
+  dropoutRandom = random;
+  try {
+    return fn();
+  } finally {
+    dropoutRandom = before;
+  }
+}
+
 /** tfjs-layers Dropout whose training-mode mask comes from the native kernel on the wasm backend. */
 export class FastDropout extends DropoutBase {
   static className = "Dropout";
@@ -151,7 +169,7 @@ export class FastDropout extends DropoutBase {
     if (!kwargs?.training || !(this.rate > 0) || this.noiseShape || !nativeApplies(input)) {
       return super.call(inputs, kwargs);
     }
-    const seed = Math.floor(Math.random() * 2 ** 32);
+    const seed = Math.floor(dropoutRandom() * 2 ** 32);
     return tf.tidy(() => nativeDropout(input, this.rate, seed));
   }
 }

@@ -105,7 +105,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   lrPatience: 4, // plateau schedule: epochs without improvement before halving
   lrFactor: 0.5, // plateau schedule: the halving
   minDelta: 1e-4, // the least change that counts as an improvement
-  seed: 5, // initialization, data order, augmentation
+  seed: 5, // initialization, data order, augmentation, dropout
   skipBadRows: false, // malformed CSV rows stop the load
   distill: 0.5, // with --teacher: the teacher's share of each target
   labels: "fer2013", // the CSV's own labels (ferplus: the FER+ votes beside it, 8 classes)
@@ -273,7 +273,7 @@ export const TRAIN_FLAGS = {
     help: "epochs without improvement before stopping",
   },
   "lr-patience": { type: "integer", min: 1, key: "lrPatience", help: "epochs without improvement before halving lr" },
-  seed: { type: "integer", min: 0, key: "seed", help: "seed of initialization, data order and augmentation" },
+  seed: { type: "integer", min: 0, key: "seed", help: "seed of initialization, data order, augmentation and dropout" },
   subset: { type: "integer", min: 1, key: "subset", help: "train on a stratified subset of this many images" },
   workers: { type: "integer", min: 1, key: "workers", help: "data-parallel workers (one per core; WASM only)" },
   backend: {

@@ -18,6 +18,7 @@ import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
 import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
 import type { NamedWeightData } from "../model/model_io.ts";
+import { withDropoutRandom } from "../model/layers.ts";
 import { splitEmaState, WeightEma } from "./ema.ts";
 
 /** What a step needs besides the model and the data. */
@@ -107,7 +108,10 @@ export class Stepper {
       const y = tf.tensor2d(mixed.targets, [rows.length, classes]);
       let correct!: tf.Tensor;
       const { value, grads } = tf.variableGrads(() => {
-        const predicted = this.model.apply(mixed.images, { training: true }) as tf.Tensor;
+        const predicted = withDropoutRandom(
+          random,
+          () => this.model.apply(mixed.images, { training: true }) as tf.Tensor,
+        );
         correct = tf.keep(tf.equal(predicted.argMax(-1), labels).sum());
         return this.loss(y, predicted) as tf.Scalar;
       }, variables);
