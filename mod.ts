@@ -1,6 +1,6 @@
 /**
  * emotion-cnn: the emotions of the faces in photos and videos (angry,
- * disgust, fear, happy, sad, surprise, neutral), from a 2.8 MB network
+ * disgust, fear, happy, sad, surprise, neutral), from a 3.7 MB network
  * trained on FER2013, on tfjs's WASM backend; and fine-tuning and
  * evaluation on a program's own faces. The commands of this repository
  * (`deno task predict`, `train`, `evaluate`) run the same code.
