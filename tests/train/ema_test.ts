@@ -4,7 +4,8 @@ import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { averagedWeights, emaDecay, splitEmaState, WeightEma } from "../../lib/train/ema.ts";
 import { Stepper } from "../../lib/train/stepper.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
-import { type FaceSet, IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { tinyFaceSet } from "./tiny_set.ts";
 
 const slots = [{ name: "k", shape: [2, 2], decay: true }, { name: "b", shape: [2], decay: false }];
 
@@ -29,12 +30,7 @@ Deno.test("WeightEma folds each step in with the warmed-up decay, and round-trip
 Deno.test("a stepper with --ema saves its average beside Adam's state, and the averaged model takes it", async () => {
   await initBackend();
   const model = buildModel("compact", IMAGE_SIZE, 3);
-  const n = 8;
-  const train: FaceSet = {
-    n,
-    pixels: Uint8Array.from({ length: n * IMAGE_SIZE * IMAGE_SIZE }, (_, i) => (i * 37) % 256),
-    labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
-  };
+  const train = tinyFaceSet();
   const options = { labelSmoothing: 0, augment: false, weightDecay: 0, ema: 0.9 };
   const stepper = await Stepper.create(model, train, options);
   // The average of the first kernel, followed by hand from the weights after each step.

@@ -3,17 +3,13 @@ import { assert } from "../assert.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { Stepper } from "../../lib/train/stepper.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
-import { type FaceSet, IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { tinyFaceSet } from "./tiny_set.ts";
 
 Deno.test("a step's gradients repeat with its seed and change with another (dropout and augmentation seeded)", async () => {
   await initBackend();
   const model = buildModel("compact", IMAGE_SIZE, 3);
-  const n = 8;
-  const train: FaceSet = {
-    n,
-    pixels: Uint8Array.from({ length: n * IMAGE_SIZE * IMAGE_SIZE }, (_, i) => (i * 37) % 256),
-    labels: Uint8Array.from({ length: n }, (_, i) => i % 7),
-  };
+  const train = tinyFaceSet();
   // No augmentation: only the dropout masks differ between seeds.
   const stepper = await Stepper.create(model, train, { labelSmoothing: 0, augment: false, weightDecay: 0 });
   const rows = [0, 1, 2, 3, 4, 5, 6, 7];
