@@ -159,18 +159,22 @@ export function withDropoutRandom<T>(random: () => number, fn: () => T): T {
   }
 }
 
-/** tfjs-layers Dropout whose training-mode mask comes from the native kernel on the wasm backend. */
+/**
+ * tfjs-layers Dropout whose training-mode mask comes from the native kernel on
+ * the wasm backend, and from `tf.dropout` elsewhere (WebGPU, cpu); seeded by
+ * `withDropoutRandom` on either.
+ */
 export class FastDropout extends DropoutBase {
   static className = "Dropout";
 
   // deno-lint-ignore no-explicit-any
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: any): tf.Tensor {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
-    if (!kwargs?.training || !(this.rate > 0) || this.noiseShape || !nativeApplies(input)) {
-      return super.call(inputs, kwargs);
-    }
+    if (!kwargs?.training || !(this.rate > 0) || this.noiseShape) return super.call(inputs, kwargs);
     const seed = Math.floor(dropoutRandom() * 2 ** 32);
-    return tf.tidy(() => nativeDropout(input, this.rate, seed));
+    return tf.tidy(() =>
+      nativeApplies(input) ? nativeDropout(input, this.rate, seed) : tf.dropout(input, this.rate, undefined, seed)
+    );
   }
 }
 registerLayerClass(FastDropout);

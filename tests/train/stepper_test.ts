@@ -1,12 +1,14 @@
 /** A training step: with the same seed it repeats exactly, dropout masks included (a resumed or repeated run reproduces). */
 import { assert } from "../assert.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
+import { initBackend, tf } from "../../lib/backend/backend.ts";
 import { Stepper } from "../../lib/train/stepper.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
+import { dropout, withDropoutRandom } from "../../lib/model/layers.ts";
 import { IMAGE_SIZE } from "../../lib/data/dataset.ts";
+import { seededRandom } from "../../lib/util/random.ts";
 import { tinyFaceSet } from "./tiny_set.ts";
 
-Deno.test("a step's gradients repeat with its seed and change with another (dropout and augmentation seeded)", async () => {
+Deno.test("a step's gradients repeat with its seed and change with another (dropout masks seeded)", async () => {
   await initBackend();
   const model = buildModel("compact", IMAGE_SIZE, 3);
   const train = tinyFaceSet();
@@ -22,4 +24,25 @@ Deno.test("a step's gradients repeat with its seed and change with another (drop
   assert.deepEqual(Array.from(a.gradients), Array.from(b.gradients));
   assert.ok(a.gradients.some((g, i) => g !== c.gradients[i]), "another seed should draw other dropout masks");
   model.dispose();
+});
+
+Deno.test("dropout masks are seeded where the native kernel does not apply too (tfjs's dropout, as on WebGPU)", async () => {
+  await initBackend();
+  await tf.setBackend("cpu");
+  const layer = dropout({ rate: 0.5 });
+  const x = tf.ones([4, 6, 6, 8]);
+  const mask = (seed: number) =>
+    withDropoutRandom(
+      seededRandom(seed),
+      () => tf.tidy(() => (layer.apply(x, { training: true }) as tf.Tensor).dataSync()),
+    );
+  try {
+    const [a, b, c] = [mask(7), mask(7), mask(8)];
+    assert.ok(a.some((v) => v === 0) && a.some((v) => v !== 0), "a training pass drops some values and keeps others");
+    assert.deepEqual(Array.from(a), Array.from(b));
+    assert.ok(a.some((v, i) => v !== c[i]), "another seed should draw another mask");
+  } finally {
+    x.dispose();
+    await tf.setBackend("wasm");
+  }
 });
