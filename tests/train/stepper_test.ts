@@ -29,20 +29,20 @@ Deno.test("a step's gradients repeat with its seed and change with another (drop
 Deno.test("dropout masks are seeded where the native kernel does not apply too (tfjs's dropout, as on WebGPU)", async () => {
   await initBackend();
   await tf.setBackend("cpu");
-  const layer = dropout({ rate: 0.5 });
-  const x = tf.ones([4, 6, 6, 8]);
-  const mask = (seed: number) =>
-    withDropoutRandom(
-      seededRandom(seed),
-      () => tf.tidy(() => (layer.apply(x, { training: true }) as tf.Tensor).dataSync()),
-    );
   try {
+    const layer = dropout({ rate: 0.5 });
+    const x = tf.ones([4, 6, 6, 8]);
+    const mask = (seed: number) =>
+      withDropoutRandom(
+        seededRandom(seed),
+        () => tf.tidy(() => (layer.apply(x, { training: true }) as tf.Tensor).dataSync()),
+      );
     const [a, b, c] = [mask(7), mask(7), mask(8)];
+    x.dispose();
     assert.ok(a.some((v) => v === 0) && a.some((v) => v !== 0), "a training pass drops some values and keeps others");
     assert.deepEqual(Array.from(a), Array.from(b));
     assert.ok(a.some((v, i) => v !== c[i]), "another seed should draw another mask");
   } finally {
-    x.dispose();
     await tf.setBackend("wasm");
   }
 });
