@@ -71,10 +71,13 @@ export function augmentBatch(
   random: () => number,
 ): tf.Tensor4D {
   const [n, size] = images.shape;
-  return tf.tidy(() => {
-    const matrices = tf.tensor2d(randomMatrices(n, size, options, random), [n, 8]);
-    return tf.image.transform(images, matrices, "bilinear", "nearest");
-  });
+  return transformBatch(images, randomMatrices(n, size, options, random));
+}
+
+/** Move each image of a [n, h, w, 1] batch by its own 8 transform parameters (`matrices`, n x 8). */
+export function transformBatch(images: tf.Tensor4D, matrices: Float32Array): tf.Tensor4D {
+  const n = images.shape[0];
+  return tf.tidy(() => tf.image.transform(images, tf.tensor2d(matrices, [n, 8]), "bilinear", "nearest"));
 }
 
 /** The photometric changes, each drawn per image. */

@@ -25,8 +25,13 @@ export interface FaceSet {
    */
   targets?: Float32Array;
   sampleTargets?: boolean;
-  /** A teacher model's probabilities for each image, n x classes (training with --teacher: distillation). */
+  /**
+   * A teacher model's probabilities for each image, n x classes (training with --teacher: distillation);
+   * with `teacherViews`, n x views x classes: its probabilities on each of an image's views.
+   */
   teacher?: Float32Array;
+  /** With --teacher-views: the transform of each view the teacher saw, n x views x 8 (`transformBatch`). */
+  teacherViews?: Float32Array;
 }
 
 /** A row (or file) that could not be used, and why. */

@@ -10,7 +10,7 @@ import { batchTensor, type FaceSet, inOrderBatches } from "../data/dataset.ts";
 import { argmaxRows, buildReport, type Report } from "./metrics.ts";
 import { confusionMatricesSpec, saveChart } from "../util/charts.ts";
 import { ProgressBar } from "../util/progress.ts";
-import { augmentMatrix } from "../data/augment.ts";
+import { augmentMatrix, transformBatch } from "../data/augment.ts";
 
 export interface PredictOptions {
   batchSize?: number;
@@ -18,6 +18,8 @@ export interface PredictOptions {
   tta?: boolean;
   /** Show a progress bar with this label. */
   progressLabel?: string;
+  /** Move each image by its own transform first (n x 8, `transformBatch`): a view of the set. */
+  matrices?: Float32Array;
 }
 
 /** The test-time augmentation views: the image and its mirror, each unshifted and shifted 2 px four ways. */
@@ -52,7 +54,10 @@ export async function predictSet(
   const bar = options.progressLabel ? new ProgressBar(set.n, options.progressLabel) : undefined;
   for (const rows of inOrderBatches(set.n, batchSize)) {
     const probs = tf.tidy(() => {
-      const x = batchTensor(set, rows);
+      const images = batchTensor(set, rows);
+      const x = options.matrices
+        ? transformBatch(images, options.matrices.subarray(8 * rows[0], 8 * (rows[0] + rows.length)))
+        : images;
       return options.tta ? predictTta(model, x) : model.predict(x) as tf.Tensor;
     });
     out.set(await probs.data(), rows[0] * classes);

@@ -70,6 +70,11 @@ export interface TrainConfig {
   distill: number;
   /** With `teacher`: its probabilities averaged over the test-time views (mirror and shifts). */
   teacherTta?: boolean;
+  /**
+   * With `teacher`: its probabilities on this many augmented views of each
+   * image, each step showing one view and teaching its own (consistent teaching).
+   */
+  teacherViews?: number;
   /** Logit-adjusted loss (Menon et al. 2021): the exponent tau of the class prior in the loss; 0 is plain. */
   logitAdjust?: number;
   /** The labels of the FER2013 CSV's images: its own, or the FER+ votes (8 classes; lib/data/ferplus.ts). */
@@ -304,6 +309,14 @@ export const TRAIN_FLAGS = {
     key: "teacherTta",
     help: "with --teacher: its probabilities averaged over mirror and shifted views",
   },
+  "teacher-views": {
+    type: "integer",
+    min: 1,
+    value: "K",
+    key: "teacherViews",
+    help: "with --teacher: it reads K augmented views of each image once; each step shows one view and teaches " +
+      "the teacher's probabilities on that view, not on the image as it is",
+  },
   "logit-adjust": {
     type: "number",
     min: 0,
@@ -429,6 +442,16 @@ function checkSettings(config: TrainConfig): void {
   }
   if (config.averageFrom !== undefined && config.averageFrom > config.epochs) {
     throw new Error(`--average-from ${config.averageFrom} is after the last epoch (--epochs ${config.epochs})`);
+  }
+  if (config.teacherViews !== undefined) {
+    const why = !config.teacher
+      ? "needs --teacher"
+      : config.teacherTta
+      ? "and --teacher-tta both say which views the teacher reads; pass one"
+      : !config.augment
+      ? "needs augmentation (the views are augmented images); drop --no-augment"
+      : "";
+    if (why) throw new Error(`--teacher-views ${config.teacherViews} ${why}`);
   }
   const cores = navigator.hardwareConcurrency || 1;
   if (config.workers > cores) {

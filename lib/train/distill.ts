@@ -9,13 +9,15 @@
  * back (`balanceClasses`) before it predicts.
  */
 import { join } from "node:path";
-import type { FaceSet } from "../data/dataset.ts";
+import { DEFAULT_AUGMENT, randomMatrices } from "../data/augment.ts";
+import { type FaceSet, IMAGE_SIZE } from "../data/dataset.ts";
 import { balanceClasses, trainingPrior } from "../eval/calibration.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
 import { loadModel, type ModelMetadata, priorStrength } from "../model/model_io.ts";
 import { readJson, writeFolderAtomic } from "../util/files.ts";
 import { exists } from "../util/paths.ts";
+import { seededRandom } from "../util/random.ts";
 import { teacherDirs } from "./config.ts";
 import { runPaths } from "./run_folder.ts";
 
@@ -26,6 +28,15 @@ interface TeacherSource {
   n: number;
   /** Averaged over the test-time views (mirror and shifts; `--teacher-tta`). */
   tta?: boolean;
+  /** On this many augmented views of each image (`--teacher-views`), drawn with this seed; kept in `views.bin`. */
+  views?: number;
+  seed?: number;
+}
+
+/** With --teacher-views: how many views of each image the teacher reads, and the seed that draws them. */
+export interface TeacherViews {
+  count: number;
+  seed: number;
 }
 
 /**
@@ -40,8 +51,10 @@ export function strengthToTrainingPrior(metadata: ModelMetadata): number {
 /**
  * The mean of the `teachers` models' probabilities on the images of
  * `train` (n x classes), each read at the training prior (with `tta`, each
- * the mean over the test-time views). Kept in `out/teacher/` (written whole
- * or not at all), so a resumed run reuses them instead of predicting again.
+ * the mean over the test-time views; with `views`, on that many augmented
+ * views of each image instead, n x views x classes, their transforms beside
+ * them). Kept in `out/teacher/` (written whole or not at all), so a resumed
+ * run reuses them instead of predicting again.
  */
 export async function teacherProbabilities(
   teachers: readonly string[],
@@ -50,41 +63,74 @@ export async function teacherProbabilities(
   labels: readonly string[],
   log: (m: string) => void,
   tta = false,
-): Promise<Float32Array> {
+  views?: TeacherViews,
+): Promise<Pick<FaceSet, "teacher" | "teacherViews">> {
   const dir = runPaths(out).teacher;
   const names = teachers.join(" + ");
+  const seen = views ? ` in ${views.count} views of each` : "";
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
     if (
       teacherDirs({ teacher: source.teacher }).join("\n") === teachers.join("\n") && source.n === train.n &&
-      (source.tta ?? false) === tta
+      (source.tta ?? false) === tta && source.views === views?.count && source.seed === views?.seed
     ) {
-      log(`teacher: reusing ${dir} (${names}${tta ? " with TTA" : ""} on ${train.n} training images)`);
-      return new Float32Array(Deno.readFileSync(join(dir, "probabilities.bin")).buffer);
+      const perImage = views?.count ?? 1;
+      const teacher = readFloats(join(dir, "probabilities.bin"), train.n * perImage * labels.length);
+      const teacherViews = views && readFloats(join(dir, "views.bin"), train.n * perImage * 8);
+      if (teacher && (!views || teacherViews)) {
+        log(`teacher: reusing ${dir} (${names}${tta ? " with TTA" : ""} on ${train.n} training images${seen})`);
+        return { teacher, ...(teacherViews ? { teacherViews } : {}) };
+      }
+      log(`teacher: ${dir} is missing a file or has one of the wrong size; predicting again`);
     }
   }
+  const matrices = views &&
+    randomMatrices(train.n * views.count, IMAGE_SIZE, DEFAULT_AUGMENT, seededRandom(views.seed));
+  const perImage = views?.count ?? 1;
   let sum: Float32Array | undefined;
   for (const teacherDir of teachers) {
-    const probabilities = await oneTeacher(teacherDir, train, labels, tta);
+    const probabilities = await oneTeacher(teacherDir, train, labels, tta, matrices);
     if (teachers.length > 1) {
-      log(`teacher: ${teacherDir} agrees with ${(100 * agreement(probabilities, train)).toFixed(2)}% of the labels`);
+      const share = agreement(probabilities, train, perImage);
+      log(`teacher: ${teacherDir} agrees with ${(100 * share).toFixed(2)}% of the labels`);
     }
     if (sum) probabilities.forEach((p, i) => sum![i] += p);
     else sum = probabilities;
   }
   const mean = sum!.map((p) => p / teachers.length);
-  const source: TeacherSource = { teacher: [...teachers], n: train.n, ...(tta ? { tta } : {}) };
-  writeFolderAtomic(dir, { "probabilities.bin": new Uint8Array(mean.buffer), "source.json": source });
-  log(`teacher: ${names} agrees with ${(100 * agreement(mean, train)).toFixed(2)}% of the training labels`);
-  return mean;
+  const source: TeacherSource = {
+    teacher: [...teachers],
+    n: train.n,
+    ...(tta ? { tta } : {}),
+    ...(views ? { views: views.count, seed: views.seed } : {}),
+  };
+  writeFolderAtomic(dir, {
+    "probabilities.bin": new Uint8Array(mean.buffer),
+    ...(matrices ? { "views.bin": new Uint8Array(matrices.buffer) } : {}),
+    "source.json": source,
+  });
+  const share = agreement(mean, train, perImage);
+  log(`teacher: ${names}${seen} agrees with ${(100 * share).toFixed(2)}% of the training labels`);
+  return { teacher: mean, ...(matrices ? { teacherViews: matrices } : {}) };
 }
 
-/** One teacher's probabilities on `train`, read at the training prior. */
+/** The float32 values of a kept file, if it is there and holds exactly `count` of them. */
+function readFloats(path: string, count: number): Float32Array | undefined {
+  if (!exists(path)) return undefined;
+  const bytes = Deno.readFileSync(path);
+  return bytes.length === 4 * count ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : undefined;
+}
+
+/**
+ * One teacher's probabilities on `train`, read at the training prior; with
+ * `matrices` (n x views x 8), on each view: n x views x classes.
+ */
 async function oneTeacher(
   teacherDir: string,
   train: FaceSet,
   labels: readonly string[],
   tta: boolean,
+  matrices?: Float32Array,
 ): Promise<Float32Array> {
   const { model, metadata } = await loadModel(teacherDir, { fold: true });
   try {
@@ -97,14 +143,31 @@ async function oneTeacher(
     }
     const shift = strengthToTrainingPrior(metadata);
     if (shift !== 0) balanceClasses(model, await trainingPrior(metadata), shift);
-    return await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
+    if (!matrices) return await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
+    const count = matrices.length / (8 * train.n), classes = labels.length;
+    const out = new Float32Array(train.n * count * classes);
+    for (let v = 0; v < count; v++) {
+      const view = new Float32Array(8 * train.n);
+      for (let i = 0; i < train.n; i++) {
+        view.set(matrices.subarray(8 * (i * count + v), 8 * (i * count + v + 1)), 8 * i);
+      }
+      const label = `teacher ${teacherDir}, view ${v + 1}/${count}`;
+      const probabilities = await predictSet(model, train, { matrices: view, progressLabel: label });
+      for (let i = 0; i < train.n; i++) {
+        out.set(probabilities.subarray(classes * i, classes * (i + 1)), classes * (i * count + v));
+      }
+    }
+    return out;
   } finally {
     model.dispose();
   }
 }
 
-/** The share of images whose most probable class under `probabilities` is their label. */
-export function agreement(probabilities: Float32Array, set: FaceSet): number {
-  const top = argmaxRows(probabilities, probabilities.length / set.n);
-  return top.filter((label, i) => label === set.labels[i]).length / set.n;
+/**
+ * The share of images whose most probable class under `probabilities` is
+ * their label (with `perImage` views of each, the share of views).
+ */
+export function agreement(probabilities: Float32Array, set: FaceSet, perImage = 1): number {
+  const top = argmaxRows(probabilities, probabilities.length / (set.n * perImage));
+  return top.filter((label, i) => label === set.labels[Math.floor(i / perImage)]).length / top.length;
 }

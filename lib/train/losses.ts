@@ -7,7 +7,8 @@ import type { FaceSet } from "../data/dataset.ts";
  * or the set's soft labels (FER+ votes; with `sampleTargets`, a label drawn
  * from them by `random`), blended with the teacher's probabilities,
  * `distill` of the teacher to 1 - `distill` of the label, when the set
- * carries a teacher's.
+ * carries a teacher's; with `views` (row i seen in its view `views[i]`),
+ * the teacher's probabilities on that view.
  */
 export function trainingTargets(
   set: FaceSet,
@@ -15,13 +16,16 @@ export function trainingTargets(
   classes: number,
   distill: number,
   random: () => number = Math.random,
+  views?: readonly number[],
 ): Float32Array {
   const targets = new Float32Array(rows.length * classes);
   const weight = set.teacher ? distill : 0;
+  const perImage = set.teacher ? set.teacher.length / (set.n * classes) : 1;
   rows.forEach((row, i) => {
     const at = i * classes;
     if (weight > 0) {
-      for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![row * classes + k];
+      const from = (row * perImage + (views?.[i] ?? 0)) * classes;
+      for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![from + k];
     }
     const soft = set.targets?.subarray(row * classes, (row + 1) * classes);
     if (soft && !set.sampleTargets) {

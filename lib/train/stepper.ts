@@ -13,6 +13,7 @@ import {
   type MixOptions,
   PHOTOMETRIC_AUGMENT,
   photometricBatch,
+  transformBatch,
 } from "../data/augment.ts";
 import { seededRandom } from "../util/random.ts";
 import { smoothedCrossEntropy, trainingTargets } from "./losses.ts";
@@ -83,6 +84,19 @@ export class Stepper {
     return stepper;
   }
 
+  /** One of the teacher's views for each of `rows` and its transform; none when the teacher saw only the images. */
+  private drawViews(rows: number[], random: () => number): { drawn: number[]; matrices: Float32Array } | undefined {
+    const all = this.train.teacherViews;
+    if (!all) return undefined;
+    const perImage = all.length / (8 * this.train.n);
+    const drawn = rows.map(() => Math.floor(random() * perImage));
+    const matrices = new Float32Array(8 * rows.length);
+    rows.forEach((row, i) =>
+      matrices.set(all.subarray(8 * (row * perImage + drawn[i]), 8 * (row * perImage + drawn[i] + 1)), 8 * i)
+    );
+    return { drawn, matrices };
+  }
+
   private variables(): tf.Variable[] {
     return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
   }
@@ -97,13 +111,19 @@ export class Stepper {
     // Kept out of the tidy and read afterwards, with the asynchronous read every backend has.
     const { value, correct, grads } = tf.tidy(() => {
       const images = batchTensor(this.train, rows);
-      const moved = this.options.augment ? augmentBatch(images, DEFAULT_AUGMENT, random) : images;
+      // With the teacher's views (--teacher-views), each image is seen in one of them, drawn here, and taught its target.
+      const views = this.options.augment ? this.drawViews(rows, random) : undefined;
+      const moved = views
+        ? transformBatch(images, views.matrices)
+        : this.options.augment
+        ? augmentBatch(images, DEFAULT_AUGMENT, random)
+        : images;
       const x = this.options.augment && this.options.photometric
         ? photometricBatch(moved, PHOTOMETRIC_AUGMENT, random)
         : moved;
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
       const classes = this.model.outputs[0].shape[1] as number;
-      const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random);
+      const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random, views?.drawn);
       const mixed = this.options.mix ? mixBatch(x, targets, classes, this.options.mix, random) : { images: x, targets };
       const y = tf.tensor2d(mixed.targets, [rows.length, classes]);
       let correct!: tf.Tensor;

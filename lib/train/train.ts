@@ -263,10 +263,11 @@ async function trainInFolder(
     logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,
   };
   const teachers = teacherDirs(config);
+  const views = config.teacherViews ? { count: config.teacherViews, seed: config.seed } : undefined;
   const taught = teachers.length
     ? {
       ...train,
-      teacher: await teacherProbabilities(teachers, config.out, train, data.labels, log, config.teacherTta),
+      ...await teacherProbabilities(teachers, config.out, train, data.labels, log, config.teacherTta, views),
     }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;

@@ -9,7 +9,9 @@ import { balanceClasses } from "../../lib/eval/calibration.ts";
 import { trainingTargets } from "../../lib/train/losses.ts";
 import { agreement, teacherProbabilities } from "../../lib/train/distill.ts";
 import { parseTrainArgs } from "../../lib/train/config.ts";
-import type { FaceSet } from "../../lib/data/dataset.ts";
+import { batchTensor, type FaceSet } from "../../lib/data/dataset.ts";
+import { transformBatch } from "../../lib/data/augment.ts";
+import * as tf from "@tensorflow/tfjs";
 
 const set = (n: number, teacher?: number[]): FaceSet => ({
   n,
@@ -39,13 +41,13 @@ Deno.test("the teacher predicts the training images once; a resumed run reuses t
   const logs: string[] = [];
   const out = join(root, "run");
   Deno.mkdirSync(out);
-  const first = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m));
+  const first = (await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m))).teacher!;
   assert.equal(first.length, 5 * 7);
   for (let i = 0; i < 5; i++) {
     const sum = first.subarray(7 * i, 7 * i + 7).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-4, `row ${i} sums to ${sum}`);
   }
-  const again = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m));
+  const again = (await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m: string) => logs.push(m))).teacher!;
   assert.deepEqual([...again], [...first]);
   assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
   // Another training set (a different --subset) is predicted afresh.
@@ -88,8 +90,8 @@ Deno.test("several teachers teach their mean, each read at the training prior", 
     -0.4,
   );
   const asIs = await save("as-is", 4, {});
-  const alone = (dir: string) =>
-    teacherProbabilities([dir], join(root, `run-${dir.split("/").pop()}`), train, EMOTIONS, () => {});
+  const alone = async (dir: string) =>
+    (await teacherProbabilities([dir], join(root, `run-${dir.split("/").pop()}`), train, EMOTIONS, () => {})).teacher!;
   const [p, a, s, raw] = [await alone(plain), await alone(adjusted), await alone(shipped), await alone(asIs)];
   // Read at the training prior: the adjusted net's probabilities are its raw ones times the prior, renormalized.
   for (let i = 0; i < train.n; i++) {
@@ -100,8 +102,14 @@ Deno.test("several teachers teach their mean, each read at the training prior", 
   // The strengths add up: the same net shipped at -0.4 is read at the same place.
   assert.ok(a.every((q, i) => Math.abs(q - s[i]) < 1e-5), "shipped at -0.4 is moved a further -0.6");
   const logs: string[] = [];
-  const mean = await teacherProbabilities([plain, adjusted], join(root, "run"), train, EMOTIONS, (m) => logs.push(m));
-  assert.ok(mean.every((q, i) => Math.abs(q - (p[i] + a[i]) / 2) < 1e-6), "the mean of the two");
+  const { teacher: mean } = await teacherProbabilities(
+    [plain, adjusted],
+    join(root, "run"),
+    train,
+    EMOTIONS,
+    (m) => logs.push(m),
+  );
+  assert.ok(mean!.every((q, i) => Math.abs(q - (p[i] + a[i]) / 2) < 1e-6), "the mean of the two");
   assert.equal(logs.filter((m) => m.includes("agrees with")).length, 3, logs.join("\n"));
   // A resumed run reuses them only with the same teachers, in the same order.
   await teacherProbabilities([plain, adjusted], join(root, "run"), train, EMOTIONS, (m) => logs.push(m));
@@ -112,4 +120,68 @@ Deno.test("several teachers teach their mean, each read at the training prior", 
   assert.deepEqual(config.teacher, [plain, adjusted]);
   assert.equal(parseTrainArgs([]).config.teacher, undefined, "no --teacher: no teacher");
   assert.throws(() => parseTrainArgs(["--teacher", plain, "--teacher", "/nowhere"]), /--teacher \/nowhere: no saved/);
+});
+
+Deno.test("--teacher-views: the teacher reads K augmented views of each image, and each step teaches the view it shows", async () => {
+  await initBackend();
+  const root = Deno.makeTempDirSync();
+  const teacherDir = join(root, "teacher-model");
+  const model = buildModel("compact", 48, 5);
+  await saveModel(teacherDir, model, makeMetadata(model, "compact", {}));
+  const train = set(3);
+  const logs: string[] = [];
+  const out = join(root, "run");
+  const views = { count: 2, seed: 7 };
+  const taught = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  const [teacher, matrices] = [taught.teacher!, taught.teacherViews!];
+  assert.equal(teacher.length, 3 * 2 * 7);
+  assert.equal(matrices.length, 3 * 2 * 8);
+  // Each stored row is the model's reading of that image moved by that view's transform, and the views differ.
+  for (let i = 0; i < 3; i++) {
+    for (let v = 0; v < 2; v++) {
+      const at = i * 2 + v;
+      const expected = tf.tidy(() =>
+        (model.predict(
+          transformBatch(batchTensor(train, [i]), matrices.subarray(8 * at, 8 * at + 8)),
+        ) as tf.Tensor).dataSync()
+      );
+      expected.forEach((p, k) =>
+        assert.ok(Math.abs(teacher[7 * at + k] - p) < 1e-5, `image ${i} view ${v} class ${k}`)
+      );
+    }
+  }
+  assert.notDeepEqual([...matrices.subarray(0, 8)], [...matrices.subarray(8, 16)]);
+  // A resumed run reuses them; another count of views is read afresh.
+  const again = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+  assert.deepEqual([...again.teacherViews!], [...matrices]);
+  // A kept file cut short is predicted again, not read.
+  const kept = join(out, "teacher", "views.bin");
+  Deno.writeFileSync(kept, Deno.readFileSync(kept).subarray(0, 40));
+  const mended = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  assert.ok(logs.some((m) => m.includes("has one of the wrong size; predicting again")), logs.join("\n"));
+  assert.deepEqual([...mended.teacherViews!], [...matrices], "the same seed draws the same views");
+  const three = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, {
+    count: 3,
+    seed: 7,
+  });
+  assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
+  assert.equal(three.teacher!.length, 3 * 3 * 7);
+  // The target of a row shown in view v is the teacher's reading of view v.
+  const set2 = { ...train, ...taught };
+  const targets = trainingTargets(set2, [2, 0], 7, 1, Math.random, [1, 0]);
+  assert.deepEqual([...targets.subarray(0, 7)], [...teacher.subarray(7 * 5, 7 * 6)], "image 2, view 1");
+  assert.deepEqual([...targets.subarray(7, 14)], [...teacher.subarray(0, 7)], "image 0, view 0");
+  assert.throws(() => parseTrainArgs(["--teacher-views", "4"]), /--teacher-views 4 needs --teacher/);
+  assert.throws(
+    () => parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "4", "--teacher-tta"]),
+    /--teacher-views 4 and --teacher-tta/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "4", "--no-augment"]),
+    /--teacher-views 4 needs augmentation/,
+  );
+  assert.throws(() => parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "0"]), /--teacher-views/);
+  assert.equal(parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "4"]).config.teacherViews, 4);
+  model.dispose();
 });

@@ -46,3 +46,40 @@ Deno.test("dropout masks are seeded where the native kernel does not apply too (
     await tf.setBackend("wasm");
   }
 });
+
+Deno.test("with the teacher's views, a step shows each image in its stored view and teaches that view's target", async () => {
+  await initBackend();
+  // No dropout, so the images and targets alone make the gradients.
+  const net = () =>
+    tf.sequential({
+      layers: [
+        tf.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
+        tf.layers.dense({
+          units: 7,
+          activation: "softmax",
+          kernelInitializer: tf.initializers.randomNormal({ seed: 1, stddev: 0.01 }),
+        }),
+      ],
+    });
+  const n = 4, rows = [3, 0, 2, 1];
+  const teacher = Float32Array.from({ length: n * 7 }, (_, i) => ((i * 5 + 3 * Math.floor(i / 7)) % 7 + 1) / 28);
+  const identity = [1, 0, 0, 0, 1, 0, 0, 0];
+  // Two views of each image, both the image as it is and both taught the same: the same step as no augmentation.
+  const twice = Float32Array.from({ length: n * 2 * 7 }, (_, i) => teacher[Math.floor(i / 14) * 7 + (i % 7)]);
+  const viewed = {
+    ...tinyFaceSet(n),
+    teacher: twice,
+    teacherViews: Float32Array.from({ length: n * 2 * 8 }, (_, i) => identity[i % 8]),
+  };
+  const plain = { ...tinyFaceSet(n), teacher };
+  const options = { labelSmoothing: 0, weightDecay: 0, distill: 1 };
+  const [a, b, c] = [net(), net(), net()];
+  const withViews = await (await Stepper.create(a, viewed, { ...options, augment: true })).computeGradients(rows, 5);
+  const asIs = await (await Stepper.create(b, plain, { ...options, augment: false })).computeGradients(rows, 5);
+  assert.ok(Math.abs(withViews.loss - asIs.loss) < 1e-6, `${withViews.loss} vs ${asIs.loss}`);
+  withViews.gradients.forEach((g, i) => assert.ok(Math.abs(g - asIs.gradients[i]) < 1e-5, `gradient ${i}`));
+  // Augmented at random instead, the same step moves.
+  const random = await (await Stepper.create(c, plain, { ...options, augment: true })).computeGradients(rows, 5);
+  assert.ok(Math.abs(random.loss - asIs.loss) > 1e-6, "random views should change the step");
+  [a, b, c].forEach((model) => model.dispose());
+});
