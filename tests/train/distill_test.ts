@@ -31,12 +31,18 @@ Deno.test("training targets: one-hot labels, blended with the teacher's probabil
   assert.equal(agreement(taught.teacher!, taught), 0.5, "image 0's top class is its label, image 1's is not");
 });
 
-Deno.test("the teacher predicts the training images once; a resumed run reuses them; a bad teacher is refused", async () => {
+/** A compact net saved as a teacher in a new temporary folder: the folder, the teacher's and the net. */
+async function savedTeacher(seed: number) {
   await initBackend();
   const root = Deno.makeTempDirSync();
   const teacherDir = join(root, "teacher-model");
-  const model = buildModel("compact", 48, 3);
+  const model = buildModel("compact", 48, seed);
   await saveModel(teacherDir, model, makeMetadata(model, "compact", {}));
+  return { root, teacherDir, model };
+}
+
+Deno.test("the teacher predicts the training images once; a resumed run reuses them; a bad teacher is refused", async () => {
+  const { root, teacherDir, model } = await savedTeacher(3);
   const train = set(5);
   const logs: string[] = [];
   const out = join(root, "run");
@@ -123,11 +129,7 @@ Deno.test("several teachers teach their mean, each read at the training prior", 
 });
 
 Deno.test("--teacher-views: the teacher reads K augmented views of each image, and each step teaches the view it shows", async () => {
-  await initBackend();
-  const root = Deno.makeTempDirSync();
-  const teacherDir = join(root, "teacher-model");
-  const model = buildModel("compact", 48, 5);
-  await saveModel(teacherDir, model, makeMetadata(model, "compact", {}));
+  const { root, teacherDir, model } = await savedTeacher(5);
   const train = set(3);
   const logs: string[] = [];
   const out = join(root, "run");
