@@ -68,13 +68,13 @@ export async function teacherProbabilities(
   const dir = runPaths(out).teacher;
   const names = teachers.join(" + ");
   const seen = views ? ` in ${views.count} views of each` : "";
+  const perImage = views?.count ?? 1;
   if (exists(join(dir, "source.json"))) {
     const source = readJson<TeacherSource>(join(dir, "source.json"));
     if (
       teacherDirs({ teacher: source.teacher }).join("\n") === teachers.join("\n") && source.n === train.n &&
       (source.tta ?? false) === tta && source.views === views?.count && source.seed === views?.seed
     ) {
-      const perImage = views?.count ?? 1;
       const teacher = readFloats(join(dir, "probabilities.bin"), train.n * perImage * labels.length);
       const teacherViews = views && readFloats(join(dir, "views.bin"), train.n * perImage * 8);
       if (teacher && (!views || teacherViews)) {
@@ -86,7 +86,6 @@ export async function teacherProbabilities(
   }
   const matrices = views &&
     randomMatrices(train.n * views.count, IMAGE_SIZE, DEFAULT_AUGMENT, seededRandom(views.seed));
-  const perImage = views?.count ?? 1;
   let sum: Float32Array | undefined;
   for (const teacherDir of teachers) {
     const probabilities = await oneTeacher(teacherDir, train, labels, tta, matrices);
