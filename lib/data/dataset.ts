@@ -27,10 +27,10 @@ export interface FaceSet {
   sampleTargets?: boolean;
   /**
    * A teacher model's probabilities for each image, n x classes (training with --teacher: distillation);
-   * with `teacherViews`, n x views x classes: its probabilities on each of an image's views.
+   * with `teacherViews`, views x n x classes: its probabilities on each view of every image.
    */
   teacher?: Float32Array;
-  /** With --teacher-views: the transform of each view the teacher saw, n x views x 8 (`transformBatch`). */
+  /** With --teacher-views: the transform of each view the teacher saw, views x n x 8 (`transformBatch`). */
   teacherViews?: Float32Array;
 }
 

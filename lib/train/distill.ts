@@ -52,7 +52,7 @@ export function strengthToTrainingPrior(metadata: ModelMetadata): number {
  * The mean of the `teachers` models' probabilities on the images of
  * `train` (n x classes), each read at the training prior (with `tta`, each
  * the mean over the test-time views; with `views`, on that many augmented
- * views of each image instead, n x views x classes, their transforms beside
+ * views of each image instead, views x n x classes, their transforms beside
  * them). Kept in `out/teacher/` (written whole or not at all), so a resumed
  * run reuses them instead of predicting again.
  */
@@ -122,7 +122,7 @@ function readFloats(path: string, count: number): Float32Array | undefined {
 
 /**
  * One teacher's probabilities on `train`, read at the training prior; with
- * `matrices` (n x views x 8), on each view: n x views x classes.
+ * `matrices` (views x n x 8), on each view: views x n x classes.
  */
 async function oneTeacher(
   teacherDir: string,
@@ -146,15 +146,9 @@ async function oneTeacher(
     const count = matrices.length / (8 * train.n), classes = labels.length;
     const out = new Float32Array(train.n * count * classes);
     for (let v = 0; v < count; v++) {
-      const view = new Float32Array(8 * train.n);
-      for (let i = 0; i < train.n; i++) {
-        view.set(matrices.subarray(8 * (i * count + v), 8 * (i * count + v + 1)), 8 * i);
-      }
       const label = `teacher ${teacherDir}, view ${v + 1}/${count}`;
-      const probabilities = await predictSet(model, train, { matrices: view, progressLabel: label });
-      for (let i = 0; i < train.n; i++) {
-        out.set(probabilities.subarray(classes * i, classes * (i + 1)), classes * (i * count + v));
-      }
+      const view = matrices.subarray(8 * train.n * v, 8 * train.n * (v + 1));
+      out.set(await predictSet(model, train, { matrices: view, progressLabel: label }), classes * train.n * v);
     }
     return out;
   } finally {
@@ -168,5 +162,5 @@ async function oneTeacher(
  */
 export function agreement(probabilities: Float32Array, set: FaceSet, perImage = 1): number {
   const top = argmaxRows(probabilities, probabilities.length / (set.n * perImage));
-  return top.filter((label, i) => label === set.labels[Math.floor(i / perImage)]).length / top.length;
+  return top.filter((label, i) => label === set.labels[i % set.n]).length / top.length;
 }

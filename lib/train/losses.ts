@@ -20,11 +20,10 @@ export function trainingTargets(
 ): Float32Array {
   const targets = new Float32Array(rows.length * classes);
   const weight = set.teacher ? distill : 0;
-  const perImage = set.teacher ? set.teacher.length / (set.n * classes) : 1;
   rows.forEach((row, i) => {
     const at = i * classes;
     if (weight > 0) {
-      const from = (row * perImage + (views?.[i] ?? 0)) * classes;
+      const from = ((views?.[i] ?? 0) * set.n + row) * classes;
       for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![from + k];
     }
     const soft = set.targets?.subarray(row * classes, (row + 1) * classes);

@@ -91,9 +91,10 @@ export class Stepper {
     const perImage = all.length / (8 * this.train.n);
     const drawn = rows.map(() => Math.floor(random() * perImage));
     const matrices = new Float32Array(8 * rows.length);
-    rows.forEach((row, i) =>
-      matrices.set(all.subarray(8 * (row * perImage + drawn[i]), 8 * (row * perImage + drawn[i] + 1)), 8 * i)
-    );
+    rows.forEach((row, i) => {
+      const at = 8 * (drawn[i] * this.train.n + row);
+      matrices.set(all.subarray(at, at + 8), 8 * i);
+    });
     return { drawn, matrices };
   }
 

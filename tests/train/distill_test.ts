@@ -141,7 +141,7 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   // Each stored row is the model's reading of that image moved by that view's transform, and the views differ.
   for (let i = 0; i < 3; i++) {
     for (let v = 0; v < 2; v++) {
-      const at = i * 2 + v;
+      const at = v * 3 + i; // view-major: every image's view 0, then every image's view 1
       const expected = tf.tidy(() =>
         (model.predict(
           transformBatch(batchTensor(train, [i]), matrices.subarray(8 * at, 8 * at + 8)),
@@ -171,8 +171,8 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   assert.equal(three.teacher!.length, 3 * 3 * 7);
   // The target of a row shown in view v is the teacher's reading of view v.
   const set2 = { ...train, ...taught };
-  const targets = trainingTargets(set2, [2, 0], 7, 1, Math.random, [1, 0]);
-  assert.deepEqual([...targets.subarray(0, 7)], [...teacher.subarray(7 * 5, 7 * 6)], "image 2, view 1");
+  const targets = trainingTargets(set2, [1, 0], 7, 1, Math.random, [1, 0]);
+  assert.deepEqual([...targets.subarray(0, 7)], [...teacher.subarray(7 * 4, 7 * 5)], "image 1, view 1");
   assert.deepEqual([...targets.subarray(7, 14)], [...teacher.subarray(0, 7)], "image 0, view 0");
   assert.throws(() => parseTrainArgs(["--teacher-views", "4"]), /--teacher-views 4 needs --teacher/);
   assert.throws(

@@ -65,7 +65,7 @@ Deno.test("with the teacher's views, a step shows each image in its stored view 
   const teacher = Float32Array.from({ length: n * 7 }, (_, i) => ((i * 5 + 3 * Math.floor(i / 7)) % 7 + 1) / 28);
   const identity = [1, 0, 0, 0, 1, 0, 0, 0];
   // Two views of each image, both the image as it is and both taught the same: the same step as no augmentation.
-  const twice = Float32Array.from({ length: n * 2 * 7 }, (_, i) => teacher[Math.floor(i / 14) * 7 + (i % 7)]);
+  const twice = Float32Array.from({ length: n * 2 * 7 }, (_, i) => teacher[i % (n * 7)]);
   const viewed = {
     ...tinyFaceSet(n),
     teacher: twice,
