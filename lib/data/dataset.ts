@@ -81,6 +81,14 @@ export function packRows(pixels: Uint8Array[], labels: number[]): FaceSet {
 
 // ---------------------------------------------------------------- splits and tensors
 
+/**
+ * Where image `row`'s view `view` sits among a set's teacher views: they are
+ * stored view-major, every image's view 0, then every image's view 1, ...
+ */
+export function viewRow(set: Pick<FaceSet, "n">, row: number, view: number): number {
+  return view * set.n + row;
+}
+
 /** Images `indices` of a set, as a new set. */
 export function selectRows(set: FaceSet, indices: ArrayLike<number>): FaceSet {
   const pixels = new Uint8Array(indices.length * PIXELS);

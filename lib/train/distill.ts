@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { DEFAULT_AUGMENT, randomMatrices } from "../data/augment.ts";
-import { type FaceSet, IMAGE_SIZE } from "../data/dataset.ts";
+import { type FaceSet, IMAGE_SIZE, viewRow } from "../data/dataset.ts";
 import { balanceClasses, trainingPrior } from "../eval/calibration.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
@@ -147,8 +147,12 @@ async function oneTeacher(
     const out = new Float32Array(train.n * count * classes);
     for (let v = 0; v < count; v++) {
       const label = `teacher ${teacherDir}, view ${v + 1}/${count}`;
-      const view = matrices.subarray(8 * train.n * v, 8 * train.n * (v + 1));
-      out.set(await predictSet(model, train, { matrices: view, progressLabel: label }), classes * train.n * v);
+      const [from, to] = [viewRow(train, 0, v), viewRow(train, 0, v + 1)]; // view v of every image
+      const probabilities = await predictSet(model, train, {
+        matrices: matrices.subarray(8 * from, 8 * to),
+        progressLabel: label,
+      });
+      out.set(probabilities, classes * from);
     }
     return out;
   } finally {

@@ -1,6 +1,6 @@
 /** The training loss and its targets. */
 import * as tf from "@tensorflow/tfjs";
-import type { FaceSet } from "../data/dataset.ts";
+import { type FaceSet, viewRow } from "../data/dataset.ts";
 
 /**
  * The targets of `rows` of `set`, flat rows x classes: each label one-hot,
@@ -23,7 +23,7 @@ export function trainingTargets(
   rows.forEach((row, i) => {
     const at = i * classes;
     if (weight > 0) {
-      const from = ((views?.[i] ?? 0) * set.n + row) * classes;
+      const from = viewRow(set, row, views?.[i] ?? 0) * classes;
       for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![from + k];
     }
     const soft = set.targets?.subarray(row * classes, (row + 1) * classes);

@@ -5,7 +5,7 @@
  * in-process trainer (local.ts, for WebGPU) holds one on the active backend.
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchTensor, type FaceSet } from "../data/dataset.ts";
+import { batchTensor, type FaceSet, viewRow } from "../data/dataset.ts";
 import {
   augmentBatch,
   DEFAULT_AUGMENT,
@@ -92,7 +92,7 @@ export class Stepper {
     const drawn = rows.map(() => Math.floor(random() * perImage));
     const matrices = new Float32Array(8 * rows.length);
     rows.forEach((row, i) => {
-      const at = 8 * (drawn[i] * this.train.n + row);
+      const at = 8 * viewRow(this.train, row, drawn[i]);
       matrices.set(all.subarray(at, at + 8), 8 * i);
     });
     return { drawn, matrices };
