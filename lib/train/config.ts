@@ -75,6 +75,11 @@ export interface TrainConfig {
    * image, each step showing one view and teaching its own (consistent teaching).
    */
   teacherViews?: number;
+  /**
+   * With `teacher`: it reads every step's images as the student sees them
+   * (consistent teaching with fresh views; slower), not the images once.
+   */
+  teacherEachStep?: boolean;
   /** Logit-adjusted loss (Menon et al. 2021): the exponent tau of the class prior in the loss; 0 is plain. */
   logitAdjust?: number;
   /** The labels of the FER2013 CSV's images: its own, or the FER+ votes (8 classes; lib/data/ferplus.ts). */
@@ -317,6 +322,12 @@ export const TRAIN_FLAGS = {
     help: "with --teacher: it reads K augmented views of each image once; each step shows one view and teaches " +
       "the teacher's probabilities on that view, not on the image as it is",
   },
+  "teacher-each-step": {
+    type: "boolean",
+    key: "teacherEachStep",
+    help: "with --teacher: it reads each step's augmented images as the student sees them and teaches its " +
+      "probabilities on them (every step: slower), not its probabilities on the images as they are",
+  },
   "logit-adjust": {
     type: "number",
     min: 0,
@@ -452,6 +463,14 @@ function checkSettings(config: TrainConfig): void {
       ? "needs augmentation (the views are augmented images); drop --no-augment"
       : "";
     if (why) throw new Error(`--teacher-views ${config.teacherViews} ${why}`);
+  }
+  if (config.teacherEachStep) {
+    const why = !config.teacher
+      ? "needs --teacher"
+      : config.teacherTta || config.teacherViews !== undefined
+      ? `and --${config.teacherTta ? "teacher-tta" : "teacher-views"} both say which views the teacher reads; pass one`
+      : "";
+    if (why) throw new Error(`--teacher-each-step ${why}`);
   }
   const cores = navigator.hardwareConcurrency || 1;
   if (config.workers > cores) {

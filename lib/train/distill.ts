@@ -8,6 +8,7 @@
  * a net trained with the prior in its loss, or shipped balanced, is shifted
  * back (`balanceClasses`) before it predicts.
  */
+import type * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { DEFAULT_AUGMENT, randomMatrices } from "../data/augment.ts";
 import { type FaceSet, IMAGE_SIZE, viewRow } from "../data/dataset.ts";
@@ -121,6 +122,23 @@ function readFloats(path: string, count: number): Float32Array | undefined {
 }
 
 /**
+ * A saved model ready to teach: BatchNorm folded, its output moved to the
+ * training prior; refused, in one line, if its classes are not `labels`.
+ */
+export async function loadTeacher(teacherDir: string, labels: readonly string[]): Promise<tf.LayersModel> {
+  const { model, metadata } = await loadModel(teacherDir, { fold: true });
+  if (metadata.labels.join() !== labels.join()) {
+    model.dispose();
+    throw new Error(
+      `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${labels.join(", ")})`,
+    );
+  }
+  const shift = strengthToTrainingPrior(metadata);
+  if (shift !== 0) balanceClasses(model, await trainingPrior(metadata), shift);
+  return model;
+}
+
+/**
  * One teacher's probabilities on `train`, read at the training prior; with
  * `matrices` (views x n x 8), on each view: views x n x classes.
  */
@@ -131,17 +149,8 @@ async function oneTeacher(
   tta: boolean,
   matrices?: Float32Array,
 ): Promise<Float32Array> {
-  const { model, metadata } = await loadModel(teacherDir, { fold: true });
+  const model = await loadTeacher(teacherDir, labels);
   try {
-    if (metadata.labels.join() !== labels.join()) {
-      throw new Error(
-        `--teacher ${teacherDir}: its classes (${metadata.labels.join(", ")}) are not the data's (${
-          labels.join(", ")
-        })`,
-      );
-    }
-    const shift = strengthToTrainingPrior(metadata);
-    if (shift !== 0) balanceClasses(model, await trainingPrior(metadata), shift);
     if (!matrices) return await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
     const count = matrices.length / (8 * train.n), classes = labels.length;
     const out = new Float32Array(train.n * count * classes);

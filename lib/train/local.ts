@@ -51,6 +51,6 @@ export class LocalTrainer implements Trainer {
   }
 
   terminate(): void {
-    this.stepper.model.dispose();
+    this.stepper.dispose();
   }
 }

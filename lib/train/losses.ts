@@ -2,13 +2,21 @@
 import * as tf from "@tensorflow/tfjs";
 import { type FaceSet, viewRow } from "../data/dataset.ts";
 
+/** Where the teacher's part of each target comes from, besides the set's probabilities on each image as it is. */
+export interface TeacherReading {
+  /** Row i was shown in its view `views[i]`: the set's probabilities on that view (--teacher-views). */
+  views?: readonly number[];
+  /** The teachers' probabilities on the rows as this step shows them, rows x classes (--teacher-each-step). */
+  live?: Float32Array;
+}
+
 /**
  * The targets of `rows` of `set`, flat rows x classes: each label one-hot,
  * or the set's soft labels (FER+ votes; with `sampleTargets`, a label drawn
  * from them by `random`), blended with the teacher's probabilities,
- * `distill` of the teacher to 1 - `distill` of the label, when the set
- * carries a teacher's; with `views` (row i seen in its view `views[i]`),
- * the teacher's probabilities on that view.
+ * `distill` of the teacher to 1 - `distill` of the label, when there is a
+ * teacher: the set's (on each image, or with `from.views` on the view each
+ * row was shown in) or `from.live`, read on this step's images.
  */
 export function trainingTargets(
   set: FaceSet,
@@ -16,15 +24,17 @@ export function trainingTargets(
   classes: number,
   distill: number,
   random: () => number = Math.random,
-  views?: readonly number[],
+  from: TeacherReading = {},
 ): Float32Array {
   const targets = new Float32Array(rows.length * classes);
-  const weight = set.teacher ? distill : 0;
+  const weight = set.teacher || from.live ? distill : 0;
   rows.forEach((row, i) => {
     const at = i * classes;
     if (weight > 0) {
-      const from = viewRow(set, row, views?.[i] ?? 0) * classes;
-      for (let k = 0; k < classes; k++) targets[at + k] = weight * set.teacher![from + k];
+      const [probabilities, start] = from.live
+        ? [from.live, i * classes]
+        : [set.teacher!, viewRow(set, row, from.views?.[i] ?? 0) * classes];
+      for (let k = 0; k < classes; k++) targets[at + k] = weight * probabilities[start + k];
     }
     const soft = set.targets?.subarray(row * classes, (row + 1) * classes);
     if (soft && !set.sampleTargets) {

@@ -84,6 +84,7 @@ export class DataParallelTrainer implements Trainer {
       augment: options.augment,
       photometric: options.photometric,
       mix: options.mix,
+      teachers: options.teachers,
       train,
       optimizerWeights,
     })));

@@ -21,6 +21,7 @@ import { ADAM_DEFAULTS, FlatAdam } from "./adam.ts";
 import type { NamedWeightData } from "../model/model_io.ts";
 import { withDropoutRandom } from "../model/layers.ts";
 import { splitEmaState, WeightEma } from "./ema.ts";
+import { loadTeacher } from "./distill.ts";
 
 /** What a step needs besides the model and the data. */
 export interface StepOptions {
@@ -38,6 +39,12 @@ export interface StepOptions {
   logitAdjust?: { prior: number[]; tau: number };
   /** Each batch mixed with itself shuffled, targets too (mixup, cutmix; augment.ts); absent or both 0: none. */
   mix?: MixOptions;
+  /**
+   * --teacher-each-step: these saved models (checked against the data's
+   * `labels`) read each step's images as the student sees them, and their
+   * mean probabilities are the teacher's part of the targets.
+   */
+  teachers?: { dirs: readonly string[]; labels: readonly string[] };
 }
 
 /** A weight list as plain data. */
@@ -54,6 +61,8 @@ export class Stepper {
     private readonly options: StepOptions,
     /** The trainable weights, flat in `model.trainableWeights` order: the optimizer's copy. */
     private weights: Float32Array,
+    /** The teachers that read every step's images (`options.teachers`), loaded. */
+    private readonly teachers: tf.LayersModel[],
   ) {
     this.optimizer = new FlatAdam(
       this.variables().map((v) => ({ name: v.name, shape: v.shape, decay: v.rank >= 2 })),
@@ -75,7 +84,9 @@ export class Stepper {
     options: StepOptions,
     optimizerWeights?: NamedWeightData[],
   ): Promise<Stepper> {
-    const stepper = new Stepper(model, train, options, await flatWeights(model));
+    const teachers = [];
+    for (const dir of options.teachers?.dirs ?? []) teachers.push(await loadTeacher(dir, options.teachers!.labels));
+    const stepper = new Stepper(model, train, options, await flatWeights(model), teachers);
     if (optimizerWeights) {
       const { optimizer, ema } = splitEmaState(optimizerWeights);
       stepper.optimizer.setWeights(optimizer);
@@ -107,24 +118,49 @@ export class Stepper {
     rows: number[],
     seed: number,
   ): Promise<{ loss: number; correct: number; gradients: Float32Array }> {
-    const variables = this.variables();
     const random = seededRandom(seed);
-    // Kept out of the tidy and read afterwards, with the asynchronous read every backend has.
-    const { value, correct, grads } = tf.tidy(() => {
+    // With the teacher's views (--teacher-views), each image is seen in one of them, drawn here, and taught its target.
+    const views = this.options.augment ? this.drawViews(rows, random) : undefined;
+    const x = tf.tidy(() => {
       const images = batchTensor(this.train, rows);
-      // With the teacher's views (--teacher-views), each image is seen in one of them, drawn here, and taught its target.
-      const views = this.options.augment ? this.drawViews(rows, random) : undefined;
       const moved = views
         ? transformBatch(images, views.matrices)
         : this.options.augment
         ? augmentBatch(images, DEFAULT_AUGMENT, random)
         : images;
-      const x = this.options.augment && this.options.photometric
+      return this.options.augment && this.options.photometric
         ? photometricBatch(moved, PHOTOMETRIC_AUGMENT, random)
         : moved;
+    });
+    const { value, correct, grads } = await this.lossAndGradients(rows, x, views?.drawn, random)
+      .finally(() => x.dispose());
+    // Copied one by one: tf.concat of ~30 gradients costs more than the whole optimizer step.
+    const gradients = new Float32Array(this.weights.length);
+    let offset = 0;
+    for (const g of grads) {
+      gradients.set(await g.data() as Float32Array, offset);
+      offset += g.size;
+    }
+    const result = { loss: (await value.data())[0], correct: (await correct.data())[0], gradients };
+    tf.dispose([value, correct, ...grads]);
+    return result;
+  }
+
+  /** The loss, correct count and gradients (kept tensors) of `rows` shown as `x` (in their teacher's `views`). */
+  private async lossAndGradients(
+    rows: number[],
+    x: tf.Tensor4D,
+    views: readonly number[] | undefined,
+    random: () => number,
+  ): Promise<{ value: tf.Scalar; correct: tf.Tensor; grads: tf.Tensor[] }> {
+    const variables = this.variables();
+    const live = this.teachers.length ? await this.teach(x) : undefined;
+    const classes = this.model.outputs[0].shape[1] as number;
+    const distill = this.options.distill ?? 0;
+    const targets = trainingTargets(this.train, rows, classes, distill, random, { views, live });
+    // Kept out of the tidy and read afterwards, with the asynchronous read every backend has.
+    return tf.tidy(() => {
       const labels = tf.tensor1d(rows.map((r) => this.train.labels[r]), "int32");
-      const classes = this.model.outputs[0].shape[1] as number;
-      const targets = trainingTargets(this.train, rows, classes, this.options.distill ?? 0, random, views?.drawn);
       const mixed = this.options.mix ? mixBatch(x, targets, classes, this.options.mix, random) : { images: x, targets };
       const y = tf.tensor2d(mixed.targets, [rows.length, classes]);
       let correct!: tf.Tensor;
@@ -138,16 +174,22 @@ export class Stepper {
       }, variables);
       return { value, correct, grads: variables.map((v) => grads[v.name]) };
     });
-    // Copied one by one: tf.concat of ~30 gradients costs more than the whole optimizer step.
-    const gradients = new Float32Array(this.weights.length);
-    let offset = 0;
-    for (const g of grads) {
-      gradients.set(await g.data() as Float32Array, offset);
-      offset += g.size;
-    }
-    const result = { loss: (await value.data())[0], correct: (await correct.data())[0], gradients };
-    tf.dispose([value, correct, ...grads]);
-    return result;
+  }
+
+  /** The teachers' mean probabilities on a batch as this step shows it, rows x classes (read asynchronously). */
+  private async teach(x: tf.Tensor4D): Promise<Float32Array> {
+    const mean = tf.tidy(() =>
+      tf.addN(this.teachers.map((t) => t.predict(x, { batchSize: x.shape[0] }) as tf.Tensor)).div(this.teachers.length)
+    );
+    const data = await mean.data() as Float32Array;
+    mean.dispose();
+    return data;
+  }
+
+  /** Free the model and the teachers. */
+  dispose(): void {
+    this.model.dispose();
+    this.teachers.forEach((t) => t.dispose());
   }
 
   /** One Adam pass over the flat weights with (averaged) flat gradients; each variable takes its slice. */

@@ -261,10 +261,14 @@ async function trainInFolder(
     distill: config.distill,
     ema: config.ema,
     logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,
+    teachers: config.teacherEachStep ? { dirs: teacherDirs(config), labels: data.labels } : undefined,
   };
   const teachers = teacherDirs(config);
   const views = config.teacherViews ? { count: config.teacherViews, seed: config.seed } : undefined;
-  const taught = teachers.length
+  if (teachers.length && config.teacherEachStep) {
+    log(`teacher: ${teachers.join(" + ")} read each step's images as the student sees them`);
+  }
+  const taught = teachers.length && !config.teacherEachStep
     ? {
       ...train,
       ...await teacherProbabilities(teachers, config.out, train, data.labels, log, config.teacherTta, views),

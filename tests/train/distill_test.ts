@@ -171,7 +171,7 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   assert.equal(three.teacher!.length, 3 * 3 * 7);
   // The target of a row shown in view v is the teacher's reading of view v.
   const set2 = { ...train, ...taught };
-  const targets = trainingTargets(set2, [1, 0], 7, 1, Math.random, [1, 0]);
+  const targets = trainingTargets(set2, [1, 0], 7, 1, Math.random, { views: [1, 0] });
   assert.deepEqual([...targets.subarray(0, 7)], [...teacher.subarray(7 * 4, 7 * 5)], "image 1, view 1");
   assert.deepEqual([...targets.subarray(7, 14)], [...teacher.subarray(0, 7)], "image 0, view 0");
   assert.throws(() => parseTrainArgs(["--teacher-views", "4"]), /--teacher-views 4 needs --teacher/);
@@ -185,5 +185,15 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   );
   assert.throws(() => parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "0"]), /--teacher-views/);
   assert.equal(parseTrainArgs(["--teacher", teacherDir, "--teacher-views", "4"]).config.teacherViews, 4);
+  assert.throws(() => parseTrainArgs(["--teacher-each-step"]), /--teacher-each-step needs --teacher/);
+  assert.throws(
+    () => parseTrainArgs(["--teacher", teacherDir, "--teacher-each-step", "--teacher-views", "4"]),
+    /--teacher-each-step and --teacher-views both/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--teacher", teacherDir, "--teacher-each-step", "--teacher-tta"]),
+    /--teacher-each-step and --teacher-tta both/,
+  );
+  assert.equal(parseTrainArgs(["--teacher", teacherDir, "--teacher-each-step"]).config.teacherEachStep, true);
   model.dispose();
 });

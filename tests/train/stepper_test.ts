@@ -7,6 +7,11 @@ import { dropout, withDropoutRandom } from "../../lib/model/layers.ts";
 import { IMAGE_SIZE } from "../../lib/data/dataset.ts";
 import { seededRandom } from "../../lib/util/random.ts";
 import { tinyFaceSet } from "./tiny_set.ts";
+import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
+import { EMOTIONS } from "../../lib/data/labels.ts";
+import { loadTeacher } from "../../lib/train/distill.ts";
+import { predictSet } from "../../lib/eval/evaluate.ts";
+import { join } from "node:path";
 
 Deno.test("a step's gradients repeat with its seed and change with another (dropout masks seeded)", async () => {
   await initBackend();
@@ -82,4 +87,49 @@ Deno.test("with the teacher's views, a step shows each image in its stored view 
   const random = await (await Stepper.create(c, plain, { ...options, augment: true })).computeGradients(rows, 5);
   assert.ok(Math.abs(random.loss - asIs.loss) > 1e-6, "random views should change the step");
   [a, b, c].forEach((model) => model.dispose());
+});
+
+Deno.test("--teacher-each-step: the teacher reads the step's images, and teaches what it reads there", async () => {
+  await initBackend();
+  const dir = join(Deno.makeTempDirSync(), "teacher");
+  const saved = buildModel("compact", IMAGE_SIZE, 9);
+  await saveModel(dir, saved, makeMetadata(saved, "compact", {}));
+  saved.dispose();
+  const net = () =>
+    tf.sequential({
+      layers: [
+        tf.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
+        tf.layers.dense({
+          units: 7,
+          activation: "softmax",
+          kernelInitializer: tf.initializers.randomNormal({ seed: 1, stddev: 0.01 }),
+        }),
+      ],
+    });
+  const n = 4, rows = [3, 0, 2, 1];
+  const teacher = await loadTeacher(dir, EMOTIONS);
+  const stored = { ...tinyFaceSet(n), teacher: await predictSet(teacher, tinyFaceSet(n)) };
+  teacher.dispose();
+  // Without augmentation the step shows the images as they are: the same step as the stored probabilities.
+  const options = { labelSmoothing: 0, weightDecay: 0, distill: 1, augment: false };
+  const live = await Stepper.create(net(), tinyFaceSet(n), { ...options, teachers: { dirs: [dir], labels: EMOTIONS } });
+  const once = await Stepper.create(net(), stored, options);
+  const [a, b] = [await live.computeGradients(rows, 5), await once.computeGradients(rows, 5)];
+  assert.ok(Math.abs(a.loss - b.loss) < 1e-5, `${a.loss} vs ${b.loss}`);
+  a.gradients.forEach((g, i) => assert.ok(Math.abs(g - b.gradients[i]) < 1e-4, `gradient ${i}`));
+  // Augmented, it teaches its reading of the moved images, not the stored one of the images as they are.
+  const moved = await Stepper.create(net(), tinyFaceSet(n), {
+    ...options,
+    augment: true,
+    teachers: { dirs: [dir], labels: EMOTIONS },
+  });
+  const still = await Stepper.create(net(), stored, { ...options, augment: true });
+  const [c, d] = [await moved.computeGradients(rows, 5), await still.computeGradients(rows, 5)];
+  assert.ok(Math.abs(c.loss - d.loss) > 1e-6, "the same moved images, other targets: another loss");
+  // A teacher of other classes is refused, naming it.
+  await assert.rejects(
+    () => Stepper.create(net(), tinyFaceSet(n), { ...options, teachers: { dirs: [dir], labels: ["a", "b"] } }),
+    /--teacher .*teacher: its classes/,
+  );
+  [live, once, moved, still].forEach((s) => s.dispose());
 });
