@@ -52,20 +52,22 @@ Deno.test("dropout masks are seeded where the native kernel does not apply too (
   }
 });
 
+/** A net without dropout, the same each time: the images and targets alone make its gradients. */
+function net(): tf.LayersModel {
+  return tf.sequential({
+    layers: [
+      tf.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
+      tf.layers.dense({
+        units: 7,
+        activation: "softmax",
+        kernelInitializer: tf.initializers.randomNormal({ seed: 1, stddev: 0.01 }),
+      }),
+    ],
+  });
+}
+
 Deno.test("with the teacher's views, a step shows each image in its stored view and teaches that view's target", async () => {
   await initBackend();
-  // No dropout, so the images and targets alone make the gradients.
-  const net = () =>
-    tf.sequential({
-      layers: [
-        tf.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
-        tf.layers.dense({
-          units: 7,
-          activation: "softmax",
-          kernelInitializer: tf.initializers.randomNormal({ seed: 1, stddev: 0.01 }),
-        }),
-      ],
-    });
   const n = 4, rows = [3, 0, 2, 1];
   const teacher = Float32Array.from({ length: n * 7 }, (_, i) => ((i * 5 + 3 * Math.floor(i / 7)) % 7 + 1) / 28);
   const identity = [1, 0, 0, 0, 1, 0, 0, 0];
@@ -95,17 +97,6 @@ Deno.test("--teacher-each-step: the teacher reads the step's images, and teaches
   const saved = buildModel("compact", IMAGE_SIZE, 9);
   await saveModel(dir, saved, makeMetadata(saved, "compact", {}));
   saved.dispose();
-  const net = () =>
-    tf.sequential({
-      layers: [
-        tf.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
-        tf.layers.dense({
-          units: 7,
-          activation: "softmax",
-          kernelInitializer: tf.initializers.randomNormal({ seed: 1, stddev: 0.01 }),
-        }),
-      ],
-    });
   const n = 4, rows = [3, 0, 2, 1];
   const teacher = await loadTeacher(dir, EMOTIONS);
   const stored = { ...tinyFaceSet(n), teacher: await predictSet(teacher, tinyFaceSet(n)) };
