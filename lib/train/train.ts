@@ -39,7 +39,7 @@ import { exists } from "../util/paths.ts";
 import { averageRun, recomputeBatchNorm } from "./average.ts";
 import { lockRun, prepareRun, runPaths, snapshotDir, snapshotEpochs } from "./run_folder.ts";
 import { teacherDirs, type TrainConfig } from "./config.ts";
-import { teacherProbabilities } from "./distill.ts";
+import { loadTeacher, teacherProbabilities } from "./distill.ts";
 import { classPrior } from "../eval/calibration.ts";
 import { averagedWeights } from "./ema.ts";
 
@@ -251,6 +251,7 @@ async function trainInFolder(
       config.labels,
     );
 
+  const teachers = teacherDirs(config);
   // Data-parallel workers are a CPU technique: on WebGPU the device is the parallel part, so one process trains.
   const steps = {
     weightDecay: config.weightDecay,
@@ -261,11 +262,13 @@ async function trainInFolder(
     distill: config.distill,
     ema: config.ema,
     logitAdjust: config.logitAdjust ? { prior: classPrior(train, data.labels), tau: config.logitAdjust } : undefined,
-    teachers: config.teacherEachStep ? { dirs: teacherDirs(config), labels: data.labels } : undefined,
+    teachers: config.teacherEachStep ? { dirs: teachers, labels: data.labels } : undefined,
   };
-  const teachers = teacherDirs(config);
   const views = config.teacherViews ? { count: config.teacherViews, seed: config.seed } : undefined;
-  if (teachers.length && config.teacherEachStep) {
+  if (config.teacherEachStep) {
+    // Each worker loads them; loaded here first, so a damaged teacher or one of other classes is one line, not a
+    // worker's stack.
+    for (const dir of teachers) (await loadTeacher(dir, data.labels)).dispose();
     log(`teacher: ${teachers.join(" + ")} read each step's images as the student sees them`);
   }
   const taught = teachers.length && !config.teacherEachStep

@@ -334,6 +334,17 @@ Deno.test({
       /faces\/: 3 Training images; at least 10 are needed/,
     );
     for (const name of ["one", "few"]) assert.ok(!exists(join(root, name, "best")), `${name}: nothing saved`);
+    // A teacher read on every step is checked before the workers load it: one line naming it, no worker's stack.
+    const teacher = join(root, "seven-classes");
+    const seven = buildModel("compact", IMAGE_SIZE, 3);
+    await saveModel(teacher, seven, makeMetadata(seven, "compact", {}));
+    seven.dispose();
+    const taught = { ...base, teacher: [teacher], teacherEachStep: true, out: join(root, "taught") };
+    await assert.rejects(
+      () => trainModel(taught, false, { data: data(set(16, (i) => i % 2)), log: () => {} }),
+      (err: Error) =>
+        /^--teacher .*seven-classes: its classes \(angry, .*\) are not the data's \(cat, dog\)$/.test(err.message),
+    );
     await assert.rejects(
       () =>
         trainModel({ ...base, lr: 1e30, out: join(root, "nan") }, false, {
