@@ -16,7 +16,7 @@ import { balanceClasses, trainingPrior } from "../eval/calibration.ts";
 import { predictSet } from "../eval/evaluate.ts";
 import { argmaxRows } from "../eval/metrics.ts";
 import { loadModel, type ModelMetadata, priorStrength } from "../model/model_io.ts";
-import { readJson, writeFolderAtomic } from "../util/files.ts";
+import { readJson, writeFileAtomic, writeFolderAtomic } from "../util/files.ts";
 import { exists } from "../util/paths.ts";
 import { seededRandom } from "../util/random.ts";
 import { teacherDirs } from "./config.ts";
@@ -55,7 +55,9 @@ export function strengthToTrainingPrior(metadata: ModelMetadata): number {
  * the mean over the test-time views; with `views`, on that many augmented
  * views of each image instead, views x n x classes, their transforms beside
  * them). Kept in `out/teacher/` (written whole or not at all), so a resumed
- * run reuses them instead of predicting again.
+ * run reuses them instead of predicting again; while the pass runs, each
+ * teacher's reading of each view is kept in `out/teacher-parts/`, so a pass
+ * stopped part-way goes on from its last part.
  */
 export async function teacherProbabilities(
   teachers: readonly string[],
@@ -87,9 +89,23 @@ export async function teacherProbabilities(
   }
   const matrices = views &&
     randomMatrices(train.n * views.count, IMAGE_SIZE, DEFAULT_AUGMENT, seededRandom(views.seed));
+  const source: TeacherSource = {
+    teacher: [...teachers],
+    n: train.n,
+    ...(tta ? { tta } : {}),
+    ...(views ? { views: views.count, seed: views.seed } : {}),
+  };
+  const parts = openParts(runPaths(out).teacherParts, source, log);
   let sum: Float32Array | undefined;
-  for (const teacherDir of teachers) {
-    const probabilities = await oneTeacher(teacherDir, train, labels, tta, matrices);
+  for (const [t, teacherDir] of teachers.entries()) {
+    const probabilities = await oneTeacher(
+      teacherDir,
+      train,
+      labels,
+      tta,
+      matrices,
+      (view) => join(parts, `${t}-${view}.bin`),
+    );
     if (teachers.length > 1) {
       const share = agreement(probabilities, train, perImage);
       log(`teacher: ${teacherDir} agrees with ${(100 * share).toFixed(2)}% of the labels`);
@@ -98,20 +114,31 @@ export async function teacherProbabilities(
     else sum = probabilities;
   }
   const mean = sum!.map((p) => p / teachers.length);
-  const source: TeacherSource = {
-    teacher: [...teachers],
-    n: train.n,
-    ...(tta ? { tta } : {}),
-    ...(views ? { views: views.count, seed: views.seed } : {}),
-  };
   writeFolderAtomic(dir, {
     "probabilities.bin": new Uint8Array(mean.buffer),
     ...(matrices ? { "views.bin": new Uint8Array(matrices.buffer) } : {}),
     "source.json": source,
   });
+  Deno.removeSync(parts, { recursive: true });
   const share = agreement(mean, train, perImage);
   log(`teacher: ${names}${seen} agrees with ${(100 * share).toFixed(2)}% of the training labels`);
   return { teacher: mean, ...(matrices ? { teacherViews: matrices } : {}) };
+}
+
+/**
+ * The folder of an unfinished pass's parts for `source`, its parts kept if
+ * an earlier pass of the same source left them, cleared otherwise.
+ */
+function openParts(parts: string, source: TeacherSource, log: (m: string) => void): string {
+  const file = join(parts, "source.json");
+  const same = exists(file) && Deno.readTextFileSync(file) === JSON.stringify(source);
+  const kept = same ? [...Deno.readDirSync(parts)].filter((entry) => entry.name.endsWith(".bin")).length : 0;
+  if (kept) log(`teacher: going on from the ${kept} part(s) an unfinished pass kept in ${parts}`);
+  if (same) return parts;
+  if (exists(parts)) Deno.removeSync(parts, { recursive: true });
+  Deno.mkdirSync(parts, { recursive: true });
+  writeFileAtomic(file, JSON.stringify(source));
+  return parts;
 }
 
 /** The float32 values of a kept file, if it is there and holds exactly `count` of them. */
@@ -140,32 +167,41 @@ export async function loadTeacher(teacherDir: string, labels: readonly string[])
 
 /**
  * One teacher's probabilities on `train`, read at the training prior; with
- * `matrices` (views x n x 8), on each view: views x n x classes.
+ * `matrices` (views x n x 8), on each view: views x n x classes. Each view's
+ * (or, without views, the whole) reading is kept at `part(view)` once read,
+ * and read from there if an earlier pass kept it.
  */
 async function oneTeacher(
   teacherDir: string,
   train: FaceSet,
   labels: readonly string[],
   tta: boolean,
-  matrices?: Float32Array,
+  matrices: Float32Array | undefined,
+  part: (view: number) => string,
 ): Promise<Float32Array> {
-  const model = await loadTeacher(teacherDir, labels);
+  const count = matrices ? matrices.length / (8 * train.n) : 1, classes = labels.length;
+  const out = new Float32Array(train.n * count * classes);
+  let model: tf.LayersModel | undefined;
   try {
-    if (!matrices) return await predictSet(model, train, { tta, progressLabel: `teacher ${teacherDir}` });
-    const count = matrices.length / (8 * train.n), classes = labels.length;
-    const out = new Float32Array(train.n * count * classes);
     for (let v = 0; v < count; v++) {
-      const label = `teacher ${teacherDir}, view ${v + 1}/${count}`;
       const [from, to] = [viewRow(train, 0, v), viewRow(train, 0, v + 1)]; // view v of every image
+      const kept = readFloats(part(v), train.n * classes);
+      if (kept) {
+        out.set(kept, classes * from);
+        continue;
+      }
+      model ??= await loadTeacher(teacherDir, labels);
       const probabilities = await predictSet(model, train, {
-        matrices: matrices.subarray(8 * from, 8 * to),
-        progressLabel: label,
+        tta,
+        ...(matrices ? { matrices: matrices.subarray(8 * from, 8 * to) } : {}),
+        progressLabel: matrices ? `teacher ${teacherDir}, view ${v + 1}/${count}` : `teacher ${teacherDir}`,
       });
+      writeFileAtomic(part(v), new Uint8Array(probabilities.buffer));
       out.set(probabilities, classes * from);
     }
     return out;
   } finally {
-    model.dispose();
+    model?.dispose();
   }
 }
 

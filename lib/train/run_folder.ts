@@ -11,6 +11,7 @@
  *     best/              the best epoch's weights on PublicTest
  *     snapshots/epoch-NNN/, averaged/   with --average-from: per-epoch weights and their mean
  *     teacher/           with --teacher: the teacher's probabilities on the training images
+ *     teacher-parts/     while the teacher pass runs: each teacher's reading of each view, to go on from
  *     report.json, confusion_matrix.png|svg, curves.png|svg   PublicTest report of best/, learning curves
  *     command.txt, train.log   how the run was started, its console (committed runs)
  *     lock               held by the process writing the run: its PID and start time
@@ -30,6 +31,7 @@ export function runPaths(run: string) {
     averaged: join(run, "averaged"),
     snapshots: join(run, "snapshots"),
     teacher: join(run, "teacher"),
+    teacherParts: join(run, "teacher-parts"),
     curves: join(run, "curves"),
     report: join(run, "report.json"),
     lock: join(run, "lock"),

@@ -2,6 +2,7 @@
 import { assert } from "../assert.ts";
 import { EMOTIONS } from "../../lib/data/labels.ts";
 import { join } from "node:path";
+import { exists } from "../../lib/util/paths.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { buildModel } from "../../lib/model/architectures.ts";
 import { makeMetadata, saveModel } from "../../lib/model/model_io.ts";
@@ -196,4 +197,39 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   );
   assert.equal(parseTrainArgs(["--teacher", teacherDir, "--teacher-each-step"]).config.teacherEachStep, true);
   model.dispose();
+});
+
+Deno.test("a teacher pass stopped part-way goes on from the parts it kept; they leave once the pass is whole", async () => {
+  const { root, teacherDir: first, model } = await savedTeacher(5);
+  const { teacherDir: second, model: other } = await savedTeacher(6);
+  const train = set(3);
+  const views = { count: 2, seed: 7 };
+  const whole = await teacherProbabilities(
+    [first, second],
+    join(root, "whole"),
+    train,
+    EMOTIONS,
+    () => {},
+    false,
+    views,
+  );
+  assert.ok(!exists(join(root, "whole", "teacher-parts")), "a whole pass leaves no parts");
+  // The second teacher is damaged, so the pass stops after the first teacher's two views.
+  const metadataPath = join(second, "metadata.json");
+  const metadata = Deno.readTextFileSync(metadataPath);
+  Deno.writeTextFileSync(metadataPath, "{");
+  const out = join(root, "run"), parts = join(out, "teacher-parts");
+  await assert.rejects(() => teacherProbabilities([first, second], out, train, EMOTIONS, () => {}, false, views));
+  assert.deepEqual([...Deno.readDirSync(parts)].map((e) => e.name).sort(), ["0-0.bin", "0-1.bin", "source.json"]);
+  // Mended, the pass goes on: the first teacher's views are read from its parts (its weights are gone, so it could
+  // not predict them again), and the result is the whole pass's.
+  Deno.writeTextFileSync(metadataPath, metadata);
+  Deno.removeSync(join(first, "weights.bin"));
+  const logs: string[] = [];
+  const resumed = await teacherProbabilities([first, second], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  assert.ok(logs.some((m) => m.includes("going on from the 2 part(s)")), logs.join("\n"));
+  assert.deepEqual([...resumed.teacher!], [...whole.teacher!]);
+  assert.ok(!exists(parts), "the parts leave once teacher/ is whole");
+  model.dispose();
+  other.dispose();
 });
