@@ -285,7 +285,12 @@ export const TRAIN_FLAGS = {
   "lr-patience": { type: "integer", min: 1, key: "lrPatience", help: "epochs without improvement before halving lr" },
   seed: { type: "integer", min: 0, key: "seed", help: "seed of initialization, data order, augmentation and dropout" },
   subset: { type: "integer", min: 1, key: "subset", help: "train on a stratified subset of this many images" },
-  workers: { type: "integer", min: 1, key: "workers", help: "data-parallel workers (one per core; WASM only)" },
+  workers: {
+    type: "integer",
+    min: 1,
+    key: "workers",
+    help: "data-parallel workers (one per core; WASM only), also for the teacher pass",
+  },
   backend: {
     type: "string",
     choices: BACKEND_CHOICES,

@@ -40,6 +40,30 @@ export interface TeacherViews {
   seed: number;
 }
 
+/** How the teachers read the training images. */
+export interface TeacherReading {
+  /** Each reading the mean over the test-time views (mirror and shifts; `--teacher-tta`). */
+  tta?: boolean;
+  /** On this many augmented views of each image instead (`--teacher-views`). */
+  views?: TeacherViews;
+  /** Read in this many worker processes, one per core (WASM); 1 (the default): in this process. */
+  workers?: number;
+}
+
+/** One part of the pass for a worker (teacher_worker.ts): a teacher's reading of one view, kept at `part`. */
+interface TeacherPart {
+  teacherDir: string;
+  /** The view's transforms, 8 per image; none: the images as they are. */
+  matrices?: Float32Array;
+  part: string;
+  label: string;
+}
+
+/** What teacher_worker.ts is asked: the images and classes once, then parts. */
+export type TeacherWorkerRequest =
+  | { type: "init"; train: FaceSet; labels: readonly string[] }
+  | { type: "part"; tta: boolean } & TeacherPart;
+
 /**
  * The prior strength that moves a saved model's output to the training
  * prior: minus what its loss (`--logit-adjust`) and `ship --balance` put on.
@@ -57,7 +81,8 @@ export function strengthToTrainingPrior(metadata: ModelMetadata): number {
  * them). Kept in `out/teacher/` (written whole or not at all), so a resumed
  * run reuses them instead of predicting again; while the pass runs, each
  * teacher's reading of each view is kept in `out/teacher-parts/`, so a pass
- * stopped part-way goes on from its last part.
+ * stopped part-way goes on from its last part. With `workers` > 1 the
+ * parts are read side by side in that many worker processes.
  */
 export async function teacherProbabilities(
   teachers: readonly string[],
@@ -65,8 +90,7 @@ export async function teacherProbabilities(
   train: FaceSet,
   labels: readonly string[],
   log: (m: string) => void,
-  tta = false,
-  views?: TeacherViews,
+  { tta = false, views, workers = 1 }: TeacherReading = {},
 ): Promise<Pick<FaceSet, "teacher" | "teacherViews">> {
   const dir = runPaths(out).teacher;
   const names = teachers.join(" + ");
@@ -96,16 +120,24 @@ export async function teacherProbabilities(
     ...(views ? { views: views.count, seed: views.seed } : {}),
   };
   const parts = openParts(runPaths(out).teacherParts, source, log);
+  const partFile = (t: number, view: number) => join(parts, `${t}-${view}.bin`);
+  if (workers > 1) {
+    const missing = teachers.flatMap((teacherDir, t) =>
+      Array.from({ length: perImage }, (_, v): TeacherPart => {
+        const [from, to] = [viewRow(train, 0, v), viewRow(train, 0, v + 1)]; // view v of every image
+        return {
+          teacherDir,
+          ...(matrices ? { matrices: matrices.slice(8 * from, 8 * to) } : {}),
+          part: partFile(t, v),
+          label: `teacher ${teacherDir}${matrices ? `, view ${v + 1}/${perImage}` : ""}`,
+        };
+      })
+    ).filter(({ part }) => !readFloats(part, train.n * labels.length));
+    await readPartsInWorkers(missing, train, labels, tta, workers, log);
+  }
   let sum: Float32Array | undefined;
   for (const [t, teacherDir] of teachers.entries()) {
-    const probabilities = await oneTeacher(
-      teacherDir,
-      train,
-      labels,
-      tta,
-      matrices,
-      (view) => join(parts, `${t}-${view}.bin`),
-    );
+    const probabilities = await oneTeacher(teacherDir, train, labels, tta, matrices, (view) => partFile(t, view));
     if (teachers.length > 1) {
       const share = agreement(probabilities, train, perImage);
       log(`teacher: ${teacherDir} agrees with ${(100 * share).toFixed(2)}% of the labels`);
@@ -139,6 +171,57 @@ function openParts(parts: string, source: TeacherSource, log: (m: string) => voi
   Deno.mkdirSync(parts, { recursive: true });
   writeFileAtomic(file, JSON.stringify(source));
   return parts;
+}
+
+/**
+ * Read `jobs` in `workers` worker processes (teacher_worker.ts), each taking
+ * the next part as it finishes one; each part is kept in its file. A
+ * worker's failure (a damaged teacher, say) stops the pass with its message.
+ */
+async function readPartsInWorkers(
+  jobs: TeacherPart[],
+  train: FaceSet,
+  labels: readonly string[],
+  tta: boolean,
+  workers: number,
+  log: (m: string) => void,
+): Promise<void> {
+  if (!jobs.length) return;
+  const url = new URL("./teacher_worker.ts", import.meta.url).href;
+  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => new Worker(url, { type: "module" }));
+  const start = performance.now();
+  let next = 0, done = 0;
+  log(`teacher: reading ${jobs.length} part(s) in ${pool.length} workers`);
+  try {
+    await Promise.all(pool.map(async (worker) => {
+      await ask(worker, { type: "init", train, labels });
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        await ask(worker, { type: "part", tta, ...job }, job.matrices ? [job.matrices.buffer as ArrayBuffer] : []);
+        const seconds = (performance.now() - start) / 1000, left = jobs.length - ++done;
+        log(
+          `teacher: ${done}/${jobs.length} parts read (${job.label}); about ${
+            Math.round(seconds / done * left)
+          } s left`,
+        );
+      }
+    }));
+  } finally {
+    for (const worker of pool) worker.terminate();
+  }
+}
+
+/** Send `request` to a teacher worker; resolves when it is done, rejects with its error. */
+function ask(worker: Worker, request: TeacherWorkerRequest, transfer: Transferable[] = []): Promise<void> {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<{ type: "done" } | { type: "error"; message: string }>) =>
+      event.data.type === "error" ? reject(new Error(event.data.message)) : resolve();
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`teacher worker: ${event.message}`));
+    };
+    worker.postMessage(request, transfer);
+  });
 }
 
 /** The float32 values of a kept file, if it is there and holds exactly `count` of them. */

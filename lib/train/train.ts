@@ -274,7 +274,11 @@ async function trainInFolder(
   const taught = teachers.length && !config.teacherEachStep
     ? {
       ...train,
-      ...await teacherProbabilities(teachers, config.out, train, data.labels, log, config.teacherTta, views),
+      ...await teacherProbabilities(teachers, config.out, train, data.labels, log, {
+        tta: config.teacherTta,
+        views,
+        workers: active.backend === "webgpu" ? 1 : config.workers,
+      }),
     }
     : train;
   const optimizerState = resume ? loadOptimizerFiles(lastDir) : undefined;

@@ -135,7 +135,7 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   const logs: string[] = [];
   const out = join(root, "run");
   const views = { count: 2, seed: 7 };
-  const taught = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  const taught = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), { views });
   const [teacher, matrices] = [taught.teacher!, taught.teacherViews!];
   assert.equal(teacher.length, 3 * 2 * 7);
   assert.equal(matrices.length, 3 * 2 * 8);
@@ -155,18 +155,17 @@ Deno.test("--teacher-views: the teacher reads K augmented views of each image, a
   }
   assert.notDeepEqual([...matrices.subarray(0, 8)], [...matrices.subarray(8, 16)]);
   // A resumed run reuses them; another count of views is read afresh.
-  const again = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  const again = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), { views });
   assert.ok(logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
   assert.deepEqual([...again.teacherViews!], [...matrices]);
   // A kept file cut short is predicted again, not read.
   const kept = join(out, "teacher", "views.bin");
   Deno.writeFileSync(kept, Deno.readFileSync(kept).subarray(0, 40));
-  const mended = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  const mended = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), { views });
   assert.ok(logs.some((m) => m.includes("has one of the wrong size; predicting again")), logs.join("\n"));
   assert.deepEqual([...mended.teacherViews!], [...matrices], "the same seed draws the same views");
-  const three = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), false, {
-    count: 3,
-    seed: 7,
+  const three = await teacherProbabilities([teacherDir], out, train, EMOTIONS, (m) => logs.push(m), {
+    views: { count: 3, seed: 7 },
   });
   assert.ok(!logs.at(-1)!.startsWith("teacher: reusing"), logs.join("\n"));
   assert.equal(three.teacher!.length, 3 * 3 * 7);
@@ -204,32 +203,63 @@ Deno.test("a teacher pass stopped part-way goes on from the parts it kept; they 
   const { teacherDir: second, model: other } = await savedTeacher(6);
   const train = set(3);
   const views = { count: 2, seed: 7 };
-  const whole = await teacherProbabilities(
-    [first, second],
-    join(root, "whole"),
-    train,
-    EMOTIONS,
-    () => {},
-    false,
-    views,
-  );
+  const whole = await teacherProbabilities([first, second], join(root, "whole"), train, EMOTIONS, () => {}, { views });
   assert.ok(!exists(join(root, "whole", "teacher-parts")), "a whole pass leaves no parts");
   // The second teacher is damaged, so the pass stops after the first teacher's two views.
   const metadataPath = join(second, "metadata.json");
   const metadata = Deno.readTextFileSync(metadataPath);
   Deno.writeTextFileSync(metadataPath, "{");
   const out = join(root, "run"), parts = join(out, "teacher-parts");
-  await assert.rejects(() => teacherProbabilities([first, second], out, train, EMOTIONS, () => {}, false, views));
+  await assert.rejects(() => teacherProbabilities([first, second], out, train, EMOTIONS, () => {}, { views }));
   assert.deepEqual([...Deno.readDirSync(parts)].map((e) => e.name).sort(), ["0-0.bin", "0-1.bin", "source.json"]);
   // Mended, the pass goes on: the first teacher's views are read from its parts (its weights are gone, so it could
   // not predict them again), and the result is the whole pass's.
   Deno.writeTextFileSync(metadataPath, metadata);
   Deno.removeSync(join(first, "weights.bin"));
   const logs: string[] = [];
-  const resumed = await teacherProbabilities([first, second], out, train, EMOTIONS, (m) => logs.push(m), false, views);
+  const resumed = await teacherProbabilities([first, second], out, train, EMOTIONS, (m) => logs.push(m), { views });
   assert.ok(logs.some((m) => m.includes("going on from the 2 part(s)")), logs.join("\n"));
   assert.deepEqual([...resumed.teacher!], [...whole.teacher!]);
   assert.ok(!exists(parts), "the parts leave once teacher/ is whole");
+  model.dispose();
+  other.dispose();
+});
+
+Deno.test("the teacher pass in two workers gives the pass in one process, and a damaged teacher stops it in one line", async () => {
+  const { root, teacherDir: first, model } = await savedTeacher(5);
+  const { teacherDir: second, model: other } = await savedTeacher(6);
+  const train = set(5);
+  for (const reading of [{}, { tta: true }, { views: { count: 3, seed: 7 } }]) {
+    const name = JSON.stringify(reading);
+    const one = await teacherProbabilities(
+      [first, second],
+      join(root, `one-${name}`),
+      train,
+      EMOTIONS,
+      () => {},
+      reading,
+    );
+    const logs: string[] = [];
+    const two = await teacherProbabilities(
+      [first, second],
+      join(root, `two-${name}`),
+      train,
+      EMOTIONS,
+      (m) => logs.push(m),
+      {
+        ...reading,
+        workers: 2,
+      },
+    );
+    assert.ok(logs.some((m) => m.includes("in 2 workers")), logs.join("\n"));
+    assert.deepEqual([...two.teacher!], [...one.teacher!], name);
+    assert.deepEqual([...(two.teacherViews ?? [])], [...(one.teacherViews ?? [])], name);
+  }
+  Deno.writeTextFileSync(join(second, "metadata.json"), "{");
+  await assert.rejects(
+    () => teacherProbabilities([first, second], join(root, "damaged"), train, EMOTIONS, () => {}, { workers: 2 }),
+    { message: /^[^\n]*metadata\.json is damaged[^\n]*$/ },
+  );
   model.dispose();
   other.dispose();
 });
