@@ -50,12 +50,15 @@ export interface TeacherReading {
   workers?: number;
 }
 
-/** One part of the pass for a worker (teacher_worker.ts): a teacher's reading of one view, kept at `part`. */
-interface TeacherPart {
+/**
+ * One part of the pass: a teacher's reading of one view of every image (or
+ * of the images as they are), kept at `file`.
+ */
+export interface TeacherPart {
   teacherDir: string;
   /** The view's transforms, 8 per image; none: the images as they are. */
   matrices?: Float32Array;
-  part: string;
+  file: string;
   label: string;
 }
 
@@ -119,25 +122,22 @@ export async function teacherProbabilities(
     ...(tta ? { tta } : {}),
     ...(views ? { views: views.count, seed: views.seed } : {}),
   };
-  const parts = openParts(runPaths(out).teacherParts, source, log);
-  const partFile = (t: number, view: number) => join(parts, `${t}-${view}.bin`);
-  if (workers > 1) {
-    const missing = teachers.flatMap((teacherDir, t) =>
-      Array.from({ length: perImage }, (_, v): TeacherPart => {
-        const [from, to] = [viewRow(train, 0, v), viewRow(train, 0, v + 1)]; // view v of every image
-        return {
-          teacherDir,
-          ...(matrices ? { matrices: matrices.slice(8 * from, 8 * to) } : {}),
-          part: partFile(t, v),
-          label: `teacher ${teacherDir}${matrices ? `, view ${v + 1}/${perImage}` : ""}`,
-        };
-      })
-    ).filter(({ part }) => !readFloats(part, train.n * labels.length));
-    await readPartsInWorkers(missing, train, labels, tta, workers, log);
-  }
+  const folder = openParts(runPaths(out).teacherParts, source, log);
+  const parts = teachers.map((teacherDir, t) =>
+    Array.from({ length: perImage }, (_, v): TeacherPart => ({
+      teacherDir,
+      ...(matrices ? { matrices: matrices.subarray(8 * viewRow(train, 0, v), 8 * viewRow(train, 0, v + 1)) } : {}),
+      file: join(folder, `${t}-${v}.bin`),
+      label: `teacher ${teacherDir}${matrices ? `, view ${v + 1}/${perImage}` : ""}`,
+    }))
+  );
+  const partBytes = 4 * train.n * labels.length;
+  const missing = parts.flat().filter(({ file }) => !exists(file) || Deno.statSync(file).size !== partBytes);
+  if (workers > 1) await readPartsInWorkers(missing, train, labels, tta, workers, log);
+  else await readPartsHere(missing, train, labels, tta);
   let sum: Float32Array | undefined;
   for (const [t, teacherDir] of teachers.entries()) {
-    const probabilities = await oneTeacher(teacherDir, train, labels, tta, matrices, (view) => partFile(t, view));
+    const probabilities = assembleParts(parts[t], train, labels.length);
     if (teachers.length > 1) {
       const share = agreement(probabilities, train, perImage);
       log(`teacher: ${teacherDir} agrees with ${(100 * share).toFixed(2)}% of the labels`);
@@ -151,7 +151,7 @@ export async function teacherProbabilities(
     ...(matrices ? { "views.bin": new Uint8Array(matrices.buffer) } : {}),
     "source.json": source,
   });
-  Deno.removeSync(parts, { recursive: true });
+  Deno.removeSync(folder, { recursive: true });
   const share = agreement(mean, train, perImage);
   log(`teacher: ${names}${seen} agrees with ${(100 * share).toFixed(2)}% of the training labels`);
   return { teacher: mean, ...(matrices ? { teacherViews: matrices } : {}) };
@@ -197,7 +197,8 @@ async function readPartsInWorkers(
       await ask(worker, { type: "init", train, labels });
       while (next < jobs.length) {
         const job = jobs[next++];
-        await ask(worker, { type: "part", tta, ...job }, job.matrices ? [job.matrices.buffer as ArrayBuffer] : []);
+        const matrices = job.matrices?.slice(); // the view's own copy, moved to the worker
+        await ask(worker, { type: "part", tta, ...job, matrices }, matrices ? [matrices.buffer] : []);
         const seconds = (performance.now() - start) / 1000, left = jobs.length - ++done;
         log(
           `teacher: ${done}/${jobs.length} parts read (${job.label}); about ${
@@ -248,44 +249,71 @@ export async function loadTeacher(teacherDir: string, labels: readonly string[])
   return model;
 }
 
-/**
- * One teacher's probabilities on `train`, read at the training prior; with
- * `matrices` (views x n x 8), on each view: views x n x classes. Each view's
- * (or, without views, the whole) reading is kept at `part(view)` once read,
- * and read from there if an earlier pass kept it.
- */
-async function oneTeacher(
-  teacherDir: string,
+/** Read `jobs` in this process, in order, each teacher loaded once; each part is kept in its file. */
+async function readPartsHere(
+  jobs: TeacherPart[],
   train: FaceSet,
   labels: readonly string[],
   tta: boolean,
-  matrices: Float32Array | undefined,
-  part: (view: number) => string,
-): Promise<Float32Array> {
-  const count = matrices ? matrices.length / (8 * train.n) : 1, classes = labels.length;
-  const out = new Float32Array(train.n * count * classes);
-  let model: tf.LayersModel | undefined;
+): Promise<void> {
+  const teachers = teacherLoader(labels);
   try {
-    for (let v = 0; v < count; v++) {
-      const [from, to] = [viewRow(train, 0, v), viewRow(train, 0, v + 1)]; // view v of every image
-      const kept = readFloats(part(v), train.n * classes);
-      if (kept) {
-        out.set(kept, classes * from);
-        continue;
-      }
-      model ??= await loadTeacher(teacherDir, labels);
-      const probabilities = await predictSet(model, train, {
-        tta,
-        ...(matrices ? { matrices: matrices.subarray(8 * from, 8 * to) } : {}),
-        progressLabel: matrices ? `teacher ${teacherDir}, view ${v + 1}/${count}` : `teacher ${teacherDir}`,
-      });
-      writeFileAtomic(part(v), new Uint8Array(probabilities.buffer));
-      out.set(probabilities, classes * from);
-    }
-    return out;
+    for (const job of jobs) await readPart(await teachers.load(job.teacherDir), train, tta, job, job.label);
   } finally {
-    model?.dispose();
+    teachers.dispose();
   }
+}
+
+/**
+ * Teachers loaded as parts ask for them (`loadTeacher`), the last one kept:
+ * parts come in teacher order, so each teacher is loaded once.
+ */
+export function teacherLoader(labels: readonly string[]): {
+  load(dir: string): Promise<tf.LayersModel>;
+  dispose(): void;
+} {
+  let held: { dir: string; model: tf.LayersModel } | undefined;
+  return {
+    async load(dir) {
+      if (held?.dir !== dir) {
+        held?.model.dispose();
+        held = undefined; // so a failed load never leaves a disposed model held
+        held = { dir, model: await loadTeacher(dir, labels) };
+      }
+      return held.model;
+    },
+    dispose() {
+      held?.model.dispose();
+      held = undefined;
+    },
+  };
+}
+
+/** `model`'s probabilities on `part`'s view of `train`, kept in the part's file (a bar with `progressLabel`). */
+export async function readPart(
+  model: tf.LayersModel,
+  train: FaceSet,
+  tta: boolean,
+  part: TeacherPart,
+  progressLabel?: string,
+): Promise<void> {
+  const probabilities = await predictSet(model, train, {
+    tta,
+    ...(part.matrices ? { matrices: part.matrices } : {}),
+    ...(progressLabel ? { progressLabel } : {}),
+  });
+  writeFileAtomic(part.file, new Uint8Array(probabilities.buffer));
+}
+
+/** One teacher's probabilities, put together from its parts' files: views x n x classes. */
+function assembleParts(parts: TeacherPart[], train: FaceSet, classes: number): Float32Array {
+  const out = new Float32Array(train.n * parts.length * classes);
+  for (const [v, { file }] of parts.entries()) {
+    const kept = readFloats(file, train.n * classes);
+    if (!kept) throw new Error(`teacher: the part ${file} is missing or of the wrong size`);
+    out.set(kept, classes * viewRow(train, 0, v));
+  }
+  return out;
 }
 
 /**
