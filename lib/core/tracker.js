@@ -9,7 +9,11 @@ import { iou, probabilityMap } from "./face_pipeline.js";
 export const TRACK_SETTINGS = Object.freeze({
   /** Least overlap (intersection over union) for a detection to continue a track. */
   minIou: 0.3,
-  /** A track not seen for this many seconds ends. */
+  /**
+   * A track ends once a detection has missed it and it has gone unseen for this many seconds (so on a slow
+   * device, or a video sampled sparsely, where detections are further apart than this, a face that stays keeps
+   * its id).
+   */
   maxMissingSeconds: 1,
   /** Time constant of the probability smoothing, in seconds (0: no smoothing). */
   timeConstant: 0.5,
@@ -34,7 +38,7 @@ export function smoothProbabilities(previous, current, dt, timeConstant) {
 }
 
 /**
- * @typedef {{ id: number; box: number[]; lastSeen: number; smoothed?: number[]; smoothedAt?: number }} Track
+ * @typedef {{ id: number; box: number[]; lastSeen: number; missed: number; smoothed?: number[]; smoothedAt?: number }} Track
  */
 
 /**
@@ -88,14 +92,15 @@ export class FaceTracker {
 
   /**
    * Match a frame's face boxes (at `time` seconds) to the live tracks, best
-   * overlaps first; an unmatched box starts a track, and tracks unseen for
-   * maxMissingSeconds end. Returns each box's track id, in the boxes' order.
+   * overlaps first; an unmatched box starts a track, and tracks a detection
+   * has missed that are unseen for maxMissingSeconds end. Returns each box's
+   * track id, in the boxes' order.
    * @param {number} time
    * @param {number[][]} boxes
    * @returns {number[]}
    */
   assign(time, boxes) {
-    this.tracks = this.tracks.filter((t) => time - t.lastSeen <= this.settings.maxMissingSeconds);
+    this.tracks = this.tracks.filter((t) => !t.missed || time - t.lastSeen <= this.settings.maxMissingSeconds);
     const pairs = [];
     boxes.forEach((box, b) =>
       this.tracks.forEach((track, t) => {
@@ -109,12 +114,13 @@ export class FaceTracker {
       if (ids[b] || usedTracks.has(t)) continue;
       ids[b] = this.tracks[t].id;
       usedTracks.add(t);
-      Object.assign(this.tracks[t], { box: boxes[b], lastSeen: time });
+      Object.assign(this.tracks[t], { box: boxes[b], lastSeen: time, missed: 0 });
     }
+    this.tracks.forEach((track, t) => usedTracks.has(t) || track.missed++);
     boxes.forEach((box, b) => {
       if (ids[b]) return;
       ids[b] = this.nextId++;
-      this.tracks.push({ id: ids[b], box, lastSeen: time });
+      this.tracks.push({ id: ids[b], box, lastSeen: time, missed: 0 });
     });
     return ids;
   }

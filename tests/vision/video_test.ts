@@ -17,6 +17,12 @@ Deno.test("IoU of boxes; the tracker keeps a face's id while it moves a little, 
   assert.deepEqual(tracker.assign(0.2, [[305, 102, 50, 50], [104, 98, 50, 50]]), [2, 1], "matched by overlap");
   assert.deepEqual(tracker.assign(0.4, [[500, 300, 40, 40]]), [3], "a new face gets a new id");
   assert.deepEqual(tracker.assign(2, [[106, 100, 50, 50]]), [4], "a face gone for over a second comes back new");
+  // Detections 1.5 s apart (a slow device, a sparsely sampled video): a face that stays keeps its id; one that a
+  // detection missed ends at the next.
+  const slow = new FaceTracker({ maxMissingSeconds: 1 });
+  assert.deepEqual(slow.assign(0, [[100, 100, 50, 50], [300, 100, 50, 50]]), [1, 2]);
+  assert.deepEqual(slow.assign(1.5, [[103, 100, 50, 50]]), [1], "the face that stayed keeps its id");
+  assert.deepEqual(slow.assign(3, [[106, 100, 50, 50], [300, 100, 50, 50]]), [1, 3], "the one missed comes back new");
 });
 
 Deno.test("smoothing moves toward each frame's answer by 1 - exp(-dt / time constant), whatever the frame rate", () => {
