@@ -38,7 +38,7 @@ export function smoothProbabilities(previous, current, dt, timeConstant) {
 }
 
 /**
- * @typedef {{ id: number; box: number[]; lastSeen: number; missed: number; smoothed?: number[]; smoothedAt?: number }} Track
+ * @typedef {{ id: number; box: number[]; lastSeen: number; missed: boolean; smoothed?: number[]; smoothedAt?: number }} Track
  */
 
 /**
@@ -114,13 +114,13 @@ export class FaceTracker {
       if (ids[b] || usedTracks.has(t)) continue;
       ids[b] = this.tracks[t].id;
       usedTracks.add(t);
-      Object.assign(this.tracks[t], { box: boxes[b], lastSeen: time, missed: 0 });
+      Object.assign(this.tracks[t], { box: boxes[b], lastSeen: time });
     }
-    this.tracks.forEach((track, t) => usedTracks.has(t) || track.missed++);
+    this.tracks.forEach((track, t) => track.missed = !usedTracks.has(t)); // whether this detection missed it
     boxes.forEach((box, b) => {
       if (ids[b]) return;
       ids[b] = this.nextId++;
-      this.tracks.push({ id: ids[b], box, lastSeen: time, missed: 0 });
+      this.tracks.push({ id: ids[b], box, lastSeen: time, missed: false });
     });
     return ids;
   }

@@ -258,7 +258,7 @@ async function readPartsHere(
 ): Promise<void> {
   const teachers = teacherLoader(labels);
   try {
-    for (const job of jobs) await readPart(await teachers.load(job.teacherDir), train, tta, job, job.label);
+    for (const job of jobs) await readPart(await teachers.load(job.teacherDir), train, tta, job, true);
   } finally {
     teachers.dispose();
   }
@@ -289,18 +289,18 @@ export function teacherLoader(labels: readonly string[]): {
   };
 }
 
-/** `model`'s probabilities on `part`'s view of `train`, kept in the part's file (a bar with `progressLabel`). */
+/** `model`'s probabilities on `part`'s view of `train`, kept in the part's file (with `progress`, a bar). */
 export async function readPart(
   model: tf.LayersModel,
   train: FaceSet,
   tta: boolean,
   part: TeacherPart,
-  progressLabel?: string,
+  progress = false,
 ): Promise<void> {
   const probabilities = await predictSet(model, train, {
     tta,
     ...(part.matrices ? { matrices: part.matrices } : {}),
-    ...(progressLabel ? { progressLabel } : {}),
+    ...(progress ? { progressLabel: part.label } : {}),
   });
   writeFileAtomic(part.file, new Uint8Array(probabilities.buffer));
 }
