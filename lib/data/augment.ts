@@ -2,7 +2,7 @@
  * Batch augmentation: each image gets a random shift, small rotation and
  * zoom, and a horizontal flip half the time, as one projective transform
  * (`tf.image.transform`, a single WASM kernel call per batch); with
- * `photometricBatch`, also what other cameras do to a face: blur, gamma,
+ * `contrastBatch`, each image's contrast changed; with `photometricBatch`, also what other cameras do to a face: blur, gamma,
  * contrast and brightness, sensor noise, an occluding patch (a hand,
  * glasses, a microphone), and JPEG re-encoding; with `mixBatch`, each
  * image mixed with another of its batch (mixup, cutmix).
@@ -205,6 +205,20 @@ export function jpegBatch(images: tf.Tensor4D, qualities: number[]): tf.Tensor4D
 }
 
 /**
+ * Each image of a [n, h, w, 1] batch of pixels in 0..1 with its contrast
+ * scaled about its own mean by a factor drawn from 1 +- `limit` (0.3: 0.7x
+ * to 1.3x); not clipped.
+ */
+export function contrastBatch(images: tf.Tensor4D, limit: number, random: () => number): tf.Tensor4D {
+  const n = images.shape[0];
+  const factors = Float32Array.from({ length: n }, () => 1 + (2 * random() - 1) * limit);
+  return tf.tidy(() => {
+    const mean = images.mean([1, 2, 3], true);
+    return images.sub(mean).mul(tf.tensor4d(factors, [n, 1, 1, 1])).add(mean);
+  });
+}
+
+/**
  * Photometric augmentation of a [n, h, w, 1] batch of pixels in 0..1:
  * per image a blur, a gamma curve, contrast and brightness, noise and,
  * now and then, an occluding patch, then JPEG re-encoding, each drawn from
@@ -218,8 +232,7 @@ export function photometricBatch(images: tf.Tensor4D, options: PhotometricOption
     const blurred = tf.depthwiseConv2d(images, gaussianKernel(), 1, "same");
     let x = images.add(blurred.sub(images).mul(perImage(() => random() * options.blur)));
     x = x.clipByValue(1e-4, 1).pow(perImage(() => Math.exp(uniform(options.gamma))));
-    const mean = x.mean([1, 2, 3], true);
-    x = x.sub(mean).mul(perImage(() => 1 + uniform(options.contrast))).add(mean);
+    x = contrastBatch(x as tf.Tensor4D, options.contrast, random);
     x = x.add(perImage(() => uniform(options.brightness)));
     const noiseSeed = Math.floor(random() * 2 ** 31);
     x = x.add(tf.randomNormal(images.shape, 0, 1, "float32", noiseSeed).mul(perImage(() => random() * options.noise)));

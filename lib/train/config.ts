@@ -32,6 +32,8 @@ export interface TrainConfig {
   augment: boolean;
   /** With `augment`: also blur, gamma, contrast, noise, occluding patches and JPEG re-encoding (augment.ts). */
   photometric?: boolean;
+  /** With `augment`: each image's contrast scaled about its mean by a factor drawn from 1 +- this (augment.ts); 0: off. */
+  contrast?: number;
   /** mixup's Beta(alpha, alpha) parameter: each image blended with another of its batch (augment.ts); 0: off. */
   mixup?: number;
   /** cutmix's Beta(alpha, alpha) parameter: a box of another image of the batch pasted in; 0: off. */
@@ -108,6 +110,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, "out"> = {
   labelSmoothing: 0.1, // share of each target spread over all classes
   augment: true, // random shifts, rotations, zooms and mirror images
   photometric: false, // with augment: also blur, gamma, contrast, noise, occlusion, JPEG
+  contrast: 0, // with augment: each image's contrast scaled by 1 +- up to this (0: off; 0.3: 0.7x-1.3x)
   mixup: 0, // mixup's Beta(a, a): each image blended with another of its batch (0: off; 0.2 is usual)
   cutmix: 0, // cutmix's Beta(a, a): a box of another image of the batch pasted in (0: off; 1 is usual)
   monitor: "val_accuracy", // PublicTest metric that picks best/ and drives stopping
@@ -256,6 +259,14 @@ export const TRAIN_FLAGS = {
     type: "boolean",
     key: "photometric",
     help: "also augment as other cameras change faces: blur, gamma, contrast, noise, occluding patches, JPEG",
+  },
+  contrast: {
+    type: "number",
+    min: 0,
+    max: 0.9,
+    value: "A",
+    key: "contrast",
+    help: "also scale each image's contrast about its mean by a factor drawn from 1 +- A (0.3: 0.7x to 1.3x)",
   },
   mixup: {
     type: "number",
@@ -458,6 +469,15 @@ function checkSettings(config: TrainConfig): void {
   }
   if (config.averageFrom !== undefined && config.averageFrom > config.epochs) {
     throw new Error(`--average-from ${config.averageFrom} is after the last epoch (--epochs ${config.epochs})`);
+  }
+  if (config.contrast && (config.photometric || !config.augment)) {
+    throw new Error(
+      `--contrast ${config.contrast} ${
+        config.photometric
+          ? "and --photometric both change contrast; pass one"
+          : "needs augmentation; drop --no-augment"
+      }`,
+    );
   }
   if (config.teacherViews !== undefined) {
     const why = !config.teacher

@@ -83,6 +83,7 @@ export class DataParallelTrainer implements Trainer {
       logitAdjust: options.logitAdjust,
       augment: options.augment,
       photometric: options.photometric,
+      contrast: options.contrast,
       mix: options.mix,
       teachers: options.teachers,
       train,

@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { batchTensor, type FaceSet, viewRow } from "../data/dataset.ts";
 import {
   augmentBatch,
+  contrastBatch,
   DEFAULT_AUGMENT,
   mixBatch,
   type MixOptions,
@@ -29,6 +30,8 @@ export interface StepOptions {
   augment: boolean;
   /** With `augment`: also the photometric changes (blur, gamma, contrast, noise, occlusion, JPEG; augment.ts). */
   photometric?: boolean;
+  /** With `augment`: each image's contrast scaled by a factor drawn from 1 +- this (augment.ts); absent or 0: none. */
+  contrast?: number;
   /** Decoupled weight decay of the kernels (AdamW); 0 for plain Adam. */
   weightDecay: number;
   /** The teacher's share of each target, when the training set carries its probabilities (distillation; default 0). */
@@ -128,8 +131,10 @@ export class Stepper {
         : this.options.augment
         ? augmentBatch(images, DEFAULT_AUGMENT, random)
         : images;
-      return this.options.augment && this.options.photometric
-        ? photometricBatch(moved, PHOTOMETRIC_AUGMENT, random)
+      if (!this.options.augment) return moved;
+      if (this.options.photometric) return photometricBatch(moved, PHOTOMETRIC_AUGMENT, random);
+      return this.options.contrast
+        ? contrastBatch(moved, this.options.contrast, random).clipByValue(0, 1) as tf.Tensor4D
         : moved;
     });
     const { value, correct, grads } = await this.lossAndGradients(rows, x, views?.drawn, random)

@@ -258,6 +258,7 @@ async function trainInFolder(
     labelSmoothing: config.labelSmoothing,
     augment: config.augment,
     photometric: config.photometric,
+    contrast: config.contrast,
     mix: { mixup: config.mixup ?? 0, cutmix: config.cutmix ?? 0 },
     distill: config.distill,
     ema: config.ema,

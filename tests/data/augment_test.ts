@@ -4,6 +4,7 @@ import {
   augmentBatch,
   augmentMatrix,
   betaDraw,
+  contrastBatch,
   DEFAULT_AUGMENT,
   jpegBatch,
   jpegTable,
@@ -39,6 +40,22 @@ Deno.test("augmentBatch is seeded, keeps the shape and changes the pixels", asyn
   assert.deepEqual(a.shape, [8, 48, 48, 1]);
   assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
   assert.ok(tf.sub(a, x).abs().mean().dataSync()[0] > 0.01);
+});
+
+Deno.test("contrastBatch is seeded and scales each image about its own mean, within 1 +- the limit", async () => {
+  await initBackend();
+  const x = tf.randomUniform([32, 48, 48, 1], 0.2, 0.8) as tf.Tensor4D;
+  const a = contrastBatch(x, 0.3, seededRandom(6));
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(contrastBatch(x, 0.3, seededRandom(6)).dataSync()));
+  const spread = (t: tf.Tensor) => tf.moments(t, [1, 2, 3]);
+  const [before, after] = [spread(x), spread(a)];
+  const means = [before.mean.dataSync(), after.mean.dataSync()];
+  const ratios = Array.from(after.variance.dataSync(), (v, i) => Math.sqrt(v / before.variance.dataSync()[i]));
+  means[0].forEach((m, i) => assert.ok(Math.abs(m - means[1][i]) < 1e-5, `image ${i} keeps its mean`));
+  assert.ok(ratios.every((r) => r >= 0.7 - 1e-4 && r <= 1.3 + 1e-4), `factors ${ratios}`);
+  assert.ok(Math.min(...ratios) < 0.85 && Math.max(...ratios) > 1.15, `factors spread: ${ratios}`);
+  const none = contrastBatch(x, 0, seededRandom(6));
+  assert.ok(tf.sub(none, x).abs().max().dataSync()[0] < 1e-6, "limit 0 changes nothing");
 });
 
 Deno.test("photometricBatch is seeded, stays in 0..1, and each change does what it says", async () => {

@@ -96,6 +96,26 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the workers change each image's contrast when told (--contrast): another loss from the same step",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend();
+    const train = randomSet(16, 8);
+    const rows = Array.from({ length: 16 }, (_, i) => i);
+    const losses = [];
+    for (const contrast of [undefined, 0, 0.5]) {
+      const options = { ...OPTIONS, augment: true, contrast, workers: 1 };
+      const trainer = await DataParallelTrainer.start(plainModel(), train, options);
+      losses.push((await trainer.step(rows, 0, LR)).loss);
+      trainer.terminate();
+    }
+    assert.equal(losses[1], losses[0], "contrast 0 is no change");
+    assert.ok(Math.abs(losses[2] - losses[0]) > 1e-4, `${losses}`);
+  },
+});
+
+Deno.test({
   name: "the workers mix their batches when told (--mixup, --cutmix): another loss from the same step",
   sanitizeResources: false,
   sanitizeOps: false,

@@ -195,6 +195,10 @@ Deno.test("train flags: defaults, validation and resume needing --out", () => {
   assert.throws(() => parseTrainArgs(["--epochs", "two"]), /--epochs two: expected a whole number/);
   assert.throws(() => parseTrainArgs(["--resume"]), /--resume needs --out/);
   assert.throws(() => parseTrainArgs(["--batch-size", "1"]), /at least 2/);
+  assert.equal(parseTrainArgs(["--contrast", "0.3"]).config.contrast, 0.3);
+  assert.throws(() => parseTrainArgs(["--contrast", "0.3", "--photometric"]), /--contrast 0.3 and --photometric/);
+  assert.throws(() => parseTrainArgs(["--contrast", "0.3", "--no-augment"]), /--contrast 0.3 needs augmentation/);
+  assert.throws(() => parseTrainArgs(["--contrast", "1.5"]), /--contrast/);
 });
 
 Deno.test("history.csv round-trips, with a watch_accuracy column only where an epoch has one", () => {
