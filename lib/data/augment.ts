@@ -2,10 +2,11 @@
  * Batch augmentation: each image gets a random shift, small rotation and
  * zoom, and a horizontal flip half the time, as one projective transform
  * (`tf.image.transform`, a single WASM kernel call per batch); with
- * `contrastBatch`, each image's contrast changed; with `photometricBatch`, also what other cameras do to a face: blur, gamma,
- * contrast and brightness, sensor noise, an occluding patch (a hand,
- * glasses, a microphone), and JPEG re-encoding; with `mixBatch`, each
- * image mixed with another of its batch (mixup, cutmix).
+ * `contrastBatch`, each image's contrast changed; with `photometricBatch`,
+ * also what other cameras do to a face: blur, gamma, contrast and
+ * brightness, sensor noise, an occluding patch (a hand, glasses, a
+ * microphone), and JPEG re-encoding; with `mixBatch`, each image mixed
+ * with another of its batch (mixup, cutmix).
  */
 import * as tf from "@tensorflow/tfjs";
 import { shuffleInPlace } from "../util/random.ts";
