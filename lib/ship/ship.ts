@@ -150,8 +150,8 @@ export function recipeText(
 | machine (of this ship command) | ${machine} |
 | data | FER2013${votes}: trained on Training, early stopping and model choice on PublicTest |${
     prior
-      ? `\n| classes balanced (--balance) | output biases shifted by -${
-        strength === 1 ? "" : `${strength} x `
+      ? `\n| classes balanced (--balance) | output biases shifted by ${
+        strength === 1 ? "-" : `${-strength} x `
       }log of each class's share of Training (${
         plain.labels.map((label, c) => `${label} ${pct(prior[c])}`).join(", ")
       }): ${

@@ -227,6 +227,10 @@ Deno.test({
     assert.equal(readJson<ModelMetadata>(join(half, "metadata.json")).balanceStrength, 0.5);
     assert.match(Deno.readTextFileSync(join(half, "RECIPE.md")), /shifted by -0\.5 x log of each class's share/);
     assert.match(Deno.readTextFileSync(join(half, "RECIPE.md")), /--balance --balance-strength 0\.5/);
+    // Below 0, back toward the training prior: the shift's sign is said once, not doubled.
+    const back = join(Deno.makeTempDirSync(), "back");
+    await shipModel([run], back, { log: () => {}, single: true, noTta: true, balance: true, balanceStrength: -0.2 });
+    assert.match(Deno.readTextFileSync(join(back, "RECIPE.md")), /shifted by 0\.2 x log of each class's share/);
     // The shipped model carries its version and its weights' hash, which loading checks.
     assert.match(metadata.version ?? "", /^\d{4}-\d\d-\d\d /);
     const weights = Deno.readFileSync(join(out, "weights.bin"));
