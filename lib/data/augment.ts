@@ -205,17 +205,21 @@ export function jpegBatch(images: tf.Tensor4D, qualities: number[]): tf.Tensor4D
   });
 }
 
+/** One value per image of an `n`-image batch, each from `draw`, as [n, 1, 1, 1] to scale or shift each image by. */
+function perImage(n: number, draw: () => number): tf.Tensor4D {
+  return tf.tensor4d(Float32Array.from({ length: n }, draw), [n, 1, 1, 1]);
+}
+
 /**
  * Each image of a [n, h, w, 1] batch of pixels in 0..1 with its contrast
  * scaled about its own mean by a factor drawn from 1 +- `limit` (0.3: 0.7x
  * to 1.3x); not clipped.
  */
 export function contrastBatch(images: tf.Tensor4D, limit: number, random: () => number): tf.Tensor4D {
-  const n = images.shape[0];
-  const factors = Float32Array.from({ length: n }, () => 1 + (2 * random() - 1) * limit);
   return tf.tidy(() => {
+    const factors = perImage(images.shape[0], () => 1 + (2 * random() - 1) * limit);
     const mean = images.mean([1, 2, 3], true);
-    return images.sub(mean).mul(tf.tensor4d(factors, [n, 1, 1, 1])).add(mean);
+    return images.sub(mean).mul(factors).add(mean);
   });
 }
 
@@ -228,15 +232,16 @@ export function contrastBatch(images: tf.Tensor4D, limit: number, random: () => 
 export function photometricBatch(images: tf.Tensor4D, options: PhotometricOptions, random: () => number): tf.Tensor4D {
   const [n, size] = images.shape;
   const uniform = (limit: number) => (2 * random() - 1) * limit;
-  const perImage = (draw: () => number) => tf.tensor4d(Float32Array.from({ length: n }, draw), [n, 1, 1, 1]);
   return tf.tidy(() => {
     const blurred = tf.depthwiseConv2d(images, gaussianKernel(), 1, "same");
-    let x = images.add(blurred.sub(images).mul(perImage(() => random() * options.blur)));
-    x = x.clipByValue(1e-4, 1).pow(perImage(() => Math.exp(uniform(options.gamma))));
+    let x = images.add(blurred.sub(images).mul(perImage(n, () => random() * options.blur)));
+    x = x.clipByValue(1e-4, 1).pow(perImage(n, () => Math.exp(uniform(options.gamma))));
     x = contrastBatch(x as tf.Tensor4D, options.contrast, random);
-    x = x.add(perImage(() => uniform(options.brightness)));
+    x = x.add(perImage(n, () => uniform(options.brightness)));
     const noiseSeed = Math.floor(random() * 2 ** 31);
-    x = x.add(tf.randomNormal(images.shape, 0, 1, "float32", noiseSeed).mul(perImage(() => random() * options.noise)));
+    x = x.add(
+      tf.randomNormal(images.shape, 0, 1, "float32", noiseSeed).mul(perImage(n, () => random() * options.noise)),
+    );
     const { mask, gray } = occlusionMasks(n, size, options.occlude, random);
     const m = tf.tensor4d(mask, [n, size, size, 1]);
     x = x.mul(tf.scalar(1).sub(m)).add(m.mul(tf.tensor4d(gray, [n, 1, 1, 1])));
