@@ -45,6 +45,15 @@ export const ARCHITECTURES: Record<string, ArchSpec> = {
     blockDropout: 0.1,
     denseDropout: 0.4,
   },
+  "medium-wider": {
+    description:
+      "4 VGG blocks of two 3x3 convs (24-48-128-256), BN, global average pooling, dense 256: medium, last two wider still",
+    blockFilters: [24, 48, 128, 256],
+    convsPerBlock: 2,
+    denseUnits: [256],
+    blockDropout: 0.1,
+    denseDropout: 0.4,
+  },
   vgg: {
     description: "4 VGG blocks of two 3x3 convs (32-64-128-256), BN, global average pooling, dense 256",
     blockFilters: [32, 64, 128, 256],

@@ -26,7 +26,7 @@ Deno.test("the registry has a compact and a larger architecture, each summarised
   assert.deepEqual(compact.outputs[0].shape, [null, 7]);
   assert.throws(
     () => buildModel("resnet9000"),
-    /unknown architecture "resnet9000"; choose one of: compact, medium, medium-wide, vgg/,
+    /unknown architecture "resnet9000"; choose one of: compact, medium, medium-wide, medium-wider, vgg/,
   );
   compact.dispose();
   vgg.dispose();
