@@ -8,7 +8,9 @@
  *   filter gradient, each with 16 multiply-adds per 2x2 outputs and channel
  *   pair instead of 36. The forward pass also takes a bias and ReLU, applied
  *   as the outputs are written: the convolutions of a model folded for
- *   prediction (`foldBatchNorm` in lib/core/fold.js).
+ *   prediction (`foldBatchNorm` in lib/core/fold.js). A prediction model's
+ *   filters keep their Winograd transform between calls
+ *   (`keepFilterTransforms`), which at batch 1 costs more than the products.
  * - Other stride-1 filter gradients: a direct SIMD kernel accumulating the
  *   filter gradient in registers (tfjs-backend-wasm 4.22 has none at all).
  * - Everything else: the filter gradient as a forward convolution of the
@@ -167,10 +169,11 @@ function winogradChunk(n: number, tilesPerImage: number, cin: number, cout: numb
 }
 
 /**
- * Fewest 2x2 output tiles (over the whole batch) for Winograd: below it the
- * filter's transform, redone every call, costs more than it saves, and
- * XNNPACK is faster (a 6x6 map at batch 1, as in prediction: 1.2 against
- * 6.4 ms for 192 channels; 12x12 still favours Winograd).
+ * Fewest 2x2 output tiles (over the whole batch) for Winograd, unless the
+ * filter's transform is kept (`keepFilterTransforms`): below it the
+ * transform, redone every call, costs more than it saves, and XNNPACK is
+ * faster (a 6x6 map at batch 1: 1.2 against 6.4 ms for 192 channels with
+ * the transform's first, scalar version; 12x12 still favours Winograd).
  */
 const WINOGRAD_MIN_TILES = 32;
 
@@ -180,10 +183,16 @@ const WINOGRAD_MIN_TILES = 32;
  * width, in channels % 4 == 0 and out channels % 8 == 0, at least
  * WINOGRAD_MIN_TILES tiles.
  */
-function winogradApplies(x: Info, info: tf.backend_util.Conv2DInfo, cin: number, cout: number): boolean {
+function winogradApplies(
+  x: Info,
+  info: tf.backend_util.Conv2DInfo,
+  cin: number,
+  cout: number,
+  minTiles = WINOGRAD_MIN_TILES,
+): boolean {
   const { top, bottom, left, right } = info.padInfo;
   const tiles = x.shape[0] * Math.floor(info.inHeight / 2) * Math.floor(info.inWidth / 2);
-  return tiles >= WINOGRAD_MIN_TILES && x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 &&
+  return tiles >= minTiles && x.dtype === "float32" && info.filterHeight === 3 && info.filterWidth === 3 &&
     info.strideHeight === 1 &&
     info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && top === 1 &&
     bottom === 1 && left === 1 && right === 1 && info.inHeight % 2 === 0 && info.inWidth % 2 === 0 &&
@@ -208,8 +217,8 @@ function winogradConv2D(
   const [n, h, w, cin] = x.shape;
   const native = nativeKernels(backend);
   const at = (info: Info) => heapOffset(backend, info);
-  const u = backend.makeOutput([16 * cin * cout], "float32");
-  native.winograd_filter(at(filter), at(u), cin, cout, flip ? 1 : 0);
+  const kept = flip ? undefined : keptTransforms.get(filter.dataId);
+  const u = kept ?? winogradFilter(backend, filter, cin, cout, flip);
   const tilesPerImage = (h / 2) * (w / 2);
   const chunk = winogradChunk(n, tilesPerImage, cin, cout);
   const tiles = Math.ceil((chunk * tilesPerImage) / 4) * 4;
@@ -218,8 +227,50 @@ function winogradConv2D(
   const out = backend.makeOutput([n, h, w, cout], "float32");
   const bias = epilogue.bias ? at(epilogue.bias) : 0;
   native.winograd_conv3x3(at(x), at(u), at(out), at(v), at(m), bias, epilogue.relu ? 1 : 0, n, h, w, cin, cout, chunk);
-  dispose(backend, u, v, m);
+  dispose(backend, v, m);
+  if (!kept) dispose(backend, u);
   return out;
+}
+
+/** U = G g G^T of a 3x3 filter [3, 3, cin, cout] (or, with `flip`, of its input gradient's), on the heap. */
+function winogradFilter(backend: Backend, filter: Info, cin: number, cout: number, flip: boolean): Info {
+  const u = backend.makeOutput([16 * cin * cout], "float32");
+  nativeKernels(backend).winograd_filter(heapOffset(backend, filter), heapOffset(backend, u), cin, cout, flip ? 1 : 0);
+  return u;
+}
+
+/** Winograd transforms kept between calls, by their filter's data id (a changed weight has a new one). */
+const keptTransforms = new WeakMap<object, Info>();
+
+/**
+ * Keep the Winograd transform of each of a prediction model's 3x3 stride-1
+ * "same" convolution filters, so that its calls skip it and take Winograd
+ * at any batch size (transforming a 256 x 256 filter costs about a
+ * millisecond, more than the products at batch 1); `model.dispose()` frees
+ * them. For models whose weights stay as they are: a weight set anew gets a
+ * new data id, and is transformed per call again. Does nothing off the wasm
+ * backend or without our kernels.
+ */
+export function keepFilterTransforms(model: tf.LayersModel): void {
+  const backend = tf.backend() as Backend;
+  if (tf.getBackend() !== "wasm" || !registered) return;
+  const kept: Info[] = [];
+  for (const layer of model.layers) {
+    const config = layer.getConfig() as { kernelSize?: number[]; strides?: number[]; padding?: string };
+    const ones = (v?: number[]) => v?.every((d) => d === 1);
+    if (layer.getClassName() !== "Conv2D" || config.padding !== "same" || !ones(config.strides)) continue;
+    const filter = layer.getWeights()[0];
+    const [kh, kw, cin, cout] = filter.shape;
+    if (kh !== 3 || kw !== 3 || cin % 4 !== 0 || cout % 8 !== 0 || filter.dtype !== "float32") continue;
+    const u = winogradFilter(backend, filter as unknown as Info, cin, cout, false);
+    keptTransforms.set(filter.dataId, u);
+    kept.push(u);
+  }
+  const dispose = model.dispose.bind(model);
+  model.dispose = () => {
+    for (const u of kept.splice(0)) backend.disposeData(u.dataId);
+    return dispose();
+  };
 }
 
 /** The filter gradient [3, 3, cin, cout] of a convolution `winogradApplies` to, by Winograd (kernels.c). */
@@ -264,15 +315,20 @@ function conv2dKernel(fallback: tf.KernelFunc): tf.KernelFunc {
       pad,
       dimRoundingMode,
     );
-    return winogradApplies(x!, info, cin, cout)
+    const minTiles = keptTransforms.has(filter!.dataId) ? 1 : WINOGRAD_MIN_TILES;
+    return winogradApplies(x!, info, cin, cout, minTiles)
       ? winogradConv2D(args.backend, x!, filter!, cout, false, { bias, relu })
       : fallback(args as never);
   }) as unknown as tf.KernelFunc;
 }
 
+/** Whether our convolution kernels are the wasm backend's (engines without relaxed SIMD run tfjs's own). */
+let registered = false;
+
 /** Register the gradient kernels, and Winograd for the forward convolution, on the wasm backend (once). */
 export function registerConvGradientKernels(): void {
   replaceWasmKernel("Conv2D", conv2dKernel);
+  registered = true;
   replaceWasmKernel("FusedConv2D", conv2dKernel);
   replaceWasmKernel("Conv2DBackpropInput", () => conv2dBackpropInput as unknown as tf.KernelFunc);
   if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {

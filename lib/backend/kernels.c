@@ -276,10 +276,11 @@ void dropout_forward(const f32* x, f32* y, f32* mask, long size, f32 keep, unsig
 // products M = V U over the channels, and A^T M A gives the 2x2 outputs.
 // Images go in chunks whose scratch fits in the cache.
 
-// U[16][cin][cout] from a 3x3 filter: g[3][3][cin][cout], or with `flip` the
+// U[16][cout/8][cin][8] from a 3x3 filter: g[3][3][cin][cout], or with `flip` the
 // input gradient's filter g'[i][j][c][k] = g[2-i][2-j][k][c] of g[3][3][cout][cin].
-// Four output channels at a time (cout % 4 == 0): G w G^T on vectors, so each of
-// the 9 reads and 16 writes per step is contiguous.
+// Each position's matrix is stored in panels of eight output channels, so the
+// products read it in one contiguous stream. Four output channels at a time
+// (cout % 8 == 0): G w G^T on vectors, each read and write contiguous.
 EXPORT(winograd_filter)
 void winograd_filter(const f32* g, f32* u, int cin, int cout, int flip) {
   const f32x4 half = wasm_f32x4_splat(0.5f);
@@ -304,7 +305,7 @@ void winograd_filter(const f32* g, f32* u, int cin, int cout, int flip) {
         t[2][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(w[0][j], w[1][j]), w[2][j]));
         t[3][j] = w[2][j];
       }
-      f32* dst = u + (long)c * cout + k;
+      f32* dst = u + (long)(k / 8) * cin * 8 + (long)c * 8 + k % 8;
       for (int a = 0; a < 4; a++) {  // (G w) G^T
         wasm_v128_store(dst + (a * 4 + 0) * plane, t[a][0]);
         wasm_v128_store(dst + (a * 4 + 1) * plane,
@@ -372,7 +373,7 @@ static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, i
   }
 }
 
-// M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi. co % 8 == 0.
+// M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi (U in panels of 8). co % 8 == 0.
 static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_padded, int ci, int co) {
   const long blocks = tiles_padded / 4, panel = (long)ci * 4;
   __builtin_memset(m, 0, 16 * tiles_padded * co * sizeof(f32));
@@ -381,7 +382,8 @@ static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_pad
     const f32* ux = u + (long)xi * ci * co;
     f32* mx = m + (long)xi * tiles_padded * co;
     for (int k = 0; k < co; k += 8) {
-      for (long tb = 0; tb < blocks; tb++) accumulate_4x8(mx + tb * 4 * co + k, co, vx + tb * panel, 4, ux + k, co, ci);
+      const f32* uk = ux + (long)k * ci;
+      for (long tb = 0; tb < blocks; tb++) accumulate_4x8(mx + tb * 4 * co + k, co, vx + tb * panel, 4, uk, 8, ci);
     }
   }
 }

@@ -13,6 +13,7 @@ import { exists } from "../util/paths.ts";
 import { readJson, regularFile, writeFolderAtomic } from "../util/files.ts";
 import { metadataProblem } from "../core/face_pipeline.js";
 import { foldBatchNorm } from "../core/fold.js";
+import { keepFilterTransforms } from "../backend/conv.ts";
 
 /** What a model folder says about how to use the model. */
 export interface ModelMetadata {
@@ -161,7 +162,8 @@ export interface LoadedModel {
 /**
  * Load a model folder saved by `saveModel` (one call; the backend must be
  * initialised). With `fold`, for prediction only: BatchNorm folded into the
- * convolutions (`foldBatchNorm`), the same probabilities in fewer kernels.
+ * convolutions (`foldBatchNorm`), the same probabilities in fewer kernels,
+ * each filter's Winograd transform kept between calls (`keepFilterTransforms`).
  */
 export async function loadModel(dir: string, { fold = false } = {}): Promise<LoadedModel> {
   if (!exists(join(dir, "model.json"))) {
@@ -219,6 +221,7 @@ export async function loadModel(dir: string, { fold = false } = {}): Promise<Loa
   if (!fold) return { model, metadata, dir };
   const folded = foldBatchNorm(tf, model) as tf.LayersModel;
   model.dispose();
+  keepFilterTransforms(folded);
   return { model: folded, metadata, dir };
 }
 

@@ -1,7 +1,9 @@
 import { assert } from "../assert.ts";
 import { initBackend, tf } from "../../lib/backend/backend.ts";
-import { ARCHITECTURES } from "../../lib/model/architectures.ts";
+import { ARCHITECTURES, buildModel } from "../../lib/model/architectures.ts";
 import { filterGradientKernel } from "../../lib/core/filter_gradient.js";
+import { foldBatchNorm } from "../../lib/core/fold.js";
+import { keepFilterTransforms } from "../../lib/backend/conv.ts";
 
 /** dx and dw of sum(conv2d(x, w) * dy) on the active backend. */
 type Shape4 = [number, number, number, number];
@@ -154,3 +156,38 @@ for (
     }
   });
 }
+
+Deno.test("kept filter transforms: a folded net predicts as with per-call transforms (batch 1, 6x6 maps included, and 5), a weight set anew is transformed anew, and dispose frees them", async () => {
+  await initBackend();
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const start = backend.numDataIds();
+  const model = buildModel("medium", 48, 3);
+  const plain = foldBatchNorm(tf, model) as tf.LayersModel, kept = foldBatchNorm(tf, model) as tf.LayersModel;
+  model.dispose();
+  const ids = backend.numDataIds();
+  keepFilterTransforms(kept);
+  assert.equal(
+    backend.numDataIds() - ids,
+    7,
+    "every 3x3 convolution but the first (one input channel) keeps its transform",
+  );
+  const compare = (label: string) => {
+    for (const n of [1, 5]) {
+      const [a, b] = tf.tidy(() => {
+        const x = tf.randomUniform([n, 48, 48, 1], 0, 1, "float32", n);
+        return [plain, kept].map((m) => (m.predict(x) as tf.Tensor).dataSync());
+      });
+      for (let i = 0; i < a.length; i++) {
+        assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `${label}, batch ${n}: ${a[i]} vs ${b[i]}`);
+      }
+    }
+  };
+  compare("as folded");
+  const conv = (m: tf.LayersModel) => m.layers.filter((l) => l.getClassName() === "Conv2D")[3];
+  const weights = conv(plain).getWeights().map((w) => tf.mul(w, 1.5));
+  conv(plain).setWeights(weights), conv(kept).setWeights(weights);
+  tf.dispose(weights);
+  compare("one filter set anew");
+  plain.dispose(), kept.dispose();
+  assert.equal(backend.numDataIds(), start, "dispose frees the weights and the kept transforms");
+});
