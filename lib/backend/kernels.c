@@ -43,6 +43,24 @@ static inline void accumulate_4x8(f32* d, int ld, const f32* x, long xs, const f
   wasm_v128_store(d + 3 * ld, a30), wasm_v128_store(d + 3 * ld + 4, a31);
 }
 
+// The micro-kernel's one-row case, for a last block of tiles holding one: 8 sums at d gain
+// x[t * xs] * g[t * gs .. + 8] over `count` pairs, two pairs at a time in four independent sums.
+static inline void accumulate_1x8(f32* d, const f32* x, long xs, const f32* g, long gs, long count) {
+  f32x4 a0 = wasm_v128_load(d), a1 = wasm_v128_load(d + 4);
+  f32x4 b0 = wasm_f32x4_splat(0.0f), b1 = b0;
+  long t = 0;
+  for (; t + 1 < count; t += 2, x += 2 * xs, g += 2 * gs) {
+    const f32x4 x0 = wasm_v128_load32_splat(x), x1 = wasm_v128_load32_splat(x + xs);
+    a0 = MADD(a0, x0, wasm_v128_load(g)), a1 = MADD(a1, x0, wasm_v128_load(g + 4));
+    b0 = MADD(b0, x1, wasm_v128_load(g + gs)), b1 = MADD(b1, x1, wasm_v128_load(g + gs + 4));
+  }
+  if (t < count) {
+    const f32x4 x0 = wasm_v128_load32_splat(x);
+    a0 = MADD(a0, x0, wasm_v128_load(g)), a1 = MADD(a1, x0, wasm_v128_load(g + 4));
+  }
+  wasm_v128_store(d, wasm_f32x4_add(a0, b0)), wasm_v128_store(d + 4, wasm_f32x4_add(a1, b1));
+}
+
 // Filter gradient of a stride-1, channels-last 2-D convolution, added into dw:
 //   dw[i][j][c][k] += sum_{b,o,q} x[b][o+i-pt][q+j-pl][c] * dy[b][o][q][k]
 // Needs co % 8 == 0. Four input channels (taps) by eight output channels are
@@ -374,8 +392,9 @@ static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, i
 }
 
 // M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi (U in panels of 8). co % 8 == 0.
-static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_padded, int ci, int co) {
-  const long blocks = tiles_padded / 4, panel = (long)ci * 4;
+// A last block holding one tile (a 6x6 map at batch 1: 9 tiles) takes the one-row kernel.
+static void winograd_products(const f32* v, const f32* u, f32* m, long tiles, long tiles_padded, int ci, int co) {
+  const long blocks = tiles_padded / 4, panel = (long)ci * 4, full = tiles % 4 == 1 ? blocks - 1 : blocks;
   __builtin_memset(m, 0, 16 * tiles_padded * co * sizeof(f32));
   for (int xi = 0; xi < 16; xi++) {
     const f32* vx = v + (long)xi * blocks * panel;
@@ -383,7 +402,8 @@ static void winograd_products(const f32* v, const f32* u, f32* m, long tiles_pad
     f32* mx = m + (long)xi * tiles_padded * co;
     for (int k = 0; k < co; k += 8) {
       const f32* uk = ux + (long)k * ci;
-      for (long tb = 0; tb < blocks; tb++) accumulate_4x8(mx + tb * 4 * co + k, co, vx + tb * panel, 4, uk, 8, ci);
+      for (long tb = 0; tb < full; tb++) accumulate_4x8(mx + tb * 4 * co + k, co, vx + tb * panel, 4, uk, 8, ci);
+      if (full < blocks) accumulate_1x8(mx + full * 4 * co + k, vx + full * panel, 4, uk, 8, ci);
     }
   }
 }
@@ -431,9 +451,9 @@ void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, cons
                       int w, int ci, int co, int chunk) {
   for (int b0 = 0; b0 < n; b0 += chunk) {
     const int nb = b0 + chunk <= n ? chunk : n - b0;
-    const long tiles_padded = ((long)nb * (h / 2) * (w / 2) + 3) / 4 * 4;
+    const long tiles = (long)nb * (h / 2) * (w / 2), tiles_padded = (tiles + 3) / 4 * 4;
     winograd_input(x, v, b0, nb, h, w, ci, tiles_padded);
-    winograd_products(v, u, m, tiles_padded, ci, co);
+    winograd_products(v, u, m, tiles, tiles_padded, ci, co);
     winograd_output(m, out, bias, relu, b0, nb, h, w, co, tiles_padded);
   }
 }

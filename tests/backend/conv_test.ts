@@ -36,6 +36,8 @@ const CASES: [number, number, number, number, number, "same" | "valid"][] = [
   [3, 48, 1, 16, 1, "same"],
   [2, 12, 16, 32, 1, "same"],
   [8, 6, 8, 16, 1, "same"], // a 6x6 map over enough images for Winograd (at batch 2 it takes XNNPACK)
+  [5, 6, 8, 16, 1, "same"], // 45 tiles: a last block of one tile (the one-row kernel)
+  [7, 6, 16, 8, 1, "same"], // 63 tiles: a last block of three
   [2, 6, 8, 8, 1, "valid"],
   [2, 11, 4, 6, 2, "same"],
   [2, 12, 4, 6, 2, "same"],
