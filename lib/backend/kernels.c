@@ -391,12 +391,14 @@ static void winograd_input(const f32* x, f32* v, int b0, int nb, int h, int w, i
   }
 }
 
-// M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the 16 positions xi (U in panels of 8). co % 8 == 0.
-// A last block holding one tile (a 6x6 map at batch 1: 9 tiles) takes the one-row kernel.
-static void winograd_products(const f32* v, const f32* u, f32* m, long tiles, long tiles_padded, int ci, int co) {
+// M[xi][t][k] = sum_c V[xi][t][c] U[xi][c][k] for the transformed positions xi (16 for F(2x2, 3x3),
+// 36 for F(4x4, 3x3); U in panels of 8). co % 8 == 0. A last block holding one tile (a 6x6 map at
+// batch 1: 9 tiles) takes the one-row kernel.
+static void winograd_products(const f32* v, const f32* u, f32* m, long tiles, long tiles_padded, int ci, int co,
+                              int positions) {
   const long blocks = tiles_padded / 4, panel = (long)ci * 4, full = tiles % 4 == 1 ? blocks - 1 : blocks;
-  __builtin_memset(m, 0, 16 * tiles_padded * co * sizeof(f32));
-  for (int xi = 0; xi < 16; xi++) {
+  __builtin_memset(m, 0, positions * tiles_padded * co * sizeof(f32));
+  for (int xi = 0; xi < positions; xi++) {
     const f32* vx = v + (long)xi * blocks * panel;
     const f32* ux = u + (long)xi * ci * co;
     f32* mx = m + (long)xi * tiles_padded * co;
@@ -453,8 +455,175 @@ void winograd_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, cons
     const int nb = b0 + chunk <= n ? chunk : n - b0;
     const long tiles = (long)nb * (h / 2) * (w / 2), tiles_padded = (tiles + 3) / 4 * 4;
     winograd_input(x, v, b0, nb, h, w, ci, tiles_padded);
-    winograd_products(v, u, m, tiles, tiles_padded, ci, co);
+    winograd_products(v, u, m, tiles, tiles_padded, ci, co, 16);
     winograd_output(m, out, bias, relu, b0, nb, h, w, co, tiles_padded);
+  }
+}
+
+// The same convolution by F(4x4, 3x3) (Lavin & Gray 2016, points 0, +-1, +-2): each 4x4 block of
+// outputs costs 36 multiply-adds per input and output channel, against 64 for four F(2x2) tiles,
+// for larger transforms. For prediction, where the filter's transform is kept between calls.
+
+// U[36][cout/8][cin][8] = G g G^T of a 3x3 filter g[3][3][cin][cout], in panels of eight output
+// channels as winograd_filter's. cout % 8 == 0.
+EXPORT(winograd4_filter)
+void winograd4_filter(const f32* g, f32* u, int cin, int cout) {
+  const long plane = (long)cin * cout;
+  const f32x4 c4 = wasm_f32x4_splat(1.0f / 4), c6 = wasm_f32x4_splat(1.0f / 6), c12 = wasm_f32x4_splat(1.0f / 12),
+              c24 = wasm_f32x4_splat(1.0f / 24);
+  for (int c = 0; c < cin; c++) {
+    for (int k = 0; k < cout; k += 4) {
+      f32x4 w[3][3], t[6][3];
+      #pragma unroll
+      for (int i = 0; i < 3; i++) {
+        #pragma unroll
+        for (int j = 0; j < 3; j++) w[i][j] = wasm_v128_load(g + (i * 3 + j) * plane + (long)c * cout + k);
+      }
+      #pragma unroll
+      for (int j = 0; j < 3; j++) {  // G w
+        const f32x4 a = w[0][j], b = w[1][j], d = w[2][j];
+        t[0][j] = wasm_f32x4_mul(a, c4);
+        t[1][j] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(wasm_f32x4_add(a, b), d), c6));
+        t[2][j] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(wasm_f32x4_sub(a, b), d), c6));
+        const f32x4 even = wasm_f32x4_add(wasm_f32x4_mul(a, c24), wasm_f32x4_mul(d, c6)), odd = wasm_f32x4_mul(b, c12);
+        t[3][j] = wasm_f32x4_add(even, odd);
+        t[4][j] = wasm_f32x4_sub(even, odd);
+        t[5][j] = d;
+      }
+      f32* dst = u + (long)(k / 8) * cin * 8 + (long)c * 8 + k % 8;
+      #pragma unroll
+      for (int r = 0; r < 6; r++) {  // (G w) G^T
+        const f32x4 a = t[r][0], b = t[r][1], d = t[r][2];
+        const f32x4 even = wasm_f32x4_add(wasm_f32x4_mul(a, c24), wasm_f32x4_mul(d, c6)), odd = wasm_f32x4_mul(b, c12);
+        wasm_v128_store(dst + (r * 6 + 0) * plane, wasm_f32x4_mul(a, c4));
+        wasm_v128_store(dst + (r * 6 + 1) * plane,
+                        wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(wasm_f32x4_add(a, b), d), c6)));
+        wasm_v128_store(dst + (r * 6 + 2) * plane,
+                        wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(wasm_f32x4_sub(a, b), d), c6)));
+        wasm_v128_store(dst + (r * 6 + 3) * plane, wasm_f32x4_add(even, odd));
+        wasm_v128_store(dst + (r * 6 + 4) * plane, wasm_f32x4_sub(even, odd));
+        wasm_v128_store(dst + (r * 6 + 5) * plane, d);
+      }
+    }
+  }
+}
+
+// e = B^T d for one column (or row) of six: F(4x4, 3x3)'s input transform.
+static inline __attribute__((always_inline)) void winograd4_b(const f32x4 d[6], f32x4 e[6]) {
+  const f32x4 four = wasm_f32x4_splat(4.0f), five = wasm_f32x4_splat(5.0f), two = wasm_f32x4_splat(2.0f);
+  const f32x4 p = wasm_f32x4_sub(d[4], wasm_f32x4_mul(four, d[2])), q = wasm_f32x4_sub(d[3], wasm_f32x4_mul(four, d[1]));
+  const f32x4 r = wasm_f32x4_sub(d[4], d[2]), s = wasm_f32x4_mul(two, wasm_f32x4_sub(d[3], d[1]));
+  e[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d[0]), wasm_f32x4_mul(five, d[2])), d[4]);
+  e[1] = wasm_f32x4_add(p, q);
+  e[2] = wasm_f32x4_sub(p, q);
+  e[3] = wasm_f32x4_add(r, s);
+  e[4] = wasm_f32x4_sub(r, s);
+  e[5] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d[1]), wasm_f32x4_mul(five, d[3])), d[5]);
+}
+
+// V[36][tiles/4][ci][4] of the 4x4-output tiles of images b0..b0+nb (rows past `tiles` zeroed); each
+// tile reads the 6x6 input patch at (4 ty - 1, 4 tx - 1), zero outside the image. ci % 4 == 0.
+static void winograd4_input(const f32* x, f32* v, int b0, int nb, int h, int w, int ci, long tiles_padded) {
+  const int th = h / 4, tw = w / 4;
+  const long tiles = (long)nb * th * tw, panel = (long)ci * 4;
+  const f32x4 zero = wasm_f32x4_splat(0);
+  for (long t = 0; t < tiles_padded; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const int y0 = 4 * (int)(r / tw) - 1, x0 = 4 * (int)(r % tw) - 1;
+    f32* vt = v + (t / 4) * panel + t % 4;
+    for (int c = 0; c < ci; c += 4) {
+      f32x4 col[6], s[6][6], row[6], e[6];
+      #pragma unroll
+      for (int j = 0; j < 6; j++) {  // s = B^T d, a column at a time
+        #pragma unroll
+        for (int i = 0; i < 6; i++) {
+          const int yy = y0 + i, xx = x0 + j;
+          col[i] = t < tiles && yy >= 0 && yy < h && xx >= 0 && xx < w
+                     ? wasm_v128_load(x + ((b * h + yy) * w + xx) * ci + c)
+                     : zero;
+        }
+        winograd4_b(col, e);
+        #pragma unroll
+        for (int i = 0; i < 6; i++) s[i][j] = e[i];
+      }
+      #pragma unroll
+      for (int a = 0; a < 6; a++) {  // (B^T d) B, a row at a time
+        #pragma unroll
+        for (int j = 0; j < 6; j++) row[j] = s[a][j];
+        winograd4_b(row, e);
+        #pragma unroll
+        for (int bb = 0; bb < 6; bb++) {  // scattered: lane l is channel c + l
+          f32* dst = vt + (long)(a * 6 + bb) * (tiles_padded / 4) * panel + (long)c * 4;
+          dst[0] = wasm_f32x4_extract_lane(e[bb], 0);
+          dst[4] = wasm_f32x4_extract_lane(e[bb], 1);
+          dst[8] = wasm_f32x4_extract_lane(e[bb], 2);
+          dst[12] = wasm_f32x4_extract_lane(e[bb], 3);
+        }
+      }
+    }
+  }
+}
+
+// y = A^T q for one column (or row) of six: F(4x4, 3x3)'s output transform.
+static inline __attribute__((always_inline)) void winograd4_a(const f32x4 q[6], f32x4 y[4]) {
+  const f32x4 two = wasm_f32x4_splat(2.0f), four = wasm_f32x4_splat(4.0f), eight = wasm_f32x4_splat(8.0f);
+  const f32x4 sum12 = wasm_f32x4_add(q[1], q[2]), dif12 = wasm_f32x4_sub(q[1], q[2]);
+  const f32x4 sum34 = wasm_f32x4_add(q[3], q[4]), dif34 = wasm_f32x4_sub(q[3], q[4]);
+  y[0] = wasm_f32x4_add(wasm_f32x4_add(q[0], sum12), sum34);
+  y[1] = wasm_f32x4_add(dif12, wasm_f32x4_mul(two, dif34));
+  y[2] = wasm_f32x4_add(sum12, wasm_f32x4_mul(four, sum34));
+  y[3] = wasm_f32x4_add(wasm_f32x4_add(dif12, wasm_f32x4_mul(eight, dif34)), q[5]);
+}
+
+// The 4x4 outputs A^T M A of each tile of images b0..b0+nb, into out [n][h][w][co], plus bias [co]
+// when bias is not null, then max(0, .) when relu. h % 4 == 0, w % 4 == 0.
+static void winograd4_output(const f32* m, f32* out, const f32* bias, int relu, int b0, int nb, int h, int w, int co,
+                             long tiles_padded) {
+  const int th = h / 4, tw = w / 4;
+  const long tiles = (long)nb * th * tw, plane = tiles_padded * co;
+  for (long t = 0; t < tiles; t++) {
+    const long b = b0 + t / ((long)th * tw), r = t % ((long)th * tw);
+    const int y0 = 4 * (int)(r / tw), x0 = 4 * (int)(r % tw);
+    const f32* mt = m + t * co;
+    f32* o = out + ((b * h + y0) * w + x0) * co;
+    for (int k = 0; k < co; k += 4) {
+      f32x4 col[6], s[4][6], row[6], y[4];
+      #pragma unroll
+      for (int j = 0; j < 6; j++) {  // s = A^T q, a column at a time
+        #pragma unroll
+        for (int i = 0; i < 6; i++) col[i] = wasm_v128_load(mt + (i * 6 + j) * plane + k);
+        winograd4_a(col, y);
+        #pragma unroll
+        for (int i = 0; i < 4; i++) s[i][j] = y[i];
+      }
+      const f32x4 shift = bias ? wasm_v128_load(bias + k) : wasm_f32x4_splat(0.0f);
+      const f32x4 low = wasm_f32x4_splat(relu ? 0.0f : -__builtin_inff());
+      #pragma unroll
+      for (int i = 0; i < 4; i++) {  // (A^T q) A, shifted and clamped
+        #pragma unroll
+        for (int j = 0; j < 6; j++) row[j] = s[i][j];
+        winograd4_a(row, y);
+        f32* line = o + (long)i * w * co + k;
+        #pragma unroll
+        for (int j = 0; j < 4; j++) wasm_v128_store(line + (long)j * co, wasm_f32x4_pmax(wasm_f32x4_add(y[j], shift), low));
+      }
+    }
+  }
+}
+
+// out = conv3x3_same(x, filter) by F(4x4, 3x3) with u = winograd4_filter(filter), plus bias [co]
+// when bias is not null, then ReLU when relu. x [n][h][w][ci], h % 4 == 0, w % 4 == 0, ci % 4 == 0,
+// co % 8 == 0. Scratch v: 36 * P * ci floats and m: 36 * P * co floats, where P = the 4x4 tiles of
+// `chunk` images, rounded up to a multiple of 4.
+EXPORT(winograd4_conv3x3)
+void winograd4_conv3x3(const f32* x, const f32* u, f32* out, f32* v, f32* m, const f32* bias, int relu, int n, int h,
+                       int w, int ci, int co, int chunk) {
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    const int nb = b0 + chunk <= n ? chunk : n - b0;
+    const long tiles = (long)nb * (h / 4) * (w / 4), tiles_padded = (tiles + 3) / 4 * 4;
+    winograd4_input(x, v, b0, nb, h, w, ci, tiles_padded);
+    winograd_products(v, u, m, tiles, tiles_padded, ci, co, 36);
+    winograd4_output(m, out, bias, relu, b0, nb, h, w, co, tiles_padded);
   }
 }
 

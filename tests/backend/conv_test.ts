@@ -193,3 +193,32 @@ Deno.test("kept filter transforms: a folded net predicts as with per-call transf
   plain.dispose(), kept.dispose();
   assert.equal(backend.numDataIds(), start, "dispose frees the weights and the kept transforms");
 });
+
+// A kept transform is F(4x4, 3x3)'s where the map divides into 4x4 blocks (9 tiles at 12x12: a last block of one).
+for (const [n, size, cin, cout] of [[1, 48, 24, 24], [1, 12, 112, 112], [3, 24, 24, 48], [2, 8, 16, 8]] as const) {
+  Deno.test(`a folded convolution with its F(4x4, 3x3) transform kept matches the cpu backend: ${n}x${size}x${size}x${cin}->${cout}`, async () => {
+    await initBackend();
+    const input = tf.input({ shape: [size, size, cin] });
+    const layer = tf.layers.conv2d({ filters: cout, kernelSize: 3, padding: "same", activation: "relu" });
+    const model = tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor });
+    const [w, b] = [random(9 * cin * cout, 7), random(cout, 8)];
+    model.setWeights([tf.tensor(w, [3, 3, cin, cout]), tf.tensor1d(b)]);
+    const xs: Shape4 = [n, size, size, cin], x = random(xs.reduce((p, q) => p * q), 9);
+    keepFilterTransforms(model);
+    const got = tf.tidy(() => (model.predict(tf.tensor(x, xs)) as tf.Tensor).dataSync() as Float32Array);
+    model.dispose();
+    await tf.setBackend("cpu");
+    const want = tf.tidy(() =>
+      tf.relu(
+        tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(w, [3, 3, cin, cout]) as tf.Tensor4D, 1, "same").add(
+          tf.tensor1d(b),
+        ),
+      ).dataSync() as Float32Array
+    );
+    await tf.setBackend("wasm");
+    const scale = want.reduce((m: number, v: number) => Math.max(m, Math.abs(v)), 1);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `y[${i}]: ${got[i]} vs ${want[i]}`);
+    }
+  });
+}
