@@ -82,21 +82,7 @@ export interface NativeKernels {
     chunk: number,
   ): void;
   winograd4_filter(g: number, u: number, cin: number, cout: number): void;
-  winograd4_conv3x3(
-    x: number,
-    u: number,
-    out: number,
-    v: number,
-    m: number,
-    bias: number,
-    relu: number,
-    n: number,
-    h: number,
-    w: number,
-    ci: number,
-    co: number,
-    chunk: number,
-  ): void;
+  winograd4_conv3x3: NativeKernels["winograd_conv3x3"];
   winograd_conv3x3(
     x: number,
     u: number,
