@@ -262,24 +262,31 @@ const keptTransforms = new WeakMap<object, { u: Info; tile: 2 | 4 }>();
  * "same" convolution filters, so that its calls skip it and take Winograd
  * at any batch size (transforming a 256 x 256 filter costs about a
  * millisecond, more than the products at batch 1): F(4x4, 3x3)'s where the
- * layer's maps divide into 4x4 blocks, else F(2x2, 3x3)'s;
- * `model.dispose()` frees them. For models whose weights stay as they are: a weight set anew gets a
- * new data id, and is transformed per call again. Does nothing off the wasm
- * backend or without our kernels.
+ * layer's maps divide into 4x4 blocks, else F(2x2, 3x3)'s (the
+ * convolutions `winogradApplies` to); `model.dispose()` frees them. For
+ * models whose weights stay as they are: a weight set anew gets a new data
+ * id, and is transformed per call again. Does nothing off the wasm backend
+ * or without our kernels.
  */
 export function keepFilterTransforms(model: tf.LayersModel): void {
   const backend = tf.backend() as Backend;
   if (tf.getBackend() !== "wasm" || !registered) return;
   const kept: Info[] = [];
   for (const layer of model.layers) {
-    const config = layer.getConfig() as { kernelSize?: number[]; strides?: number[]; padding?: string };
-    const ones = (v?: number[]) => v?.every((d) => d === 1);
-    if (layer.getClassName() !== "Conv2D" || config.padding !== "same" || !ones(config.strides)) continue;
+    if (layer.getClassName() !== "Conv2D") continue;
+    const { strides, dilationRate, padding } = layer.getConfig() as {
+      strides: [number, number];
+      dilationRate: [number, number];
+      padding: "same" | "valid";
+    };
     const filter = layer.getWeights()[0];
     const [kh, kw, cin, cout] = filter.shape;
-    if (kh !== 3 || kw !== 3 || cin % 4 !== 0 || cout % 8 !== 0 || filter.dtype !== "float32") continue;
     const [, h, w] = (layer.input as tf.SymbolicTensor).shape;
-    const tile = h && w && h % 4 === 0 && w % 4 === 0 ? 4 : 2;
+    if (!h || !w || filter.dtype !== "float32") continue;
+    const x = { shape: [1, h, w, cin], dtype: "float32" } as unknown as Info;
+    const info = tf.backend_util.computeConv2DInfo([1, h, w, cin], [kh, kw, cin, cout], strides, dilationRate, padding);
+    if (!winogradApplies(x, info, cin, cout, 1)) continue; // the calls would not take Winograd
+    const tile = h % 4 === 0 && w % 4 === 0 ? 4 : 2;
     const u = tile === 4
       ? winograd4Filter(backend, filter as unknown as Info, cin, cout)
       : winogradFilter(backend, filter as unknown as Info, cin, cout, false);
